@@ -1,0 +1,220 @@
+"""Kube API: the one module of the core that talks to the Kubernetes API server.
+
+Everything goes through the official ``kubernetes`` client's ``ApiClient`` (configuration, auth,
+TLS, connection pooling); responses are read as plain JSON dicts, which is all the functions
+need and much cheaper than the client's model classes. ``kubernetes`` is imported on first
+connect, not at import time, so functions that never reach the API do not pay for it.
+
+Errors come back as the small hierarchy below, so callers can tell "already gone"
+(NotFoundError), "already there / changed underneath" (ConflictError), "can never work"
+(InvalidError) and "try again" (TransientError) apart without knowing the client's exceptions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from amtd import GROUP, VERSION
+
+Object = dict[str, Any]
+RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class ApiError(Exception):
+    """An answer from the API server that is not a success."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+class NotFoundError(ApiError):
+    """404: the object (or its namespace, or its kind) does not exist."""
+
+
+class ConflictError(ApiError):
+    """409: AlreadyExists on create, or a stale resourceVersion / uid precondition."""
+
+
+class InvalidError(ApiError):
+    """400/403/422: the request can never succeed as it is."""
+
+
+class TransientError(ApiError):
+    """5xx, 429 or no answer at all: worth retrying later."""
+
+
+@dataclass(frozen=True)
+class Resource:
+    """Where a kind lives in the REST API."""
+
+    group: str
+    version: str
+    plural: str
+    namespaced: bool
+
+    def path(self, namespace: str | None = None, name: str | None = None, sub: str = "") -> str:
+        """The URL path for a collection, an object, or an object's subresource."""
+        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if self.namespaced and namespace:
+            base += f"/namespaces/{namespace}"
+        base += f"/{self.plural}"
+        if name:
+            base += f"/{name}"
+        return f"{base}/{sub}" if sub else base
+
+
+PODS = Resource("", "v1", "pods", namespaced=True)
+EVENTS = Resource("", "v1", "events", namespaced=True)
+NETWORK_POLICIES = Resource("networking.k8s.io", "v1", "networkpolicies", namespaced=True)
+SECURITY_EVENTS = Resource(GROUP, VERSION, "securityevents", namespaced=False)
+POLICIES = Resource(GROUP, VERSION, "adaptivemovingtargetdefenses", namespaced=True)
+
+PATCH_TYPES = {
+    "merge": "application/merge-patch+json",
+    "json": "application/json-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
+}
+
+
+def load_client_configuration() -> Any:
+    """In-cluster config when running in a pod, else the kubeconfig ($KUBECONFIG)."""
+    from kubernetes import client, config  # deferred: ~0.5 s of imports
+
+    configuration = client.Configuration()
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    else:
+        config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    return configuration
+
+
+class Cluster:
+    """A connection to one API server; thread-safe (the client pools connections)."""
+
+    def __init__(self, api_client: Any) -> None:
+        self.api_client = api_client
+
+    @classmethod
+    def connect(cls) -> Cluster:
+        """Connect with the configuration of :func:`load_client_configuration`."""
+        from kubernetes import client
+
+        return cls(client.ApiClient(load_client_configuration()))
+
+    def request(self, method: str, path: str, body: Any = None, **options: Any) -> Object:
+        """One API call; returns the decoded JSON answer or raises an :class:`ApiError`."""
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        headers = {"Accept": "application/json", "Content-Type": options.pop("content_type", None)}
+        try:
+            response = self.api_client.call_api(
+                path, method, query_params=list(options.pop("query", {}).items()),
+                header_params={k: v for k, v in headers.items() if v}, body=body,
+                auth_settings=["BearerToken"], _preload_content=False,
+                _request_timeout=options.pop("timeout", 30),
+            )  # fmt: skip
+        except ApiException as error:
+            raise translate_error(error.status or 0, error.reason or "", error.body) from None
+        except HTTPError as error:
+            raise TransientError(0, "Unreachable", str(error)) from None
+        answer: Object = json.loads(response[0].data or b"{}")
+        return answer
+
+    def get(self, resource: Resource, name: str, namespace: str | None = None) -> Object:
+        """Read one object; raises NotFoundError."""
+        return self.request("GET", resource.path(namespace, name))
+
+    def find(self, resource: Resource, name: str, namespace: str | None = None) -> Object | None:
+        """Read one object, or None when it does not exist."""
+        try:
+            return self.get(resource, name, namespace)
+        except NotFoundError:
+            return None
+
+    def list(
+        self, resource: Resource, namespace: str | None = None, **selectors: str
+    ) -> list[Object]:
+        """List objects, optionally by ``label_selector=`` / ``field_selector=``."""
+        query = {key.replace("_s", "S"): value for key, value in selectors.items() if value}
+        items: list[Object] = self.request("GET", resource.path(namespace), query=query)["items"]
+        return items
+
+    def create(self, resource: Resource, body: Object, namespace: str | None = None) -> Object:
+        """Create an object; raises ConflictError (AlreadyExists) when the name is taken."""
+        return self.request("POST", resource.path(namespace), body)
+
+    def patch(
+        self, resource: Resource, name: str, patch: Any, namespace: str | None = None,
+        kind: str = "merge", sub: str = "",
+    ) -> Object:  # fmt: skip
+        """Patch an object (``kind``: merge, json or strategic)."""
+        path = resource.path(namespace, name, sub)
+        return self.request("PATCH", path, patch, content_type=PATCH_TYPES[kind])
+
+    def replace(self, resource: Resource, body: Object, sub: str = "") -> Object:
+        """PUT an object back; raises ConflictError if its resourceVersion is stale."""
+        meta = body["metadata"]
+        return self.request("PUT", resource.path(meta.get("namespace"), meta["name"], sub), body)
+
+    def delete(
+        self, resource: Resource, name: str, namespace: str | None = None,
+        uid: str | None = None, grace_period_seconds: int | None = None,
+    ) -> Object:  # fmt: skip
+        """Delete an object; with ``uid``, only that incarnation (else ConflictError)."""
+        options: Object = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        if uid:
+            options["preconditions"] = {"uid": uid}
+        if grace_period_seconds is not None:
+            options["gracePeriodSeconds"] = grace_period_seconds
+        return self.request("DELETE", resource.path(namespace, name), options)
+
+    def mutate_status(
+        self, resource: Resource, name: str, mutate: Callable[[Object], Object | None],
+        namespace: str | None = None, attempts: int = 8,
+    ) -> Object | None:  # fmt: skip
+        """Read, compute a new status with ``mutate`` (pure; None = no change), write it back.
+
+        Optimistic concurrency: a 409 from a concurrent writer re-reads and recomputes, so no
+        writer's record is lost. Returns the written object, or None when nothing changed.
+        """
+        for _ in range(attempts):
+            current = self.get(resource, name, namespace)
+            status = mutate(current)
+            if status is None:
+                return None
+            try:
+                return self.replace(resource, {**current, "status": status}, sub="status")
+            except ConflictError:
+                continue
+        raise TransientError(
+            409, "Conflict", f"status of {name} kept changing; gave up after retries"
+        )
+
+
+def translate_error(status: int, reason: str, body: Any) -> ApiError:
+    """Map an HTTP error answer to the matching :class:`ApiError` subclass."""
+    message = read_status_message(body) or reason
+    if status == 404:
+        return NotFoundError(status, "NotFound", message)
+    if status == 409:
+        return ConflictError(status, "Conflict", message)
+    if status in RETRIED_STATUSES or status == 0:
+        return TransientError(status, reason or "Unavailable", message)
+    return InvalidError(status, reason or "Invalid", message)
+
+
+def read_status_message(body: Any) -> str:
+    """The ``message`` of a Kubernetes Status body, when there is one."""
+    try:
+        decoded = json.loads(body) if body else {}
+    except (TypeError, ValueError):
+        return str(body or "")[:300]
+    return str(decoded.get("message", "")) if isinstance(decoded, dict) else ""
