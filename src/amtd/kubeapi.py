@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -197,6 +198,27 @@ class Cluster:
         raise TransientError(
             409, "Conflict", f"status of {name} kept changing; gave up after retries"
         )
+
+
+_SHARED: list[Cluster] = []
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_cluster() -> Cluster:
+    """The process's one connection, made on first use (functions serve many threads)."""
+    with _SHARED_LOCK:
+        if not _SHARED:
+            _SHARED.append(Cluster.connect())
+        return _SHARED[0]
+
+
+def is_configurable() -> bool:
+    """Readiness: whether a client configuration can be loaded here."""
+    try:
+        shared_cluster()
+    except Exception:  # any config error means "not ready", never a crash
+        return False
+    return True
 
 
 def translate_error(status: int, reason: str, body: Any) -> ApiError:
