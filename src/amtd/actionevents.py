@@ -8,17 +8,20 @@ executor performs only its own steps. Ids are deterministic so redeliveries are 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from amtd.deciding import is_executable_decision
 from amtd.securityevents import Decision, Execution
 
 ACTION_REQUESTED = "com.r6security.amtd.action.requested.v1"
 ACTION_COMPLETED = "com.r6security.amtd.action.completed.v1"
 MATCHER_SOURCE = "/amtd/matcher"
 ROUTED_ACTIONS = ("delete", "quarantine")
+MAX_LISTED_TARGETS_LENGTH = 200
 
 
 def executor_source(action: str) -> str:
@@ -90,9 +93,31 @@ class ActionCompletion(BaseModel):
     executions: list[Execution]
 
 
+def make_action_request(
+    ref: SecurityEventRef, decisions: Sequence[Decision], executions: Sequence[Execution]
+) -> ActionRequest | None:
+    """The request for every step an executor must perform and has not yet recorded (pure).
+
+    Built from recorded decisions, it is the same event (same id) whenever it is rebuilt, so a
+    redelivered SecurityEvent re-emits exactly what the executors may have missed.
+    """
+    done = {execution.step_id for execution in executions}
+    steps = [
+        ActionStep.from_decision(decision)
+        for decision in decisions
+        if is_executable_decision(decision) and decision.step_id not in done
+    ]
+    return ActionRequest(security_event=ref, steps=steps) if steps else None
+
+
 def make_request_id(ref: SecurityEventRef, steps: Sequence[ActionStep]) -> str:
-    """Deterministic event id: SecurityEvent uid + generation + targets."""
+    """Deterministic event id: SecurityEvent uid + generation + targets.
+
+    With many targets the list is replaced by its hash, so the ``ce-id`` header stays short.
+    """
     targets = ",".join(sorted(step.target for step in steps))
+    if len(targets) > MAX_LISTED_TARGETS_LENGTH:
+        targets = "sha256:" + hashlib.sha256(targets.encode()).hexdigest()[:32]
     return f"{ref.uid}/{ref.generation}/{targets}"
 
 

@@ -71,11 +71,8 @@ class Action(BaseModel):
                     f"unknown action {value!r}; expected one of {', '.join(ACTION_KINDS)}"
                 )
             return {value: {}}
-        if isinstance(value, dict) and len(value) != 1:
-            keys = ", ".join(sorted(value)) or "none"
-            raise ValueError(
-                f"an action names exactly one of {', '.join(ACTION_KINDS)}; this one names {keys}"
-            )
+        if isinstance(value, dict):
+            check_action_keys(value)
         return value
 
     @property
@@ -97,6 +94,26 @@ class Action(BaseModel):
         """The action's parameters as they appear in YAML."""
         chosen = self.parameters_of(self.kind)
         return chosen.model_dump(by_alias=True, exclude_none=True) if chosen else {}
+
+
+def check_action_keys(value: dict[Any, Any]) -> None:
+    """Raise ValueError unless the action object names exactly one known action with an object.
+
+    YAML ``delete:`` with nothing after it is null; the API server prunes that and then rejects
+    the empty action, so it is refused here too, with the fix in the message.
+    """
+    if len(value) != 1:
+        keys = ", ".join(sorted(map(str, value))) or "none"
+        raise ValueError(
+            f"an action names exactly one of {', '.join(ACTION_KINDS)}; this one names {keys}"
+        )
+    ((key, parameters),) = value.items()
+    if key not in ACTION_KINDS and key != "custom_action":
+        raise ValueError(f"unknown action {key!r}; expected one of {', '.join(ACTION_KINDS)}")
+    if parameters is None:
+        raise ValueError(
+            f"action {key} needs an object ({{}} when it takes no parameters), not null"
+        )
 
 
 def is_executable(kind: str) -> bool:

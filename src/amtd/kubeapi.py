@@ -92,7 +92,10 @@ def load_client_configuration() -> Any:
     if os.environ.get("KUBERNETES_SERVICE_HOST"):
         config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     else:
-        config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        # $KUBECONFIG read now: the client's own default was fixed when kubernetes was imported
+        config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=os.environ.get("KUBECONFIG"), client_configuration=configuration
+        )
     return configuration
 
 
@@ -116,17 +119,24 @@ class Cluster:
 
         headers = {"Accept": "application/json", "Content-Type": options.pop("content_type", None)}
         try:
-            response = self.api_client.call_api(
-                path, method, query_params=list(options.pop("query", {}).items()),
+            # kubernetes >= 35: param_serialize builds the URL and auth, call_api only sends.
+            verb, url, header_params, payload, form = self.api_client.param_serialize(
+                method, path, query_params=list(options.pop("query", {}).items()),
                 header_params={k: v for k, v in headers.items() if v}, body=body,
-                auth_settings=["BearerToken"], _preload_content=False,
+                auth_settings=["BearerToken"],
+            )  # fmt: skip
+            response = self.api_client.call_api(
+                verb, url, header_params=header_params, body=payload, post_params=form,
                 _request_timeout=options.pop("timeout", 30),
             )  # fmt: skip
+            data = response.read()
         except ApiException as error:
             raise translate_error(error.status or 0, error.reason or "", error.body) from None
         except HTTPError as error:
             raise TransientError(0, "Unreachable", str(error)) from None
-        answer: Object = json.loads(response[0].data or b"{}")
+        if not 200 <= response.status <= 299:
+            raise translate_error(response.status, response.reason or "", data)
+        answer: Object = json.loads(data or b"{}")
         return answer
 
     def get(self, resource: Resource, name: str, namespace: str | None = None) -> Object:
@@ -210,6 +220,12 @@ def shared_cluster() -> Cluster:
         if not _SHARED:
             _SHARED.append(Cluster.connect())
         return _SHARED[0]
+
+
+def reset_shared_cluster() -> None:
+    """Forget the process's connection, so the next use reconnects (tests switch servers)."""
+    with _SHARED_LOCK:
+        _SHARED.clear()
 
 
 def is_configurable() -> bool:

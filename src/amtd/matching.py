@@ -11,8 +11,9 @@ The rules (docs/matching.md):
    ``namespace/name`` sorts first, then to the earlier strategy entry; ties are reported.
 5. No match and no fallback: the outcome is ``Unmatched``, never a silent drop.
 
-Rules are indexed by their exact key/value set, so an event costs a dictionary lookup per subset
-of its own rule's items instead of a scan of every rule (REFERENCE D1, D11, D16).
+Entries are indexed by namespace, exact selector and exact rule items, so an event costs a
+dictionary lookup per covering selector and subset of its own rule's items instead of a scan of
+every rule of every policy (REFERENCE D1, D11, D16).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from amtd.rules import DEFAULT_TYPE, Rule, is_default_rule
 MAX_INDEXED_KEYS = 10  # past this many event keys, subsets outnumber rules: scan instead
 
 RuleKey = frozenset[tuple[str, str]]
+SelectorKey = frozenset[tuple[str, str]]
 
 
 @dataclass(frozen=True)
@@ -65,13 +67,16 @@ class Choice:
 
 @dataclass
 class PolicyIndex:
-    """Strategy entries of many policies, keyed by namespace and exact rule items."""
+    """Strategy entries of many policies, keyed by namespace, exact selector and rule items."""
 
-    entries: dict[tuple[str, RuleKey], list[tuple[Policy, int]]] = field(
+    entries: dict[tuple[str, SelectorKey, RuleKey], list[tuple[Policy, int]]] = field(
         default_factory=lambda: defaultdict(list)
     )
     policies_by_namespace: dict[str, list[Policy]] = field(
         default_factory=lambda: defaultdict(list)
+    )
+    selectors_by_namespace: dict[str, dict[SelectorKey, list[Policy]]] = field(
+        default_factory=lambda: defaultdict(dict)
     )
 
     @classmethod
@@ -80,9 +85,12 @@ class PolicyIndex:
         index = cls()
         for policy in policies:
             namespace = policy.metadata.namespace or ""
+            selector = frozenset(policy.spec.pod_selector.items())
             index.policies_by_namespace[namespace].append(policy)
+            index.selectors_by_namespace[namespace].setdefault(selector, []).append(policy)
             for position, entry in enumerate(policy.spec.strategy):
-                index.entries[(namespace, key_of_rule(entry.rule))].append((policy, position))
+                key = (namespace, selector, key_of_rule(entry.rule))
+                index.entries[key].append((policy, position))
         return index
 
 
@@ -109,40 +117,58 @@ def select_covering_policies(
 
 
 def enumerate_rule_keys(event_rule: Rule) -> Iterable[RuleKey]:
-    """Every subset of the event's items: the keys of all rules that can match it."""
+    """Every subset of the event's items: the keys of all rules that can match it.
+
+    The same holds for a pod's labels and the selectors that cover it.
+    """
     items = sorted(event_rule.items())
     for size in range(len(items) + 1):
         for subset in combinations(items, size):
             yield frozenset(subset)
 
 
+def find_covering_selectors(
+    index: PolicyIndex, namespace: str, labels: Mapping[str, str]
+) -> list[SelectorKey]:
+    """The distinct selectors of the namespace's policies that the pod's labels satisfy.
+
+    Enumerating label subsets is cheaper while they are fewer than the distinct selectors.
+    """
+    selectors = index.selectors_by_namespace.get(namespace, {})
+    if len(labels) <= MAX_INDEXED_KEYS and 2 ** len(labels) < len(selectors):
+        return [key for key in enumerate_rule_keys(labels) if key in selectors]
+    items = frozenset(labels.items())
+    return [key for key in selectors if key <= items]
+
+
 def collect_candidates(
     index: PolicyIndex, namespace: str, labels: Mapping[str, str], event_rule: Rule
 ) -> list[Candidate]:
     """All matching strategy entries of policies covering the pod, best first."""
+    selectors = find_covering_selectors(index, namespace, labels)
     if len(event_rule) > MAX_INDEXED_KEYS:
-        found = scan_entries(index.policies_by_namespace.get(namespace, []), event_rule)
+        by_selector = index.selectors_by_namespace[namespace] if selectors else {}
+        found = scan_entries((p for key in selectors for p in by_selector[key]), event_rule)
     else:
+        rule_keys = list(enumerate_rule_keys(event_rule))
         found = [
             hit
-            for key in enumerate_rule_keys(event_rule)
-            for hit in index.entries.get((namespace, key), ())
+            for selector in selectors
+            for rule_key in rule_keys
+            for hit in index.entries.get((namespace, selector, rule_key), ())
         ]
-    candidates = [
-        make_candidate(policy, position)
-        for policy, position in found
-        if is_policy_covering(policy, namespace, labels)
-    ]
+    candidates = [make_candidate(policy, position) for policy, position in found]
     return sorted(candidates, key=Candidate.sort_key)
 
 
 def scan_entries(policies: Iterable[Policy], event_rule: Rule) -> list[tuple[Policy, int]]:
     """The slow path for events with very many keys: check each entry."""
+    items = frozenset(event_rule.items())
     return [
         (policy, position)
         for policy in policies
         for position, entry in enumerate(policy.spec.strategy)
-        if key_of_rule(entry.rule) <= frozenset(event_rule.items())
+        if key_of_rule(entry.rule) <= items
     ]
 
 
@@ -177,5 +203,4 @@ def choose_best_match(
 
 def is_pod_covered(index: PolicyIndex, namespace: str, labels: Mapping[str, str]) -> bool:
     """Whether any policy covers the pod (asked only when nothing matched, to say why)."""
-    policies = index.policies_by_namespace.get(namespace, [])
-    return any(is_policy_covering(policy, namespace, labels) for policy in policies)
+    return bool(find_covering_selectors(index, namespace, labels))

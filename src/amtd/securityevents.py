@@ -17,7 +17,7 @@ from amtd.targets import Target, parse_target
 KIND = "SecurityEvent"
 PLURAL = "securityevents"
 
-Outcome = Literal["Matched", "Unmatched", "PodNotFound"]
+Outcome = Literal["Matched", "Unmatched", "PodNotFound", "InvalidTarget"]
 Result = Literal["Succeeded", "Skipped", "Failed", "DryRun"]
 Phase = Literal["Pending", "Decided", "Unmatched", "Completed", "Failed"]
 

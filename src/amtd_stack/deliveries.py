@@ -121,15 +121,17 @@ def parse_delivery(spec: Any, namespace: str, field: str) -> DeliverySpec | None
 
 def parse_optional_duration(spec: Mapping[str, Any], key: str, default: float, field: str) -> float:
     """The duration at ``spec[key]`` in seconds, or ``default`` when absent (pure)."""
-    value = spec.get(key)
-    return default if value is None else parse_duration(value, f"{field}.{key}")
+    value: Any = spec.get(key)
+    if value is None:
+        return default
+    return parse_duration(value, f"{field}.{key}")
 
 
 def compute_backoff(spec: DeliverySpec, retry_number: int) -> float:
     """Delay before retry ``retry_number`` (1-based): delay*n (linear) or delay*2^n (pure)."""
     if spec.backoff_policy == "linear":
         return spec.backoff_delay_s * retry_number
-    return spec.backoff_delay_s * (2**retry_number)
+    return spec.backoff_delay_s * 2.0**retry_number
 
 
 def is_retryable(status: int | None) -> bool:

@@ -1,0 +1,120 @@
+"""Benching: the tiny framework behind `make bench` (rows, timing loops, the results table).
+
+A figure is a module ``benchmarks/pN_<what>.py`` with ``TITLE`` (one line) and
+``measure() -> list[Row]``; ``run.py`` lists the figure modules. Times are seconds everywhere;
+rendering picks the unit.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+
+@dataclass(frozen=True)
+class Row:
+    """One measured figure: median and p95 against a floor measured in the same run."""
+
+    name: str
+    median: float
+    p95: float
+    floor: float | None
+    goal: str
+    verdict: str  # "pass", "FAIL" or "info" (no goal)
+
+    @property
+    def ratio(self) -> float | None:
+        """How many floors the median costs."""
+        return self.median / self.floor if self.floor else None
+
+
+def time_calls(call: Callable[[int], object], count: int, warmup: int = 20) -> list[float]:
+    """Seconds per call of ``call(i)`` for i in range(count), after a warm-up."""
+    for step in range(warmup):
+        call(step)
+    samples = []
+    clock = time.perf_counter_ns
+    for step in range(count):
+        started = clock()
+        call(step)
+        samples.append((clock() - started) / 1e9)
+    return samples
+
+
+def time_loop(loop: Callable[[int], object], iterations: int, repeat: int = 7) -> float:
+    """Median seconds per iteration of ``loop(iterations)`` (for operations too fast to time alone)."""
+    runs = []
+    for _ in range(repeat):
+        started = time.perf_counter_ns()
+        loop(iterations)
+        runs.append((time.perf_counter_ns() - started) / 1e9 / iterations)
+    return statistics.median(runs)
+
+
+def percentile(samples: Sequence[float], fraction: float) -> float:
+    """The sample at the given fraction of the sorted samples (nearest rank)."""
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
+
+
+def summarize(
+    name: str, samples: Sequence[float], floor: float | None, goal: float | None, goal_text: str
+) -> Row:
+    """A row from samples; the verdict compares the median with the goal (seconds)."""
+    median = statistics.median(samples)
+    verdict = "info" if goal is None else ("pass" if median <= goal else "FAIL")
+    return Row(name, median, percentile(samples, 0.95), floor, goal_text, verdict)
+
+
+def format_seconds(value: float | None) -> str:
+    """``12.3 µs``-style text."""
+    if value is None:
+        return "-"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if value >= scale:
+            return f"{value / scale:.3g} {unit}"
+    return f"{value / 1e-9:.3g} ns"
+
+
+def render_table(rows: Sequence[Row]) -> str:
+    """The rows as a Markdown table (also readable on a terminal)."""
+    lines = [
+        "| figure | median | p95 | floor | ratio | goal | verdict |",
+        "|---|---:|---:|---:|---:|---|---|",
+    ]
+    for row in rows:
+        ratio = f"{row.ratio:,.0f}×" if row.ratio is not None else "-"
+        lines.append(
+            f"| {row.name} | {format_seconds(row.median)} | {format_seconds(row.p95)} | "
+            f"{format_seconds(row.floor)} | {ratio} | {row.goal} | {row.verdict} |"
+        )
+    return "\n".join(lines)
+
+
+def describe_machine() -> dict[str, str]:
+    """What the numbers were measured on."""
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            model = next(
+                (
+                    line.split(":", 1)[1].strip()
+                    for line in cpuinfo
+                    if line.startswith("model name")
+                ),
+                model,
+            )
+    except OSError:
+        pass
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "nproc": str(os.cpu_count()),
+        "cpu": model,
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "platform": platform.platform(),
+    }

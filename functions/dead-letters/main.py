@@ -1,0 +1,79 @@
+"""The dead-letters function: the Broker's deadLetterSink; every lost event becomes visible.
+
+Each dead-lettered CloudEvent is logged loudly and recorded as a Warning Event (reason
+DeadLetter) on the SecurityEvent it concerns, else on the Broker. 204 when recorded (or already
+recorded), 503 when the API server is unreachable (the broker retries), 400 for a non-CloudEvent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import UTC, datetime
+
+import flask
+import functions_framework
+
+from amtd import kubeapi
+from amtd.deadletters import (
+    DeadLetter,
+    describe_dead_letter,
+    make_dead_letter_event,
+    read_dead_letter,
+    refer_to_broker,
+)
+from amtd.kubeapi import EVENTS, SECURITY_EVENTS, Cluster, ConflictError, NotFoundError
+from amtd.kubeevents import refer_to_security_event
+from amtd.responding import (
+    answer_health,
+    decode_cloudevent,
+    error_response,
+    handle_errors,
+    no_content,
+)
+
+logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
+logger = logging.getLogger("amtd.dead-letters")
+
+
+@functions_framework.http
+def record_dead_letter(request: flask.Request) -> flask.Response:
+    """Answer health probes, else record one dead-lettered CloudEvent."""
+    health = answer_health(request, kubeapi.is_configurable)
+    if health is not None:
+        return health
+    return handle_errors(lambda: handle_dead_letter(request))
+
+
+def handle_dead_letter(request: flask.Request) -> flask.Response:
+    """Decode → log → record the Event (409: already recorded, fine)."""
+    letter = read_dead_letter(decode_cloudevent(request).get_attributes())
+    logger.error("DEAD LETTER: %s", describe_dead_letter(letter))
+    cluster = kubeapi.shared_cluster()
+    manifest = make_dead_letter_event(letter, find_involved(cluster, letter), utc_now())
+    namespace = manifest["metadata"]["namespace"]
+    try:
+        cluster.create(EVENTS, manifest, namespace)
+    except ConflictError:
+        logger.info("dead letter %s was already recorded", letter.event_id)
+    except NotFoundError as error:
+        logger.error("dead letter %s NOT recorded: %s", letter.event_id, error.message)
+        return error_response(500, "NotRecorded", f"namespace {namespace}: {error.message}")
+    logger.info(
+        "dead letter %s recorded as Event %s", letter.event_id, manifest["metadata"]["name"]
+    )
+    return no_content()
+
+
+def find_involved(cluster: Cluster, letter: DeadLetter) -> dict[str, str]:
+    """The SecurityEvent the letter names (with its uid when it still exists), else the Broker."""
+    if letter.security_event is None:
+        return refer_to_broker(os.environ.get("AMTD_NAMESPACE", "amtd-system"))
+    found = cluster.find(SECURITY_EVENTS, letter.security_event)
+    uid = (found or {}).get("metadata", {}).get("uid")
+    return refer_to_security_event(letter.security_event, uid)
+
+
+def utc_now() -> str:
+    """The time now, RFC 3339 in UTC to the second (as Kubernetes writes times)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,77 @@
+"""ingest-kubearmor: KubeArmor alerts in, SecurityEvents out.
+
+Accepts one alert object, a JSON array, NDJSON or back-to-back objects (Fluent Bit ``json``,
+``json_lines``, ``json_stream``; OTel collectors), each optionally wrapped in a ``log``/``body``
+field (string or object), and CloudEvents carrying any of these. A batch is answered per item:
+created, duplicate, ignored (with reason) or rejected (with field). See docs/ingest.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import flask
+import functions_framework
+
+from amtd.alerts import Alert, Ignored, Outcome, read_window_seconds
+from amtd.documents import Document, check_media_type, split_documents
+from amtd.ingesting import OccurrenceCounter, connect_cluster, read_flush_seconds, record_alert
+from amtd.kubearmoralerts import KubeArmorSettings, parse_kubearmor_alert, unwrap_alert
+from amtd.receiving import (
+    Delivery,
+    answer_batch,
+    answer_ingest_health,
+    answer_outcome,
+    handle_refusals,
+    process_item,
+    receive,
+    warn_if_open,
+)
+
+FUNCTION_NAME = "ingest-kubearmor"
+
+logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
+logger = logging.getLogger(FUNCTION_NAME)
+COUNTER = OccurrenceCounter(read_flush_seconds(os.environ))
+warn_if_open(os.environ)
+
+
+@functions_framework.http
+def ingest_kubearmor_alerts(request: flask.Request) -> flask.Response:
+    """One alert, or a batch of them, per request."""
+    health = answer_ingest_health(request, os.environ)
+    if health is not None:
+        return health
+    return handle_refusals(lambda: ingest(request))
+
+
+def ingest(request: flask.Request) -> flask.Response:
+    """Decode → split → map and create each item → answer per item."""
+    delivery = receive(request, os.environ)
+    check_media_type(delivery.payload.media_type, allow_lines=True)
+    documents, is_batch = split_documents(delivery.payload.body)
+    settings = KubeArmorSettings.from_env(os.environ)
+    outcomes = [ingest_document(document, settings, delivery) for document in documents]
+    if is_batch:
+        return answer_batch(outcomes, delivery)
+    return answer_outcome(outcomes[0], delivery)
+
+
+def ingest_document(document: Document, settings: KubeArmorSettings, delivery: Delivery) -> Outcome:
+    """One item: a line that was not JSON is rejected here, with its position."""
+
+    def parse() -> Alert | Ignored:
+        if document.error is not None:
+            raise document.error
+        return parse_kubearmor_alert(unwrap_alert(document.value), settings)
+
+    return process_item(parse, lambda alert: record(alert, delivery), document.label)
+
+
+def record(alert: Alert, delivery: Delivery) -> Outcome:
+    """Create the SecurityEvent (409 = duplicate within the dedup window)."""
+    window = read_window_seconds(os.environ)
+    return record_alert(
+        connect_cluster(), alert, delivery.received_at, window, FUNCTION_NAME, COUNTER
+    )

@@ -1,0 +1,98 @@
+"""The matcher function: decide what to do about each SecurityEvent; reply with the action event.
+
+ApiServerSource → Broker → here (binary or structured CloudEvents, Resource or Reference mode).
+A thin adapter: decode the event (amtd.apiserverevents), decide and record against the API
+server (amtd.triaging), and reply one ``action.requested`` CloudEvent with the steps executors
+must perform (amtd.actionevents), or 204 when there are none. docs/events.md has the contract.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import UTC, datetime
+
+import flask
+import functions_framework
+
+from amtd import kubeapi
+from amtd.actionevents import to_request_attributes
+from amtd.apiserverevents import (
+    Change,
+    InvalidEventError,
+    is_announcing_undecided,
+    read_change,
+    read_change_type,
+)
+from amtd.responding import (
+    BadRequestError,
+    answer_health,
+    cloudevent_response,
+    decode_cloudevent,
+    handle_errors,
+    no_content,
+)
+from amtd.securityevents import KIND
+from amtd.triaging import triage_security_event
+
+logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
+logger = logging.getLogger("amtd.matcher")
+
+
+@functions_framework.http
+def match_security_event(request: flask.Request) -> flask.Response:
+    """Answer health probes, else handle one ApiServerSource CloudEvent."""
+    health = answer_health(request, kubeapi.is_configurable)
+    if health is not None:
+        return health
+    return handle_errors(lambda: handle_event(request))
+
+
+def handle_event(request: flask.Request) -> flask.Response:
+    """Decode → decide and record → reply; an event that can never be handled is a 400."""
+    try:
+        return decide_and_reply(request)
+    except InvalidEventError as error:
+        raise BadRequestError(error.error, error.detail) from None
+
+
+def decide_and_reply(request: flask.Request) -> flask.Response:
+    """The SecurityEvent's decision, recorded; the action event for executors, if any."""
+    change = read_security_event_change(request)
+    if change is None:
+        return no_content()
+    triage = triage_security_event(
+        kubeapi.shared_cluster(),
+        change.name,
+        may_replay=change.verb == "add" or is_announcing_undecided(change),
+        now=utc_now(),
+    )
+    if triage.request is None:
+        logger.info("SecurityEvent %s: %s, nothing for executors", change.name, triage.outcome)
+        return no_content()
+    attributes = to_request_attributes(triage.request)
+    logger.info(
+        "SecurityEvent %s: %s, requesting %s", change.name, triage.outcome, attributes["id"]
+    )
+    return cloudevent_response(attributes, triage.request.model_dump(by_alias=True, mode="json"))
+
+
+def read_security_event_change(request: flask.Request) -> Change | None:
+    """The SecurityEvent change the event announces; None for deletions and other kinds."""
+    event = decode_cloudevent(request)
+    change_type = read_change_type(str(event["type"]))
+    if change_type.verb == "delete":
+        logger.info("ignored %s %s: a deletion needs no decision", event["type"], event["id"])
+        return None
+    change = read_change(change_type, event.get_attributes(), event.get_data())
+    if change.kind != KIND:
+        logger.info(
+            "ignored %s %s: kind %s is not %s", event["type"], change.name, change.kind, KIND
+        )
+        return None
+    return change
+
+
+def utc_now() -> str:
+    """The time now, RFC 3339 in UTC to the second (as Kubernetes writes times)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

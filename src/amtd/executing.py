@@ -1,0 +1,245 @@
+"""Executing: carry out an ``action.requested`` event's delete/quarantine steps on the cluster.
+
+Exactly one effect per step under at-least-once delivery:
+
+1. a step whose Execution is already in the SecurityEvent's status is done: nothing happens;
+2. guards (:mod:`amtd.guarding`) settle steps that must not act, before any change;
+3. the pod is claimed (:mod:`amtd.claiming`) with its resourceVersion; a 409 means someone wrote
+   the pod in between, so it is read again and the guards run again;
+4. the action, in a retry-safe order (quarantine: NetworkPolicy, 409 = exists, then relabel);
+   a 404 means the pod went away and is judged like any missing pod;
+5. the Execution is recorded and Events are written (:mod:`amtd.auditing`).
+
+Kubernetes 404/409 never escape as errors; TransientError does (the caller answers 503).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cloudevents.http import CloudEvent
+from pydantic import ValidationError
+
+from amtd import auditing, quarantining
+from amtd.actionevents import (
+    ACTION_REQUESTED,
+    ActionRequest,
+    ActionStep,
+    SecurityEventRef,
+    from_request_data,
+)
+from amtd.actions import Action
+from amtd.claiming import build_claim_patch
+from amtd.guarding import Verdict, check_dry_run, check_namespace, check_pod, judge_missing_pod
+from amtd.kubeapi import (
+    NETWORK_POLICIES,
+    PODS,
+    SECURITY_EVENTS,
+    Cluster,
+    ConflictError,
+    InvalidError,
+    NotFoundError,
+    TransientError,
+)
+from amtd.responding import BadRequestError
+from amtd.securityevents import Execution, SecurityEventStatus
+from amtd.statuses import find_execution
+from amtd.targets import parse_target
+
+LOG = logging.getLogger(__name__)
+ATTEMPTS = 5
+
+Object = dict[str, Any]
+Pod = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Who is executing and what it must leave alone."""
+
+    action: str
+    executor: str
+    protected: frozenset[str]
+
+
+def read_request(event: CloudEvent) -> ActionRequest:
+    """The ActionRequest of an event; BadRequestError (400) for anything that can never work."""
+    if event["type"] != ACTION_REQUESTED:
+        raise BadRequestError(
+            "UnexpectedEventType", f"expected {ACTION_REQUESTED}, got {event['type']}"
+        )
+    data = event.get_data()
+    if not isinstance(data, dict):
+        raise BadRequestError("InvalidActionRequest", "data must be a JSON object")
+    try:
+        request = from_request_data(data)
+    except ValidationError as error:
+        raise BadRequestError("InvalidActionRequest", summarize_errors(error)) from None
+    for step in request.steps:
+        check_step(step)
+    return request
+
+
+def summarize_errors(error: ValidationError) -> str:
+    """pydantic errors as ``field.path: message; ...``."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}" for item in error.errors()
+    )
+
+
+def check_step(step: ActionStep) -> None:
+    """A step's target and parameters must be valid, else the event can never succeed."""
+    try:
+        parse_target(step.target)
+        Action.model_validate({step.action: step.parameters})
+    except ValidationError as error:
+        detail = summarize_errors(error)
+        raise BadRequestError("InvalidActionStep", f"step {step.step_id}: {detail}") from None
+    except ValueError as error:
+        raise BadRequestError("InvalidActionStep", f"step {step.step_id}: {error}") from None
+
+
+def execute_request(
+    cluster: Cluster, request: ActionRequest, settings: Settings, now: str
+) -> list[Execution]:
+    """Execute this executor's steps; returns their Executions (recorded ones included)."""
+    ref = request.security_event
+    status = read_security_event_status(cluster, ref.name, ref.uid)
+    steps = request.steps_for(settings.action)
+    if status is None:
+        LOG.warning("SecurityEvent %s (uid %s) is gone: its steps are skipped", ref.name, ref.uid)
+        gone = Verdict("Skipped", "SecurityEventGone", f"SecurityEvent {ref.name} no longer exists")
+        return [auditing.make_execution(step, gone, settings.executor, now) for step in steps]
+    return [execute_step(cluster, ref, step, settings, status, now) for step in steps]
+
+
+def read_security_event_status(cluster: Cluster, name: str, uid: str) -> SecurityEventStatus | None:
+    """The SecurityEvent's status, or None when it (that incarnation) no longer exists."""
+    found = cluster.find(SECURITY_EVENTS, name)
+    if found is None or found["metadata"].get("uid") != uid:
+        return None
+    return SecurityEventStatus.model_validate(found.get("status") or {})
+
+
+def execute_step(
+    cluster: Cluster, ref: SecurityEventRef, step: ActionStep, settings: Settings,
+    status: SecurityEventStatus, now: str,
+) -> Execution:  # fmt: skip
+    """One step, exactly once: a recorded step is not repeated; a new one is settled, recorded."""
+    recorded = find_execution(status, step.step_id)
+    if recorded is not None:
+        LOG.info("step %s already executed (%s %s): nothing to do", step.step_id,
+                 recorded.result, recorded.reason)  # fmt: skip
+        return recorded
+    verdict = settle_or_fail(cluster, step, settings, ref.name)
+    execution = auditing.make_execution(step, verdict, settings.executor, now)
+    LOG.info("step %s on %s: %s %s %s: %s", step.step_id, step.target, step.action,
+             verdict.result, verdict.reason, verdict.message)  # fmt: skip
+    stored = auditing.record_execution_status(cluster, ref.name, execution)
+    if stored is execution:  # else gone, or a racing duplicate recorded (and announced) first
+        announce(cluster, ref, execution)
+    return stored or execution
+
+
+def announce(cluster: Cluster, ref: SecurityEventRef, execution: Execution) -> None:
+    """Events on the pod and on the SecurityEvent for a newly recorded execution."""
+    target = parse_target(execution.target)
+    pod_ref = auditing.pod_reference(target.namespace, target.name, execution.pod_uid)
+    event_ref = auditing.security_event_reference(ref.name, ref.uid)
+    auditing.publish_events(
+        cluster, auditing.build_step_events(execution, pod_ref, event_ref, target.namespace)
+    )
+
+
+def settle_or_fail(cluster: Cluster, step: ActionStep, settings: Settings, name: str) -> Verdict:
+    """:func:`settle_step`, with a refusal that retrying cannot fix recorded as Failed."""
+    try:
+        return settle_step(cluster, step, settings, name)
+    except InvalidError as error:  # forbidden or invalid: a retry would meet the same answer
+        return Verdict("Failed", "ApiRejected", f"the API server refused: {error}")
+
+
+def settle_step(cluster: Cluster, step: ActionStep, settings: Settings, name: str) -> Verdict:
+    """Guard, claim and act, re-reading the pod whenever it changed underneath."""
+    target = parse_target(step.target)
+    verdict = check_namespace(target.namespace, settings.protected)
+    if verdict is not None:
+        return verdict
+    pod = cluster.find(PODS, target.name, target.namespace)
+    for _ in range(ATTEMPTS):
+        if pod is None:
+            return judge_missing_pod(step.action, step.target)
+        verdict = check_pod(step, pod) or check_dry_run(step, DESCRIPTIONS[step.action](step, pod))
+        if verdict is not None:
+            return verdict
+        try:
+            return PERFORMERS[step.action](cluster, step, claim_pod(cluster, step, pod), name)
+        except ConflictError:
+            pod = cluster.find(PODS, target.name, target.namespace)
+        except NotFoundError:
+            pod = None
+    raise TransientError(409, "Conflict", f"pod {step.target} kept changing; gave up for now")
+
+
+def claim_pod(cluster: Cluster, step: ActionStep, pod: Pod) -> Pod:
+    """Claim the pod for the step (ConflictError if it changed since read); returns it fresh."""
+    patch = build_claim_patch(pod, step.step_id)
+    if patch is None:
+        return pod  # a retry of this step: the claim is ours already
+    meta = pod["metadata"]
+    claimed = cluster.patch(PODS, meta["name"], patch, meta["namespace"])
+    LOG.info("claimed pod %s/%s for step %s", meta["namespace"], meta["name"], step.step_id)
+    return claimed
+
+
+def describe_delete(step: ActionStep, pod: Pod) -> str:
+    """What deleting the pod does."""
+    meta = pod["metadata"]
+    grace = step.parameters.get("gracePeriodSeconds")
+    suffix = f" with a grace period of {grace} s" if grace is not None else ""
+    return f"delete pod {meta['namespace']}/{meta['name']} (uid {meta['uid']}){suffix}"
+
+
+def describe_quarantine(step: ActionStep, pod: Pod) -> str:
+    """What quarantining the pod does."""
+    meta = pod["metadata"]
+    name = quarantining.make_quarantine_name(meta["namespace"], meta["name"], meta["uid"])
+    return quarantining.describe_quarantine(pod, name)
+
+
+def delete_pod(cluster: Cluster, step: ActionStep, pod: Pod, security_event: str) -> Verdict:
+    """Delete exactly this incarnation of the pod (uid precondition); its workload replaces it."""
+    meta = pod["metadata"]
+    grace = step.parameters.get("gracePeriodSeconds")
+    cluster.delete(PODS, meta["name"], meta["namespace"], uid=meta["uid"],
+                   grace_period_seconds=grace)  # fmt: skip
+    message = f"deleted pod {meta['namespace']}/{meta['name']} (uid {meta['uid']})"
+    return Verdict("Succeeded", "PodDeleted", message)
+
+
+def quarantine_pod(cluster: Cluster, step: ActionStep, pod: Pod, security_event: str) -> Verdict:
+    """Isolate the pod: deny-all NetworkPolicy first (409 = exists), then move its labels."""
+    meta = pod["metadata"]
+    name = quarantining.make_quarantine_name(meta["namespace"], meta["name"], meta["uid"])
+    by = quarantining.make_quarantined_by(security_event, step.step_id)
+    try:
+        cluster.create(NETWORK_POLICIES, quarantining.build_network_policy(pod, name, by),
+                       meta["namespace"])  # fmt: skip
+        LOG.info("created NetworkPolicy %s/%s", meta["namespace"], name)
+    except ConflictError:
+        LOG.info("NetworkPolicy %s/%s exists already (earlier attempt)", meta["namespace"], name)
+    patch = quarantining.build_quarantine_patch(pod, name, by)
+    if patch is not None:
+        cluster.patch(PODS, meta["name"], patch, meta["namespace"])
+    return Verdict("Succeeded", "PodQuarantined", quarantining.describe_quarantine(pod, name))
+
+
+Performer = Callable[[Cluster, ActionStep, Pod, str], Verdict]
+PERFORMERS: dict[str, Performer] = {"delete": delete_pod, "quarantine": quarantine_pod}
+DESCRIPTIONS: dict[str, Callable[[ActionStep, Pod], str]] = {
+    "delete": describe_delete,
+    "quarantine": describe_quarantine,
+}

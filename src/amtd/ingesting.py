@@ -1,0 +1,131 @@
+"""Ingesting: turn parsed alerts into SecurityEvents in the cluster (the side effects of ingest).
+
+A 409 on create means the same alert was already recorded in this dedup window: a duplicate, not
+an error. Duplicates are counted in-process and written to the event as the annotation
+``amtd.r6security.com/occurrences`` at most once per flush interval per event, so a storm of
+repeats costs no API write per repeat. The count is best effort (a lower bound): pending counts
+of a process that stops are lost, and a failed flush is only logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from amtd.alerts import Alert, Outcome, build_event_manifest, make_event_name
+from amtd.kubeapi import (
+    SECURITY_EVENTS,
+    ApiError,
+    Cluster,
+    ConflictError,
+    InvalidError,
+    TransientError,
+    shared_cluster,
+)
+
+logger = logging.getLogger(__name__)
+
+OCCURRENCES_ANNOTATION = "amtd.r6security.com/occurrences"
+DEFAULT_FLUSH_SECONDS = 30.0
+MAX_TRACKED_NAMES = 4096
+
+
+def read_flush_seconds(env: Mapping[str, str]) -> float:
+    """``OCCURRENCES_FLUSH_SECONDS`` (default 30; 0 writes every repeat, for tests)."""
+    try:
+        value = float(env.get("OCCURRENCES_FLUSH_SECONDS", DEFAULT_FLUSH_SECONDS))
+    except ValueError:
+        return DEFAULT_FLUSH_SECONDS
+    return value if value >= 0 else DEFAULT_FLUSH_SECONDS
+
+
+def connect_cluster() -> Cluster:
+    """The shared connection; a client that cannot be configured is a (retried) 503."""
+    try:
+        return shared_cluster()
+    except Exception as error:  # config errors of any kind: the server side is not ready
+        raise TransientError(0, "NotConfigured", f"no Kubernetes client: {error}") from None
+
+
+@dataclass
+class OccurrenceCounter:
+    """Duplicates seen per SecurityEvent name, not yet written; thread-safe."""
+
+    flush_seconds: float = DEFAULT_FLUSH_SECONDS
+    pending: dict[str, int] = field(default_factory=dict)
+    flushed_at: dict[str, float] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def note_duplicate(self, name: str, now: float) -> int:
+        """Count one repeat; the number to write now (0 = wait, flushed recently)."""
+        with self.lock:
+            self.pending[name] = self.pending.get(name, 0) + 1
+            if now - self.flushed_at.get(name, float("-inf")) < self.flush_seconds:
+                return 0
+            self.flushed_at[name] = now
+            self.forget_old(now)
+            return self.pending.pop(name)
+
+    def forget_old(self, now: float) -> None:
+        """Bound memory: drop names whose window has long passed (their counts are stale)."""
+        if len(self.flushed_at) <= MAX_TRACKED_NAMES:
+            return
+        horizon = now - 10 * self.flush_seconds
+        for name in [name for name, at in self.flushed_at.items() if at < horizon]:
+            self.flushed_at.pop(name, None)
+            self.pending.pop(name, None)
+
+
+def record_alert(
+    cluster: Cluster, alert: Alert, received_at: float, window: int, ingested_by: str,
+    counter: OccurrenceCounter | None = None,
+) -> Outcome:  # fmt: skip
+    """Create the alert's SecurityEvent; created, duplicate, or rejected (the API refused it).
+
+    TransientError propagates: the caller answers 503 so the sender retries, and the retry is
+    safe because the name is deterministic.
+    """
+    name = make_event_name(alert, received_at, window)
+    try:
+        cluster.create(SECURITY_EVENTS, build_event_manifest(alert, name, ingested_by))
+    except ConflictError:
+        logger.info("duplicate %s alert %s for %s: %s exists", alert.tool,
+                    alert.rule.get("type"), alert.target, name)  # fmt: skip
+        if counter is not None:
+            add_occurrences(cluster, name, counter.note_duplicate(name, received_at))
+        return Outcome("duplicate", name=name)
+    except InvalidError as error:
+        if error.status not in (400, 422):
+            raise  # 401/403: our credentials or RBAC, not the alert
+        logger.warning("API server refused SecurityEvent %s: %s", name, error.message)
+        return Outcome("rejected", name=name, field="spec", detail=error.message[:500])
+    logger.info("created SecurityEvent %s: %s alert %s (%s) for %s", name, alert.tool,
+                alert.rule.get("type"), alert.rule.get("threatLevel"), alert.target)  # fmt: skip
+    return Outcome("created", name=name)
+
+
+def add_occurrences(cluster: Cluster, name: str, count: int) -> None:
+    """Add ``count`` repeats to the event's occurrences annotation (1 = just the original)."""
+    if count <= 0:
+        return
+    try:
+        current = cluster.get(SECURITY_EVENTS, name)
+        metadata = current.get("metadata", {})
+        seen = read_count(metadata.get("annotations", {}).get(OCCURRENCES_ANNOTATION))
+        annotations = {OCCURRENCES_ANNOTATION: str(seen + count)}
+        # resourceVersion makes the patch conditional: a concurrent counter's write is not lost
+        patch = {"metadata": {"resourceVersion": metadata.get("resourceVersion"),
+                              "annotations": annotations}}  # fmt: skip
+        cluster.patch(SECURITY_EVENTS, name, patch)
+    except ApiError as error:
+        logger.warning("could not count %d repeat(s) on %s: %s", count, name, error)
+
+
+def read_count(text: str | None) -> int:
+    """The stored occurrences; 1 (the original alert) when unset or unreadable."""
+    try:
+        return max(1, int(text or 1))
+    except ValueError:
+        return 1

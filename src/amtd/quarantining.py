@@ -1,0 +1,152 @@
+"""Quarantining: names, labels and NetworkPolicy manifests that isolate one pod. Pure.
+
+A quarantined pod keeps running for forensics while a per-pod NetworkPolicy denies all its
+traffic (DNS included). Its labels move into one JSON annotation, so its ReplicaSet and Services
+drop it and the workload starts a clean replacement; ``amtd release --restore`` puts them back.
+
+Phoenix named the policy ``<ns>-<pod>-policy`` and used that as a label value, which breaks past
+63 characters (REFERENCE D8). Here the name is bounded: a readable stem of the pod name plus a hash
+of namespace, name and uid, so it is unique per pod incarnation and valid for any name length.
+The policy is owned by the pod (not as controller): it goes away with the pod, and nothing is
+ever owned by an AMTD (deleting a policy must never delete evidence, D13).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+PREFIX = "amtd.r6security.com"
+QUARANTINE_LABEL = f"{PREFIX}/quarantine"
+QUARANTINED_LABELS = f"{PREFIX}/quarantined-labels"
+QUARANTINED_BY = f"{PREFIX}/quarantined-by"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGER = "amtd"
+MAX_NAME_LENGTH = 63
+NAME_HEAD = "amtd-q-"
+HASH_LENGTH = 10
+UNSAFE_CHARACTERS = re.compile(r"[^a-z0-9-]+")
+
+Object = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class QuarantineRecord:
+    """What the quarantine wrote on a pod, read back (for release)."""
+
+    policy_name: str
+    security_event: str
+    step_id: str
+    labels: dict[str, str]
+
+
+def make_quarantine_name(namespace: str, pod_name: str, pod_uid: str) -> str:
+    """The NetworkPolicy name and quarantine label value: DNS-1123 label, ≤ 63 characters."""
+    digest = hashlib.sha256(f"{namespace}/{pod_name}/{pod_uid}".encode()).hexdigest()
+    room = MAX_NAME_LENGTH - len(NAME_HEAD) - 1 - HASH_LENGTH
+    stem = UNSAFE_CHARACTERS.sub("-", pod_name.lower())[:room].strip("-")
+    return f"{NAME_HEAD}{stem}-{digest[:HASH_LENGTH]}" if stem else f"{NAME_HEAD}{digest[:16]}"
+
+
+def make_quarantined_by(security_event: str, step_id: str) -> str:
+    """``<securityevent name>/<stepId>``: how release finds the SecurityEvent to record on."""
+    return f"{security_event}/{step_id}"
+
+
+def build_network_policy(pod: Mapping[str, Any], name: str, quarantined_by: str) -> Object:
+    """A deny-all (ingress and egress, DNS included) NetworkPolicy owned by the pod."""
+    meta = pod["metadata"]
+    owner = {"apiVersion": "v1", "kind": "Pod", "name": meta["name"], "uid": meta["uid"]}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {
+            "name": name,
+            "namespace": meta["namespace"],
+            "labels": {MANAGED_BY_LABEL: MANAGER, QUARANTINE_LABEL: name},
+            "annotations": {QUARANTINED_BY: quarantined_by},
+            "ownerReferences": [owner],
+        },
+        # No ingress/egress rules with both policy types: nothing in, nothing out.
+        "spec": {
+            "podSelector": {"matchLabels": {QUARANTINE_LABEL: name}},
+            "policyTypes": ["Ingress", "Egress"],
+        },
+    }
+
+
+def is_quarantined(pod: Mapping[str, Any]) -> bool:
+    """Whether the pod carries the quarantine label."""
+    return QUARANTINE_LABEL in (pod["metadata"].get("labels") or {})
+
+
+def build_quarantine_patch(pod: Mapping[str, Any], name: str, quarantined_by: str) -> Object | None:
+    """Merge patch moving every label into one annotation; None when already quarantined.
+
+    Only our own annotation keys are added, so existing annotations are never clobbered (D13).
+    The resourceVersion makes the patch fail (409) if the pod changed since it was read.
+    """
+    meta = pod["metadata"]
+    if is_quarantined(pod):
+        return None
+    labels: dict[str, str] = dict(meta.get("labels") or {})
+    moved: dict[str, str | None] = dict.fromkeys(labels)
+    return {
+        "metadata": {
+            "resourceVersion": meta.get("resourceVersion"),
+            "labels": {**moved, QUARANTINE_LABEL: name},
+            "annotations": {
+                QUARANTINED_LABELS: json.dumps(labels, sort_keys=True, separators=(",", ":")),
+                QUARANTINED_BY: quarantined_by,
+            },
+        }
+    }
+
+
+def read_quarantine(pod: Mapping[str, Any]) -> QuarantineRecord | None:
+    """What the quarantine wrote on the pod, or None when it is not quarantined.
+
+    Raises ValueError when the annotations are there but unreadable (edited by hand).
+    """
+    meta = pod["metadata"]
+    name = (meta.get("labels") or {}).get(QUARANTINE_LABEL)
+    if name is None:
+        return None
+    annotations = meta.get("annotations") or {}
+    security_event, _, step_id = annotations.get(QUARANTINED_BY, "").partition("/")
+    try:
+        labels = json.loads(annotations.get(QUARANTINED_LABELS, "{}"))
+    except ValueError:
+        raise ValueError(f"annotation {QUARANTINED_LABELS} is not JSON") from None
+    if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+        raise ValueError(f"annotation {QUARANTINED_LABELS} is not a map of strings")
+    return QuarantineRecord(name, security_event, step_id, labels)
+
+
+def build_restore_patch(
+    pod: Mapping[str, Any], record: QuarantineRecord, cleared_annotations: tuple[str, ...]
+) -> Object:
+    """Merge patch putting the original labels back and removing the quarantine marks."""
+    meta = pod["metadata"]
+    cleared = dict.fromkeys((QUARANTINED_LABELS, QUARANTINED_BY, *cleared_annotations))
+    return {
+        "metadata": {
+            "resourceVersion": meta.get("resourceVersion"),
+            "labels": {**record.labels, QUARANTINE_LABEL: None},
+            "annotations": cleared,
+        }
+    }
+
+
+def describe_quarantine(pod: Mapping[str, Any], name: str) -> str:
+    """One line saying what quarantining this pod does (also the dry-run message)."""
+    meta = pod["metadata"]
+    moved = ", ".join(sorted(meta.get("labels") or {})) or "none"
+    return (
+        f"isolate pod {meta['namespace']}/{meta['name']} with deny-all NetworkPolicy {name}; "
+        f"labels moved to annotation {QUARANTINED_LABELS}: {moved}"
+    )

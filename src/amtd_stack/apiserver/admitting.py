@@ -1,0 +1,51 @@
+"""Per-kind admission before a write: namespace defaults, CRD checks and status, and custom
+resource pruning + schema validation (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import definitions, schemas
+from .errors import invalid
+from .resources import ResourceType
+
+Obj = dict[str, Any]
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+def _admit_namespace(obj: Obj) -> Obj:
+    meta = obj["metadata"]
+    meta["labels"] = {**(meta.get("labels") or {}), NAMESPACE_NAME_LABEL: meta["name"]}
+    raw_spec = obj.get("spec")
+    spec: Obj = raw_spec if isinstance(raw_spec, dict) else {}
+    obj["spec"] = {**spec, "finalizers": spec.get("finalizers", ["kubernetes"])}
+    phase = "Terminating" if meta.get("deletionTimestamp") else "Active"
+    obj["status"] = {**(obj.get("status") or {}), "phase": phase}
+    return obj
+
+
+def _admit_crd(obj: Obj) -> Obj:
+    definitions.check_crd(obj)
+    obj["status"] = definitions.established_status(obj)
+    return obj
+
+
+def _admit_custom(rtype: ResourceType, obj: Obj) -> Obj:
+    if rtype.schema is None:
+        return obj
+    pruned: Obj = schemas.prune(obj, rtype.schema, is_root=True)
+    causes = schemas.validation_causes(pruned, rtype.schema)
+    if causes:
+        raise invalid(rtype.kind, pruned["metadata"].get("name", ""), rtype.group, causes)
+    return pruned
+
+
+def admit(rtype: ResourceType, obj: Obj) -> Obj:
+    """The object as it will be stored, or 422 Invalid; may return a new dict."""
+    if rtype.group == "" and rtype.plural == "namespaces":
+        return _admit_namespace(obj)
+    if rtype.group == definitions.CRD_GROUP and rtype.plural == "customresourcedefinitions":
+        return _admit_crd(obj)
+    if rtype.is_custom:
+        return _admit_custom(rtype, obj)
+    return obj

@@ -1,0 +1,165 @@
+"""Discovery documents: /version, /api, /api/v1, /apis, /apis/<g>/<v>, and a minimal OpenAPI v3.
+
+Only the legacy discovery format is served: kubectl asks for aggregated discovery
+(`as=APIGroupDiscoveryList`) but falls back when the answer is plain `application/json`.
+The OpenAPI v3 documents hold just enough for kubectl to see that the server supports the
+`fieldValidation` parameter, so `kubectl apply/create` work without `--validate=false`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+from .resources import ALL_VERBS, SUBRESOURCE_VERBS, Registry, ResourceType
+
+Obj = dict[str, Any]
+KUBE_VERSION = {
+    "major": "1",
+    "minor": "32",
+    "gitVersion": "v1.32.0-amtd",
+    "gitCommit": "0000000000000000000000000000000000000000",
+    "gitTreeState": "clean",
+    "buildDate": "2025-01-01T00:00:00Z",
+    "goVersion": "go1.23.0",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+}
+_VERSION = re.compile(r"^v(\d+)(?:(alpha|beta)(\d+))?$")
+
+
+def version_priority(version: str) -> tuple[int, int, int]:
+    """Sort key (higher first) for Kubernetes version names: v2 > v1 > v1beta2 > v1alpha1."""
+    found = _VERSION.match(version)
+    if not found:
+        return (-1, 0, 0)
+    major, stage, minor = found.groups()
+    return ({None: 2, "beta": 1, "alpha": 0}[stage], int(major), int(minor or 0))
+
+
+def api_versions(server_address: str) -> Obj:
+    """GET /api."""
+    return {
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [
+            {"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}
+        ],
+    }
+
+
+def _group_entry(group: str, versions: list[str]) -> Obj:
+    ordered = sorted(versions, key=version_priority, reverse=True)
+    entries = [{"groupVersion": f"{group}/{v}", "version": v} for v in ordered]
+    return {"name": group, "versions": entries, "preferredVersion": entries[0]}
+
+
+def api_groups(registry: Registry) -> Obj:
+    """GET /apis: every non-core group with its versions."""
+    groups: dict[str, list[str]] = {}
+    for group, version in registry.group_versions():
+        if group:
+            groups.setdefault(group, []).append(version)
+    return {
+        "kind": "APIGroupList",
+        "apiVersion": "v1",
+        "groups": [_group_entry(g, vs) for g, vs in groups.items()],
+    }
+
+
+def api_group(registry: Registry, group: str) -> Obj | None:
+    """GET /apis/<group>, or None if unknown."""
+    versions = [v for g, v in registry.group_versions() if g == group]
+    if not group or not versions:
+        return None
+    return {"kind": "APIGroup", "apiVersion": "v1", **_group_entry(group, versions)}
+
+
+def _resource_entries(rtype: ResourceType) -> list[Obj]:
+    main: Obj = {
+        "name": rtype.plural,
+        "singularName": rtype.singular,
+        "namespaced": rtype.namespaced,
+        "kind": rtype.kind,
+        "verbs": list(ALL_VERBS),
+    }
+    if rtype.short_names:
+        main["shortNames"] = list(rtype.short_names)
+    if rtype.categories:
+        main["categories"] = list(rtype.categories)
+    subs: list[Obj] = [
+        {
+            "name": f"{rtype.plural}/{sub}",
+            "singularName": "",
+            "namespaced": rtype.namespaced,
+            "kind": rtype.kind,
+            "verbs": list(SUBRESOURCE_VERBS),
+        }
+        for sub in rtype.subresources
+    ]
+    return [main, *subs]
+
+
+def resource_list(registry: Registry, group: str, version: str) -> Obj | None:
+    """GET /api/v1 or /apis/<g>/<v>: the APIResourceList, or None if unknown."""
+    types = [t for t in registry.all() if t.group_version == (group, version)]
+    if not types:
+        return None
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": f"{group}/{version}" if group else version,
+        "resources": [entry for t in types for entry in _resource_entries(t)],
+    }
+
+
+def _gv_path(group: str, version: str) -> str:
+    return f"apis/{group}/{version}" if group else f"api/{version}"
+
+
+def openapi_root(registry: Registry) -> Obj:
+    """GET /openapi/v3: one entry per group version, with a content hash in the URL."""
+    paths = {}
+    for group, version in registry.group_versions():
+        doc = json.dumps(openapi_group_version(registry, group, version), sort_keys=True)
+        digest = hashlib.sha256(doc.encode()).hexdigest()[:32].upper()
+        paths[_gv_path(group, version)] = {
+            "serverRelativeURL": f"/openapi/v3/{_gv_path(group, version)}?hash={digest}"
+        }
+    return {"paths": paths}
+
+
+def _openapi_path(rtype: ResourceType) -> tuple[str, Obj]:
+    prefix = "/" + _gv_path(rtype.group, rtype.version)
+    scope = "/namespaces/{namespace}" if rtype.namespaced else ""
+    gvk = {"group": rtype.group, "version": rtype.version, "kind": rtype.kind}
+    item = {
+        "parameters": [
+            {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
+        ],
+        "patch": {
+            "operationId": f"patch{rtype.kind}",
+            "parameters": [
+                {"name": "fieldValidation", "in": "query", "schema": {"type": "string"}},
+            ],
+            "x-kubernetes-action": "patch",
+            "x-kubernetes-group-version-kind": gvk,
+            "responses": {"200": {"description": "OK"}},
+        },
+    }
+    return f"{prefix}{scope}/{rtype.plural}/{{name}}", item
+
+
+def openapi_group_version(registry: Registry, group: str, version: str) -> Obj | None:
+    """GET /openapi/v3/<gv path>: PATCH operations that advertise fieldValidation."""
+    types = [t for t in registry.all() if t.group_version == (group, version)]
+    if not types:
+        return None
+    return {
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": KUBE_VERSION["gitVersion"]},
+        "paths": dict(_openapi_path(t) for t in types),
+        "components": {"schemas": {}},
+    }

@@ -1,0 +1,285 @@
+"""The WSGI application: HTTP in, verbs on the Api, JSON (or Table) out, records and faults.
+
+Every client mistake becomes a 4xx `Status`; an unexpected exception becomes a 500 `Status`
+(logged), and the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import select
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import yaml
+from werkzeug.wrappers import Request, Response
+
+from . import discovery, protobufs, tables
+from .errors import ApiError, bad_request
+from .faults import Fault, FaultPlan, RequestRecord
+from .handling import Api, Target
+from .routing import (
+    NOT_FOUND_MESSAGE,
+    ResourcePath,
+    check_collection_scope,
+    parse_resource_path,
+    resolve_target,
+    select_verb,
+)
+from .watching import parse_watch, stream_watch
+
+LOG = logging.getLogger(__name__)
+MAX_BODY_BYTES = 3 * 1024 * 1024
+JSON = "application/json"
+Obj = dict[str, Any]
+
+
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    """A JSON response."""
+    return Response(json.dumps(body), status, headers=headers, mimetype=JSON)
+
+
+def decode_body(request: Request) -> Any:
+    """The request body as JSON (YAML, or kubectl's protobuf for a few kinds, when so declared);
+    400 if malformed, 415 for other media types."""
+    raw = request.get_data(cache=True)
+    mimetype = request.mimetype or JSON
+    if mimetype == protobufs.PROTOBUF:
+        return protobufs.decode_object(raw)
+    try:
+        if mimetype in ("application/yaml", "application/apply-patch+yaml"):
+            return yaml.safe_load(raw)
+        if mimetype.endswith("json"):
+            return json.loads(raw) if raw.strip() else None
+    except (ValueError, yaml.YAMLError) as exc:
+        raise bad_request(f"the request body is not valid JSON/YAML: {exc}") from None
+    raise ApiError(
+        415, f"the content type {mimetype!r} is not supported; send JSON", "UnsupportedMediaType"
+    )
+
+
+def bearer_user(request: Request) -> str:
+    """The user a request acts as: Impersonate-User (kubectl sends no token over plain HTTP,
+    so our kubeconfigs also set `as`), else the bearer token, else system:anonymous."""
+    if impersonated := request.headers.get("Impersonate-User", "").strip():
+        return impersonated
+    auth = request.headers.get("Authorization", "")
+    scheme, _, token = auth.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else "system:anonymous"
+
+
+def _client_gone(sock: socket.socket | None) -> bool:
+    if sock is None:
+        return False
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+    except (OSError, ValueError):
+        return True
+
+
+def _until_client_gone(lines: Iterator[bytes], sock: socket.socket | None) -> Iterator[bytes]:
+    for line in lines:
+        if not line and _client_gone(sock):
+            return
+        yield line
+
+
+class RequestLog:
+    """Thread-safe append-only list of RequestRecords."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._records: list[RequestRecord] = []
+
+    def add(self, record: RequestRecord) -> None:
+        """Append one record."""
+        with self._lock:
+            self._records.append(record)
+
+    def snapshot(self) -> list[RequestRecord]:
+        """A copy of the records so far."""
+        with self._lock:
+            return list(self._records)
+
+    def clear(self) -> None:
+        """Forget every record."""
+        with self._lock:
+            self._records.clear()
+
+
+class Dispatcher:
+    """The WSGI callable."""
+
+    def __init__(self, api: Api, log: RequestLog, faults: FaultPlan, address: Callable[[], str]):
+        self.api = api
+        self.log = log
+        self.faults = faults
+        self.address = address
+
+    def __call__(self, environ: Any, start_response: Any) -> Iterable[bytes]:
+        request = Request(environ)
+        request.max_content_length = MAX_BODY_BYTES
+        try:
+            response = self.dispatch(request)
+        except ApiError as error:
+            response = json_response(error.code, error.to_status())
+        except Exception:  # a bug of ours: report it as a 500 Status and keep serving
+            LOG.exception("internal error on %s %s", request.method, request.path)
+            response = json_response(500, ApiError(500, "internal error").to_status())
+        return response(environ, start_response)
+
+    def dispatch(self, request: Request) -> Response:
+        """Route one request."""
+        route = parse_resource_path(request.path)
+        if route is None or not route.plural:
+            return json_response(200, self.non_resource(request.path, route))
+        return self.resource(request, route)
+
+    def non_resource(self, path: str, route: ResourcePath | None) -> Any:
+        """Discovery, version, health, OpenAPI; 404 Status for anything else."""
+        registry = self.api.registry
+        parts = [p for p in path.split("/") if p]
+        found: Any = None
+        if route is not None:
+            found = discovery.resource_list(registry, route.group, route.version)
+        elif parts in (["healthz"], ["readyz"], ["livez"]):
+            found = "ok"
+        elif parts == ["version"]:
+            found = discovery.KUBE_VERSION
+        elif parts == ["api"]:
+            found = discovery.api_versions(self.address())
+        elif parts == ["apis"]:
+            found = discovery.api_groups(registry)
+        elif len(parts) == 2 and parts[0] == "apis":
+            found = discovery.api_group(registry, parts[1])
+        elif parts == ["openapi", "v3"]:
+            found = discovery.openapi_root(registry)
+        elif parts[:2] == ["openapi", "v3"] and len(parts) in (4, 5):
+            group, version = ("", parts[3]) if parts[2] == "api" else (parts[3], parts[-1])
+            found = discovery.openapi_group_version(registry, group, version)
+        if found is None:
+            raise ApiError(404, NOT_FOUND_MESSAGE, "NotFound")
+        return found
+
+    def resource(self, request: Request, route: ResourcePath) -> Response:
+        """A resource request: record it, maybe fault it, execute it."""
+        user = bearer_user(request)
+        target = resolve_target(self.api.registry, route)
+        verb = select_verb(request.method, route, request.args)
+        check_collection_scope(target, verb)
+        base = RequestRecord(
+            user, verb, route.group, route.plural, route.subresource, route.namespace, route.name, 0
+        )
+        fault = self.faults.decide(base)
+        if fault is not None and fault.latency_s > 0:
+            time.sleep(fault.latency_s)
+        if fault is not None and fault.status:
+            return self._failed(base, fault)
+        try:
+            response = self.execute(request, verb, target)
+        except ApiError as error:
+            self.log.add(_with_status(base, error.code, fault))
+            raise
+        if fault is not None and fault.drop:
+            self._drop_connection(request)
+        self.log.add(_with_status(base, response.status_code, fault))
+        return response
+
+    def _failed(self, base: RequestRecord, fault: Fault) -> Response:
+        self.log.add(_with_status(base, fault.status, fault))
+        error = ApiError(fault.status, f"injected fault: {fault.status}")
+        headers = {"Retry-After": "1"} if fault.status == 429 else None
+        return json_response(fault.status, error.to_status(), headers)
+
+    @staticmethod
+    def _drop_connection(request: Request) -> None:
+        sock = request.environ.get("werkzeug.socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def execute(self, request: Request, verb: str, target: Target) -> Response:
+        """Run one verb and shape its answer."""
+        args, api = request.args, self.api
+        dry_run = bool(args.get("dryRun"))
+        if verb == "watch":
+            return self._watch(request, target)
+        if verb in ("get", "list"):
+            return self._read(request, verb, target)
+        if verb == "create":
+            return json_response(201, api.create(target, decode_body(request), dry_run))
+        if verb == "update":
+            return json_response(200, api.update(target, decode_body(request), dry_run))
+        if verb == "patch":
+            body = api.patch(target, decode_body(request), request.mimetype, dry_run)
+            return json_response(200, body)
+        options = self._delete_options(request)
+        if verb == "delete":
+            return json_response(*api.delete(target, options))
+        labels, fields = args.get("labelSelector", ""), args.get("fieldSelector", "")
+        return json_response(200, api.delete_collection(target, labels, fields, options))
+
+    @staticmethod
+    def _delete_options(request: Request) -> Obj:
+        body = decode_body(request) if request.get_data(cache=True).strip() else None
+        if body is not None and not isinstance(body, dict):
+            raise bad_request("DeleteOptions must be a JSON object")
+        options: Obj = dict(body or {})
+        for key in ("propagationPolicy", "orphanDependents", "dryRun", "gracePeriodSeconds"):
+            if key in request.args and key not in options:
+                options[key] = request.args[key]
+        return options
+
+    def _read(self, request: Request, verb: str, target: Target) -> Response:
+        args = request.args
+        if verb == "get":
+            obj = self.api.get(target)
+            objects, rv = [obj], obj["metadata"].get("resourceVersion", "")
+        else:
+            listed = self.api.list(
+                target, args.get("labelSelector", ""), args.get("fieldSelector", "")
+            )
+            objects, rv = listed["items"], listed["metadata"]["resourceVersion"]
+        if tables.wants_table(request.headers.get("Accept", "")):
+            include = args.get("includeObject", "Metadata")
+            return json_response(200, tables.to_table(target.rtype, objects, rv, include))
+        return json_response(200, obj if verb == "get" else listed)
+
+    def _watch(self, request: Request, target: Target) -> Response:
+        spec = parse_watch(target, request.args)
+        render = None
+        if tables.wants_table(request.headers.get("Accept", "")):
+            include = request.args.get("includeObject", "Metadata")
+
+            def render(obj: Obj, _type: str) -> Obj:
+                rv = obj["metadata"].get("resourceVersion", "")
+                return tables.to_table(target.rtype, [obj], rv, include)
+
+        lines = stream_watch(self.api, spec, render)
+        sock = request.environ.get("werkzeug.socket")
+        return Response(
+            _until_client_gone(lines, sock), 200, mimetype=JSON, direct_passthrough=True
+        )
+
+
+def _with_status(base: RequestRecord, status: int, fault: Fault | None) -> RequestRecord:
+    kind = ""
+    if fault is not None:
+        kind = "drop" if fault.drop else ("status" if fault.status else "latency")
+    return RequestRecord(
+        base.user,
+        base.verb,
+        base.api_group,
+        base.resource,
+        base.subresource,
+        base.namespace,
+        base.name,
+        status,
+        kind,
+    )

@@ -1,0 +1,86 @@
+"""Request records and fault injection.
+
+A faulted request first waits `latency_s`; then either
+- it fails with a status drawn from `statuses` *before* touching any state, or
+- with `drop=True`, it is executed and its connection is then closed without a response
+  (the "lost reply" case: state changed, the client cannot know), or
+- with `statuses=()` and `drop=False`, it just proceeds late (pure latency).
+Only resource requests (the ones that produce a RequestRecord) can be faulted.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One resource request as the server saw it (user is the bearer token)."""
+
+    user: str
+    verb: str
+    api_group: str
+    resource: str
+    subresource: str
+    namespace: str
+    name: str
+    status: int
+    fault: str = ""  # "", "status", "drop" or "latency"
+
+
+@dataclass(frozen=True)
+class Fault:
+    """What to do to one request: wait, then fail with `status` or drop after acting."""
+
+    latency_s: float
+    status: int
+    drop: bool
+
+
+Match = Callable[[RequestRecord], bool]
+
+
+class FaultPlan:
+    """Seeded, thread-safe decisions about which requests to fault."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rate = 0.0
+        self._statuses: tuple[int, ...] = ()
+        self._latency_s = 0.0
+        self._drop = False
+        self._match: Match | None = None
+        self._random = random.Random(0)
+
+    def configure(
+        self,
+        rate: float,
+        statuses: tuple[int, ...],
+        latency_s: float,
+        drop: bool,
+        seed: int,
+        match: Match | None,
+    ) -> None:
+        """Replace the current plan (rate 0 disables it)."""
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"rate must be within [0, 1], got {rate}")
+        with self._lock:
+            self._rate, self._statuses, self._latency_s = rate, tuple(statuses), latency_s
+            self._drop, self._match, self._random = drop, match, random.Random(seed)
+
+    def clear(self) -> None:
+        """No more faults."""
+        self.configure(0.0, (), 0.0, False, 0, None)
+
+    def decide(self, record: RequestRecord) -> Fault | None:
+        """The fault for this request, or None."""
+        with self._lock:
+            if self._rate <= 0.0 or (self._match is not None and not self._match(record)):
+                return None
+            if self._random.random() >= self._rate:
+                return None
+            status = self._random.choice(self._statuses) if self._statuses else 0
+            return Fault(self._latency_s, 0 if self._drop else status, self._drop)

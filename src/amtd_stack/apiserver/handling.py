@@ -1,0 +1,243 @@
+"""REST verbs on the store: create, get, list, update, patch, delete, deletecollection.
+
+HTTP-agnostic: callers pass a `Target` and decoded bodies, and get objects or `ApiError`s.
+Every read-modify-write runs under the store lock. Status subresource rules: writes to the main
+resource keep the stored `.status`; writes to `/status` change only `.status` (and never bump
+generation). Create keeps a client-supplied status for built-ins (handy for fixtures) but drops it
+for custom resources with a status subresource, as the real server does.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+from . import definitions, deleting
+from .admitting import admit
+from .errors import ApiError, already_exists, bad_request, conflict, not_found, success_status
+from .patching import apply_patch
+from .resources import SUBRESOURCE_PATHS, Registry, ResourceType
+from .selectors import is_selected, parse_field_selector, parse_label_selector
+from .stamping import check_update_target, stamp_created, stamp_updated
+from .storing import KindKey, Obj, Store
+
+# Kinds whose DELETE answers with the object (as upstream's registries do), not a Status.
+RETURNS_DELETED = frozenset({"Pod", "Service", "ServiceAccount", "ResourceQuota"})
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a request addresses: type, namespace ("" = cluster or all), name, subresource."""
+
+    rtype: ResourceType
+    namespace: str = ""
+    name: str = ""
+    subresource: str = ""
+
+    @property
+    def kind_key(self) -> KindKey:
+        """Storage key of the addressed type."""
+        return (self.rtype.group, self.rtype.plural)
+
+
+def present(rtype: ResourceType, obj: Obj) -> Obj:
+    """The stored object as served at rtype's version (apiVersion rewritten, deep copy)."""
+    out = copy.deepcopy(obj)
+    out["apiVersion"], out["kind"] = rtype.api_version, rtype.kind
+    return out
+
+
+def _check_body(rtype: ResourceType, body: Any) -> Obj:
+    if not isinstance(body, dict):
+        raise bad_request("the request body must be a JSON object")
+    if not isinstance(body.setdefault("metadata", {}), dict):
+        raise bad_request("metadata must be a JSON object")
+    api_version, kind = body.get("apiVersion"), body.get("kind")
+    if api_version and api_version != rtype.api_version:
+        raise bad_request(
+            f"the API version in the data ({api_version}) does not match the expected "
+            f"API version ({rtype.api_version})"
+        )
+    if kind and kind != rtype.kind:
+        raise bad_request(
+            f"the kind in the data ({kind}) does not match the expected kind ({rtype.kind})"
+        )
+    return body
+
+
+def _merge_subresource(old: Obj, new: Obj, subresource: str) -> Obj:
+    """`old` with only the subresource's part taken from `new`."""
+    path = SUBRESOURCE_PATHS.get(subresource)
+    if path is None:
+        raise ApiError(
+            405, f"subresource {subresource!r} does not accept writes", "MethodNotAllowed"
+        )
+    merged = copy.deepcopy(old)
+    src, dst = new, merged
+    for part in path[:-1]:
+        src = src.get(part) or {} if isinstance(src, dict) else {}
+        dst = dst.setdefault(part, {})
+    if isinstance(src, dict) and path[-1] in src:
+        dst[path[-1]] = copy.deepcopy(src[path[-1]])
+    else:
+        dst.pop(path[-1], None)
+    merged["metadata"]["resourceVersion"] = new["metadata"].get("resourceVersion")
+    return merged
+
+
+class Api:
+    """The verbs, bound to one store and registry."""
+
+    def __init__(self, store: Store, registry: Registry) -> None:
+        self.store = store
+        self.registry = registry
+
+    def _existing(self, target: Target) -> Obj:
+        obj = self.store.get(target.kind_key, target.namespace, target.name)
+        if obj is None:
+            raise not_found(target.rtype.plural, target.name, target.rtype.group)
+        return obj
+
+    def _check_namespace(self, target: Target) -> None:
+        if not target.rtype.namespaced:
+            return
+        ns = self.store.get(deleting.NAMESPACES, "", target.namespace)
+        if ns is None:
+            raise not_found("namespaces", target.namespace)
+        if ns["metadata"].get("deletionTimestamp"):
+            raise ApiError(
+                403,
+                f'{target.rtype.plural} "{target.name}" is forbidden: unable to create new content '
+                f"in namespace {target.namespace} because it is being terminated",
+                "Forbidden",
+            )
+
+    def create(self, target: Target, body: Any, dry_run: bool = False) -> Obj:
+        """POST: 201 semantics; 409 AlreadyExists, 404 if the namespace is missing."""
+        rtype = target.rtype
+        obj = _check_body(rtype, copy.deepcopy(body))
+        if rtype.is_custom and "status" in rtype.subresources:
+            obj.pop("status", None)
+        with self.store.lock:
+            self._check_namespace(target)
+            for _attempt in range(5):  # generateName may collide; retry like the real server
+                stamp_created(rtype, obj, target.namespace)
+                if self.store.get(target.kind_key, target.namespace, obj["metadata"]["name"]):
+                    if obj["metadata"].get("generateName"):
+                        obj["metadata"].pop("name")
+                        continue
+                    raise already_exists(rtype.plural, obj["metadata"]["name"], rtype.group)
+                break
+            obj = admit(rtype, obj)
+            if not dry_run:
+                obj = self.store.write(target.kind_key, obj)
+                self._after_write(rtype, obj)
+            return present(rtype, obj)
+
+    def _after_write(self, rtype: ResourceType, obj: Obj) -> None:
+        if rtype.group == definitions.CRD_GROUP and rtype.kind == definitions.CRD_KIND:
+            self.registry.unregister_crd(obj["metadata"]["name"])
+            self.registry.register(definitions.resource_types(obj))
+
+    def get(self, target: Target) -> Obj:
+        """GET one object (also for `/status`)."""
+        return present(target.rtype, self._existing(target))
+
+    def list(self, target: Target, label_selector: str = "", field_selector: str = "") -> Obj:
+        """GET a collection, filtered by selectors, with the list's resourceVersion."""
+        labels = parse_label_selector(label_selector)
+        fields = parse_field_selector(field_selector, target.rtype.kind)
+        with self.store.lock:
+            items = self.store.items(target.kind_key, target.namespace or None)
+            rv = self.store.rv
+        return {
+            "kind": f"{target.rtype.kind}List",
+            "apiVersion": target.rtype.api_version,
+            "metadata": {"resourceVersion": str(rv)},
+            "items": [present(target.rtype, o) for o in items if is_selected(o, labels, fields)],
+        }
+
+    def update(self, target: Target, body: Any, dry_run: bool = False) -> Obj:
+        """PUT: 409 Conflict on a stale resourceVersion, 404 if missing."""
+        with self.store.lock:
+            old = self._existing(target)
+            new = check_update_target(
+                target.rtype, copy.deepcopy(body), target.namespace, target.name
+            )
+            _check_body(target.rtype, new)
+            return self._replace(target, old, new, dry_run)
+
+    def patch(self, target: Target, patch: Any, content_type: str, dry_run: bool = False) -> Obj:
+        """PATCH with merge, JSON or strategic-merge (see patching.py); 415 for other types."""
+        with self.store.lock:
+            old = self._existing(target)
+            new = apply_patch(present(target.rtype, old), patch, content_type)
+            new = check_update_target(target.rtype, new, target.namespace, target.name)
+            _check_body(target.rtype, new)
+            return self._replace(target, old, new, dry_run)
+
+    def _replace(self, target: Target, old: Obj, new: Obj, dry_run: bool) -> Obj:
+        rtype = target.rtype
+        sent_rv = new["metadata"].get("resourceVersion")
+        if sent_rv and sent_rv != old["metadata"]["resourceVersion"]:
+            raise conflict(rtype.plural, target.name, rtype.group)
+        if target.subresource:
+            new = _merge_subresource(old, new, target.subresource)
+        elif "status" in rtype.subresources:
+            new["status"] = copy.deepcopy(old.get("status"))
+            if new["status"] is None:
+                new.pop("status")
+        new = admit(rtype, stamp_updated(rtype, old, new))
+        new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+        if new == old or dry_run:
+            return present(rtype, new)  # a no-op write keeps the resourceVersion, as upstream
+        stored, exists = deleting.finalize_or_write(self.store, self.registry, target.kind_key, new)
+        if exists:
+            self._after_write(rtype, stored)
+        return present(rtype, stored)
+
+    def delete(self, target: Target, options: dict[str, Any]) -> tuple[int, Obj]:
+        """DELETE one object: 200 with the object if finalizers keep it (or the kind always
+        answers with it), else a Success Status."""
+        policy = deleting.propagation_policy(options)
+        with self.store.lock:
+            obj = self._existing(target)
+            self._check_preconditions(target, obj, options.get("preconditions") or {})
+            if options.get("dryRun"):
+                return 200, present(target.rtype, obj)
+            stored, exists = deleting.request_deletion(
+                self.store, self.registry, target.kind_key, obj, policy
+            )
+        if exists or target.rtype.kind in RETURNS_DELETED or target.rtype.is_custom:
+            return 200, present(target.rtype, stored)
+        return 200, success_status(
+            {
+                "name": target.name,
+                "group": target.rtype.group,
+                "kind": target.rtype.plural,
+                "uid": obj["metadata"]["uid"],
+            }
+        )
+
+    def _check_preconditions(self, target: Target, obj: Obj, pre: dict[str, Any]) -> None:
+        meta = obj["metadata"]
+        uid, rv = pre.get("uid"), pre.get("resourceVersion")
+        if (uid and uid != meta["uid"]) or (rv and rv != meta["resourceVersion"]):
+            raise conflict(target.rtype.plural, target.name, target.rtype.group)
+
+    def delete_collection(
+        self, target: Target, label_selector: str, field_selector: str, options: dict[str, Any]
+    ) -> Obj:
+        """DELETE a collection: every selected object, as a List of what was deleted."""
+        policy = deleting.propagation_policy(options)
+        listed = self.list(target, label_selector, field_selector)
+        with self.store.lock:
+            for item in listed["items"]:
+                meta = item["metadata"]
+                obj = self.store.get(target.kind_key, meta.get("namespace", ""), meta["name"])
+                if obj is not None:
+                    deleting.request_deletion(
+                        self.store, self.registry, target.kind_key, obj, policy
+                    )
+        return listed

@@ -1,0 +1,134 @@
+"""CRD structural schemas: conversion to JSON Schema, defaulting, pruning, validation (pure).
+
+The openAPIV3Schema dialect is OpenAPI 3.0 (draft-4-like, boolean exclusiveMinimum), so the
+converted schema is checked with jsonschema's Draft4Validator. `x-kubernetes-*` keys are dropped
+after their meaning is applied: int-or-string widens the type, preserve-unknown-fields stops
+pruning, and `nullable` admits null (non-nullable nulls are pruned first, as the real server does).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from jsonschema import Draft4Validator  # type: ignore[import-untyped]
+from jsonschema.exceptions import ValidationError  # type: ignore[import-untyped]
+
+_SUBSCHEMA_MAPS = ("properties", "patternProperties", "definitions")
+_SUBSCHEMAS = ("items", "additionalProperties", "not")
+_SUBSCHEMA_LISTS = ("allOf", "anyOf", "oneOf")
+_DROPPED = ("nullable", "default", "example", "externalDocs", "description")
+_ROOT_KEPT = ("apiVersion", "kind", "metadata")
+_MAX_CAUSES = 20
+
+
+def to_json_schema(node: Any) -> Any:
+    """Convert an openAPIV3Schema (sub)tree into a Draft 4 JSON Schema."""
+    if not isinstance(node, Mapping):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key.startswith("x-kubernetes-") or key in _DROPPED:
+            continue
+        if key in _SUBSCHEMA_MAPS and isinstance(value, Mapping):
+            out[key] = {k: to_json_schema(v) for k, v in value.items()}
+        elif key in _SUBSCHEMAS:
+            out[key] = to_json_schema(value)
+        elif key in _SUBSCHEMA_LISTS and isinstance(value, list):
+            out[key] = [to_json_schema(v) for v in value]
+        else:
+            out[key] = value
+    if node.get("x-kubernetes-int-or-string"):
+        out["type"] = ["integer", "string"]
+    if node.get("nullable"):
+        _admit_null(out)
+    return out
+
+
+def _admit_null(out: dict[str, Any]) -> None:
+    if isinstance(out.get("type"), str):
+        out["type"] = [out["type"], "null"]
+    elif isinstance(out.get("type"), list):
+        out["type"] = [*out["type"], "null"]
+    if isinstance(out.get("enum"), list):
+        out["enum"] = [*out["enum"], None]
+
+
+def prune(value: Any, schema: Any, is_root: bool = False) -> Any:
+    """Drop unknown fields and non-nullable nulls, fill defaults; returns a new value."""
+    if not isinstance(schema, Mapping):
+        return copy.deepcopy(value)
+    if isinstance(value, dict):
+        return _prune_object(value, schema, is_root)
+    if isinstance(value, list) and isinstance(schema.get("items"), Mapping):
+        return [prune(item, schema["items"]) for item in value]
+    return copy.deepcopy(value)
+
+
+def _prune_object(value: dict[str, Any], schema: Mapping[str, Any], is_root: bool) -> Any:
+    props: Mapping[str, Any] = schema.get("properties") or {}
+    extra = schema.get("additionalProperties")
+    keep_unknown = bool(schema.get("x-kubernetes-preserve-unknown-fields"))
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if is_root and key in _ROOT_KEPT:
+            out[key] = copy.deepcopy(item)
+            continue
+        sub = props.get(key, extra if isinstance(extra, Mapping) else None)
+        is_nullable = isinstance(sub, Mapping) and sub.get("nullable")
+        if item is None and not is_nullable and (sub is not None or not keep_unknown):
+            continue
+        if sub is not None:
+            out[key] = prune(item, sub)
+        elif keep_unknown or extra is True:
+            out[key] = copy.deepcopy(item)
+    for key, sub in props.items():
+        if key not in out and isinstance(sub, Mapping) and "default" in sub:
+            out[key] = prune(copy.deepcopy(sub["default"]), sub)
+    return out
+
+
+def format_path(path: Iterable[Any]) -> str:
+    """A Kubernetes field path: `spec.strategy[0].action`."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _short(instance: Any) -> str:
+    text = json.dumps(instance, sort_keys=True)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _causes_for(error: ValidationError) -> list[dict[str, str]]:
+    path = list(error.absolute_path)
+    if error.validator == "required" and isinstance(error.instance, dict):
+        missing = [p for p in error.validator_value if p not in error.instance]
+        return [
+            {
+                "reason": "FieldValueRequired",
+                "message": "Required value",
+                "field": format_path([*path, name]),
+            }
+            for name in missing
+        ]
+    field = format_path(path) or "<root>"
+    if error.validator == "enum":
+        allowed = ", ".join(json.dumps(v) for v in error.validator_value)
+        message = f"Unsupported value: {_short(error.instance)}: supported values: {allowed}"
+        return [{"reason": "FieldValueNotSupported", "message": message, "field": field}]
+    message = f"Invalid value: {_short(error.instance)}: {field} in body {error.message}"
+    return [{"reason": "FieldValueInvalid", "message": message, "field": field}]
+
+
+def validation_causes(obj: Any, open_api_schema: Mapping[str, Any]) -> list[dict[str, str]]:
+    """Status causes (reason, message, field) for every schema violation; [] when valid."""
+    validator = Draft4Validator(to_json_schema(open_api_schema))
+    errors = sorted(validator.iter_errors(obj), key=lambda e: [str(p) for p in e.absolute_path])
+    causes: list[dict[str, str]] = []
+    for error in errors:
+        causes.extend(_causes_for(error))
+    return causes[:_MAX_CAUSES]

@@ -1,0 +1,176 @@
+"""The API server object: threaded HTTP on loopback, kubeconfigs, request log, faults, lifecycle."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import socket
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import yaml
+from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler, make_server
+
+from .controlling import Controllers
+from .dispatching import Dispatcher, RequestLog
+from .faults import FaultPlan, RequestRecord
+from .handling import Api, Target
+from .resources import Registry
+from .stamping import stamp_created
+from .storing import Store
+
+INITIAL_NAMESPACES = ("default", "kube-system", "kube-public")
+CLUSTER_NAME = "amtd-local"
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No per-request logging; tolerate clients (or injected drops) closing early."""
+
+    timeout = 60  # a client that stalls mid-request cannot pin a thread forever
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """Silence the access log."""
+
+    def finish(self) -> None:
+        """Flush, ignoring connections that are already gone."""
+        with contextlib.suppress(OSError):
+            super().finish()
+
+
+class ApiServer:
+    """A stateful Kubernetes API stand-in; use `start_apiserver()` to get a running one."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, workloads: bool = True) -> None:
+        self.store = Store()
+        self.registry = Registry()
+        self.api = Api(self.store, self.registry)
+        self._log = RequestLog()
+        self._faults = FaultPlan()
+        self._seed(workloads)
+        self._controllers = Controllers(self.store, self.registry, workloads)
+        app = Dispatcher(self.api, self._log, self._faults, lambda: self.address)
+        self._server: ThreadedWSGIServer = make_server(  # type: ignore[assignment]
+            host, port, app, threaded=True, request_handler=_QuietHandler
+        )
+        self.host = host
+        self.port = int(self._server.socket.getsockname()[1])
+        self._thread: threading.Thread | None = None
+
+    @property
+    def address(self) -> str:
+        """host:port."""
+        return f"{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. http://127.0.0.1:40123."""
+        return f"http://{self.address}"
+
+    def _seed(self, workloads: bool) -> None:
+        for name in INITIAL_NAMESPACES:
+            self.api.create(self._target("", "namespaces"), {"metadata": {"name": name}})
+        if workloads:
+            node = {
+                "metadata": {"name": "node-1", "labels": {"kubernetes.io/hostname": "node-1"}},
+                "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+            }
+            rtype = self.registry.lookup("", "v1", "nodes")
+            assert rtype is not None
+            self.store.write(("", "nodes"), stamp_created(rtype, node, ""))
+
+    def _target(self, group: str, plural: str) -> Target:
+        rtype = self.registry.lookup(group, "v1", plural)
+        assert rtype is not None
+        return Target(rtype)
+
+    def start(self) -> ApiServer:
+        """Serve in a background thread; returns once the socket accepts connections."""
+        self._controllers.start()
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=f"apiserver-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        with socket.create_connection((self.host, self.port), timeout=10):
+            pass  # the listening socket is bound already; this proves the loop accepts
+        return self
+
+    def stop(self) -> None:
+        """End watches, stop serving, wait for request threads and the controllers."""
+        self.store.close()
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(10)
+        self._server.server_close()
+        self._controllers.stop()
+
+    def __enter__(self) -> ApiServer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """Snapshot of resource requests seen so far."""
+        return self._log.snapshot()
+
+    def clear_requests(self) -> None:
+        """Forget recorded requests."""
+        self._log.clear()
+
+    def inject_faults(
+        self,
+        rate: float,
+        statuses: tuple[int, ...] = (500, 503, 429),
+        latency_s: float = 0.0,
+        drop: bool = False,
+        seed: int = 0,
+        match: Callable[[RequestRecord], bool] | None = None,
+    ) -> None:
+        """Fault a `rate` share of matching resource requests (see faults.py for the semantics)."""
+        self._faults.configure(rate, statuses, latency_s, drop, seed, match)
+
+    def clear_faults(self) -> None:
+        """Stop injecting faults."""
+        self._faults.clear()
+
+    def kubeconfig(self, user: str = "admin", namespace: str = "default") -> dict[str, Any]:
+        """A kubeconfig document whose bearer token is `user`."""
+        return {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": CLUSTER_NAME, "cluster": {"server": self.url}}],
+            # kubectl drops bearer tokens over plain HTTP but still sends Impersonate-User.
+            "users": [{"name": user, "user": {"token": user, "as": user}}],
+            "contexts": [
+                {
+                    "name": CLUSTER_NAME,
+                    "context": {"cluster": CLUSTER_NAME, "user": user, "namespace": namespace},
+                }
+            ],
+            "current-context": CLUSTER_NAME,
+            "preferences": {},
+        }
+
+    def write_kubeconfig(self, path: str | Path, user: str = "admin") -> Path:
+        """Write a kubeconfig for `user` to `path` (parents created); returns the path."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(yaml.safe_dump(copy.deepcopy(self.kubeconfig(user)), sort_keys=False))
+        return target
+
+
+def start_apiserver(host: str = "127.0.0.1", port: int = 0, workloads: bool = True) -> ApiServer:
+    """Create and start an ApiServer; it is serving when this returns."""
+    return ApiServer(host, port, workloads).start()

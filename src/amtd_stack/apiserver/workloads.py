@@ -1,0 +1,310 @@
+"""Workload emulation: Deployment -> ReplicaSet -> Pods, and a "kubelet" that runs pods at once.
+
+No containers run: a pod is "Running" and Ready the moment it is created, on node `node-1`.
+ReplicaSets orphan pods whose labels stop matching (dropping their ownerReference, as the real
+controller does), adopt matching orphans, and create or delete pods to reach `spec.replicas`.
+A Deployment owns one ReplicaSet per pod template (`<name>-<10-char template hash>`); older ones
+are scaled to zero at once. Every write is skipped when it would change nothing, so the
+controller loop converges.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+from typing import Any
+
+from .resources import Registry
+from .selectors import match_label_selector_object
+from .stamping import now_rfc3339, random_suffix, stamp_created
+from .storing import KindKey, Obj, Store
+
+DEPLOYMENTS: KindKey = ("apps", "deployments")
+REPLICASETS: KindKey = ("apps", "replicasets")
+PODS: KindKey = ("", "pods")
+HASH_LABEL = "pod-template-hash"
+NODE_NAME = "node-1"
+_HASH_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def template_hash(template: Any) -> str:
+    """A stable 10-character [bcdfghjklmnpqrstvwxz2456789] hash of a pod template."""
+    digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).digest()
+    return "".join(_HASH_ALPHABET[b % len(_HASH_ALPHABET)] for b in digest[:10])
+
+
+def controller_ref(owner: Obj) -> Obj:
+    """A controller ownerReference to `owner`."""
+    return {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def controller_uid(obj: Obj) -> str | None:
+    """The uid of the object's controller, if it has one."""
+    for ref in obj["metadata"].get("ownerReferences") or []:
+        if ref.get("controller"):
+            return str(ref.get("uid"))
+    return None
+
+
+def _write_if_changed(store: Store, kind_key: KindKey, old: Obj, new: Obj) -> None:
+    if new != old:
+        store.write(kind_key, new)
+
+
+class Workloads:
+    """Reconciles deployments, replicasets and pods; call `reconcile()` under no lock."""
+
+    def __init__(self, store: Store, registry: Registry) -> None:
+        self.store = store
+        self.registry = registry
+        self._ips = itertools.count(2)
+
+    def reconcile(self) -> None:
+        """One pass over every deployment, replicaset and unstarted pod."""
+        with self.store.lock:
+            for deployment in self.store.items(DEPLOYMENTS):
+                if not deployment["metadata"].get("deletionTimestamp"):
+                    self._reconcile_deployment(deployment)
+            for replicaset in self.store.items(REPLICASETS):
+                if not replicaset["metadata"].get("deletionTimestamp"):
+                    self._reconcile_replicaset(replicaset)
+            for pod in self.store.items(PODS):
+                if not (pod.get("status") or {}).get("phase"):
+                    self._run_pod(pod)
+
+    def _create(self, kind_key: KindKey, obj: Obj, namespace: str) -> Obj:
+        group, plural = kind_key
+        rtype = self.registry.lookup(group, "v1", plural)
+        assert rtype is not None, plural
+        return self.store.write(kind_key, stamp_created(rtype, obj, namespace))
+
+    # Deployments
+
+    def _reconcile_deployment(self, deployment: Obj) -> None:
+        meta, spec = deployment["metadata"], deployment.get("spec") or {}
+        template = spec.get("template") or {}
+        desired, pod_hash = int(spec.get("replicas", 1)), template_hash(template)
+        owned = [
+            rs
+            for rs in self.store.items(REPLICASETS, meta["namespace"])
+            if controller_uid(rs) == meta["uid"]
+        ]
+        current = next((rs for rs in owned if _labels(rs).get(HASH_LABEL) == pod_hash), None)
+        if current is None:
+            current = self._create_replicaset(deployment, pod_hash, desired)
+        for rs in owned:
+            want = desired if rs is current else 0
+            if (rs.get("spec") or {}).get("replicas") != want:
+                self._scale(rs, want)
+        self._update_deployment_status(deployment, current)
+
+    def _create_replicaset(self, deployment: Obj, pod_hash: str, replicas: int) -> Obj:
+        meta, spec = deployment["metadata"], deployment.get("spec") or {}
+        template = copy.deepcopy(spec.get("template") or {})
+        labels = {**(template.get("metadata") or {}).get("labels", {}), HASH_LABEL: pod_hash}
+        template.setdefault("metadata", {})["labels"] = labels
+        selector = copy.deepcopy(spec.get("selector") or {})
+        selector["matchLabels"] = {**(selector.get("matchLabels") or {}), HASH_LABEL: pod_hash}
+        replicaset = {
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "metadata": {
+                "name": f"{meta['name']}-{pod_hash}",
+                "labels": labels,
+                "annotations": {"deployment.kubernetes.io/desired-replicas": str(replicas)},
+                "ownerReferences": [controller_ref(deployment)],
+            },
+            "spec": {"replicas": replicas, "selector": selector, "template": template},
+        }
+        return self._create(REPLICASETS, replicaset, meta["namespace"])
+
+    def _scale(self, replicaset: Obj, replicas: int) -> None:
+        new = copy.deepcopy(replicaset)
+        new["spec"]["replicas"] = replicas
+        new["metadata"]["generation"] = int(new["metadata"].get("generation") or 1) + 1
+        self.store.write(REPLICASETS, new)
+
+    def _update_deployment_status(self, deployment: Obj, current: Obj) -> None:
+        meta = deployment["metadata"]
+        owned = [
+            rs
+            for rs in self.store.items(REPLICASETS, meta["namespace"])
+            if controller_uid(rs) == meta["uid"]
+        ]
+        total = {
+            k: sum(int((rs.get("status") or {}).get(k) or 0) for rs in owned)
+            for k in ("replicas", "readyReplicas", "availableReplicas")
+        }
+        fresh = self.store.get(REPLICASETS, meta["namespace"], current["metadata"]["name"])
+        updated = int(((fresh or current).get("status") or {}).get("replicas") or 0)
+        status = {
+            **total,
+            "updatedReplicas": updated,
+            "unavailableReplicas": max(0, total["replicas"] - total["availableReplicas"]),
+            "observedGeneration": meta.get("generation", 1),
+        }
+        status["conditions"] = _conditions(deployment, status)
+        _write_if_changed(self.store, DEPLOYMENTS, deployment, _with_status(deployment, status))
+
+    # ReplicaSets
+
+    def _reconcile_replicaset(self, replicaset: Obj) -> None:
+        meta, spec = replicaset["metadata"], replicaset.get("spec") or {}
+        selector = spec.get("selector") or {}
+        if not (selector.get("matchLabels") or selector.get("matchExpressions")):
+            return  # an empty selector would adopt every pod in the namespace
+        owned = self._claim_pods(replicaset, selector)
+        missing = int(spec.get("replicas", 1)) - len(owned)
+        for _ in range(missing):
+            owned.append(self._create_pod(replicaset))
+        if missing < 0:
+            newest = sorted(
+                owned, key=lambda p: (p["metadata"]["creationTimestamp"], p["metadata"]["name"])
+            )[missing:]
+            for pod in newest:
+                owned.remove(pod)
+                self.store.remove(PODS, meta["namespace"], pod["metadata"]["name"])
+        ready = sum(1 for p in owned if _is_ready(p))
+        status = {
+            "replicas": len(owned),
+            "fullyLabeledReplicas": len(owned),
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+            "observedGeneration": meta.get("generation", 1),
+        }
+        _write_if_changed(self.store, REPLICASETS, replicaset, _with_status(replicaset, status))
+
+    def _claim_pods(self, replicaset: Obj, selector: Obj) -> list[Obj]:
+        """Pods this replicaset keeps: orphan non-matching ones, adopt matching orphans."""
+        uid, owned = replicaset["metadata"]["uid"], []
+        for pod in self.store.items(PODS, replicaset["metadata"]["namespace"]):
+            if pod["metadata"].get("deletionTimestamp"):
+                continue
+            matches = match_label_selector_object(selector, _labels(pod))
+            owner = controller_uid(pod)
+            if owner == uid and not matches:
+                self._set_owner(pod, None, uid)
+            elif owner == uid or (owner is None and matches):
+                owned.append(pod if owner else self._set_owner(pod, replicaset, uid))
+        return owned
+
+    def _set_owner(self, pod: Obj, owner: Obj | None, uid: str) -> Obj:
+        new = copy.deepcopy(pod)
+        refs = [r for r in new["metadata"].get("ownerReferences") or [] if r.get("uid") != uid]
+        if owner is not None:
+            refs.append(controller_ref(owner))
+        new["metadata"]["ownerReferences"] = refs
+        if not refs:
+            del new["metadata"]["ownerReferences"]
+        return self.store.write(PODS, new)
+
+    def _create_pod(self, replicaset: Obj) -> Obj:
+        meta = replicaset["metadata"]
+        template = (replicaset.get("spec") or {}).get("template") or {}
+        tmeta = template.get("metadata") or {}
+        name = f"{meta['name']}-{random_suffix()}"
+        while self.store.get(PODS, meta["namespace"], name):
+            name = f"{meta['name']}-{random_suffix()}"
+        pod = {
+            "metadata": {
+                "name": name,
+                "generateName": f"{meta['name']}-",
+                "labels": copy.deepcopy(tmeta.get("labels") or {}),
+                "annotations": copy.deepcopy(tmeta.get("annotations") or {}),
+                "ownerReferences": [controller_ref(replicaset)],
+            },
+            "spec": {**copy.deepcopy(template.get("spec") or {}), "nodeName": NODE_NAME},
+        }
+        pod["status"] = self._running_status(pod)
+        return self._create(PODS, pod, meta["namespace"])
+
+    # Pods
+
+    def _run_pod(self, pod: Obj) -> None:
+        new = copy.deepcopy(pod)
+        new.setdefault("spec", {}).setdefault("nodeName", NODE_NAME)
+        new["status"] = self._running_status(new)
+        self.store.write(PODS, new)
+
+    def _running_status(self, pod: Obj) -> Obj:
+        now, n = now_rfc3339(), next(self._ips)
+        containers = (pod.get("spec") or {}).get("containers") or []
+        conditions = ("PodScheduled", "Initialized", "ContainersReady", "Ready")
+        return {
+            "phase": "Running",
+            "hostIP": "10.0.0.1",
+            "podIP": f"10.244.{n // 250}.{n % 250 + 1}",
+            "startTime": now,
+            "qosClass": "BestEffort",
+            "conditions": [
+                {"type": c, "status": "True", "lastTransitionTime": now} for c in conditions
+            ],
+            "containerStatuses": [
+                {
+                    "name": c.get("name", ""),
+                    "image": c.get("image", ""),
+                    "imageID": "",
+                    "ready": True,
+                    "started": True,
+                    "restartCount": 0,
+                    "state": {"running": {"startedAt": now}},
+                }
+                for c in containers
+                if isinstance(c, dict)
+            ],
+        }
+
+
+def _with_status(obj: Obj, status: Obj) -> Obj:
+    """A copy with a new status (metadata copied too: the store writes resourceVersion into it)."""
+    return {**obj, "metadata": dict(obj["metadata"]), "status": status}
+
+
+def _labels(obj: Obj) -> dict[str, str]:
+    return obj["metadata"].get("labels") or {}
+
+
+def _is_ready(pod: Obj) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def _conditions(deployment: Obj, status: Obj) -> list[Obj]:
+    """Available/Progressing, keeping old timestamps when nothing changed (stable writes)."""
+    available = status["availableReplicas"] >= int(
+        (deployment.get("spec") or {}).get("replicas", 1)
+    )
+    wanted = [
+        (
+            "Available",
+            "True" if available else "False",
+            "MinimumReplicasAvailable" if available else "MinimumReplicasUnavailable",
+        ),
+        ("Progressing", "True", "NewReplicaSetAvailable"),
+    ]
+    old = {c.get("type"): c for c in (deployment.get("status") or {}).get("conditions") or []}
+    now, result = now_rfc3339(), []
+    for kind, state, reason in wanted:
+        previous = old.get(kind)
+        if previous and previous.get("status") == state and previous.get("reason") == reason:
+            result.append(previous)
+        else:
+            result.append(
+                {
+                    "type": kind,
+                    "status": state,
+                    "reason": reason,
+                    "lastUpdateTime": now,
+                    "lastTransitionTime": now,
+                }
+            )
+    return result

@@ -1,0 +1,108 @@
+"""``amtd up``: run the whole system locally until Ctrl-C or SIGTERM.
+
+Usage: ``amtd up --state-dir DIR [--root PATH] [--env [FUNCTION:]NAME=VALUE ...]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from amtd_stack.errors import ManifestError, StackError
+from amtd_stack.stack import ALL_FUNCTIONS, Stack
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``amtd up`` argument parser."""
+    parser = argparse.ArgumentParser(prog="amtd up", description=__doc__.splitlines()[0])
+    parser.add_argument("--state-dir", type=Path, required=True, help="kubeconfig, logs, endpoints")
+    parser.add_argument("--root", type=Path, default=Path.cwd(), help="project root (knative/)")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="[FUNCTION:]NAME=VALUE",
+        help="environment override for one function or all (repeatable)",
+    )
+    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    return parser
+
+
+def parse_env_overrides(items: Sequence[str]) -> dict[str, dict[str, str]]:
+    """``[FUNCTION:]NAME=VALUE`` items to ``{function or "*": {NAME: VALUE}}`` (pure)."""
+    overrides: dict[str, dict[str, str]] = {}
+    for item in items:
+        qualified, equals, value = item.partition("=")
+        function, _, name = qualified.rpartition(":")
+        if not equals or not name:
+            raise ValueError(f"--env {item!r} must look like [FUNCTION:]NAME=VALUE")
+        overrides.setdefault(function or ALL_FUNCTIONS, {})[name] = value
+    return overrides
+
+
+def describe(stack: Stack) -> str:
+    """What ``amtd up`` prints once everything runs."""
+    endpoints = stack.endpoints()
+    lines = [
+        "amtd stack is up",
+        f"  API server   {endpoints['apiserver']}",
+        f"  kubeconfig   {endpoints['kubeconfig']}   (export KUBECONFIG=...)",
+        f"  broker       {endpoints['broker']}",
+        *(f"  function     {name:<22} {url}" for name, url in endpoints["functions"].items()),
+        f"  endpoints    {stack.endpoints_path}",
+        f"  logs         {stack.state_dir / 'logs'}",
+        "Ctrl-C to stop.",
+    ]
+    return "\n".join(lines)
+
+
+def up(argv: Sequence[str]) -> int:
+    """Start the stack, print where things are, run until SIGINT/SIGTERM, stop cleanly."""
+    args = build_parser().parse_args(list(argv))
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    try:
+        overrides = parse_env_overrides(args.env)
+    except ValueError as error:
+        print(f"amtd up: {error}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return run_until(Stack(args.root, args.state_dir, overrides), stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def run_until(stack: Stack, stop: threading.Event) -> int:
+    """Run the stack until ``stop`` is set; 1 with a clear message when it cannot start."""
+    try:
+        stack.start()
+    except (ManifestError, StackError) as error:
+        print(f"amtd up: cannot start: {error}", file=sys.stderr)
+        return 1
+    try:
+        print(describe(stack), flush=True)
+        stop.wait()
+        print("stopping...", flush=True)
+    finally:
+        stack.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: ``main(["up", ...])`` or ``main([...])`` (the ``up`` is optional)."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["up"]:
+        arguments = arguments[1:]
+    return up(arguments)

@@ -1,0 +1,166 @@
+"""Delivering one event to one subscriber: HTTP attempts, retries with backoff, dead letters.
+
+Every attempt is recorded in an AttemptLog so tests and ``amtd up`` users can see exactly what
+the broker did. Response interpretation (what counts as success, reply or failure) is pure.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import requests
+from cloudevents.http import CloudEvent
+
+from amtd_stack.deliveries import DeliverySpec, compute_backoff, is_retryable
+from amtd_stack.messages import EventError, copy_event, encode_binary, is_cloudevent_message
+from amtd_stack.messages import parse_event as parse_message
+
+LOG = logging.getLogger(__name__)
+ERROR_DATA_LIMIT = 1024  # bytes of the failing response kept in knativeerrordata
+BAD_GATEWAY = 502
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """Outcome of one HTTP attempt: ok, the status (None = no response), any reply event."""
+
+    ok: bool
+    status: int | None
+    error: str = ""
+    body: bytes = b""
+    reply: CloudEvent | None = None
+
+
+@dataclass(frozen=True)
+class DeliveryAttempt:
+    """One recorded HTTP attempt to a subscriber or dead-letter sink."""
+
+    subscriber: str
+    url: str
+    event_id: str
+    event_type: str
+    attempt: int
+    status: int | None
+    error: str
+    final: bool
+    at: float = field(default_factory=time.time)
+
+
+class AttemptLog:
+    """Thread-safe, append-only record of delivery attempts."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._attempts: list[DeliveryAttempt] = []
+
+    def record(self, attempt: DeliveryAttempt) -> None:
+        """Append one attempt."""
+        with self._lock:
+            self._attempts.append(attempt)
+
+    def snapshot(self) -> list[DeliveryAttempt]:
+        """A copy of all attempts so far, oldest first."""
+        with self._lock:
+            return list(self._attempts)
+
+    def clear(self) -> None:
+        """Forget recorded attempts."""
+        with self._lock:
+            self._attempts.clear()
+
+
+def interpret_response(status: int, headers: Mapping[str, str], body: bytes) -> DeliveryResult:
+    """Classify a subscriber's answer the way the Knative broker does (pure).
+
+    2xx with a CloudEvent = success with a reply; 202 or an empty 2xx = success; a 2xx with any
+    other body is a failure treated as 502; anything else fails with its own status.
+    """
+    if not 200 <= status < 300:
+        return DeliveryResult(False, status, f"subscriber answered {status}", body)
+    if status == 202 or (not body.strip() and not is_cloudevent_message(headers)):
+        return DeliveryResult(True, status, body=body)
+    if not is_cloudevent_message(headers):
+        return DeliveryResult(False, BAD_GATEWAY, "2xx reply is not a CloudEvent", body)
+    try:
+        return DeliveryResult(True, status, body=body, reply=parse_message(headers, body))
+    except EventError as error:
+        return DeliveryResult(False, BAD_GATEWAY, f"reply is not a valid CloudEvent: {error}", body)
+
+
+def send_once(
+    url: str, event: CloudEvent, timeout_s: float, extra_headers: Mapping[str, str]
+) -> DeliveryResult:
+    """POST the event in binary mode once and classify the answer."""
+    headers, body = encode_binary(event)
+    headers.update(extra_headers)
+    try:
+        response = requests.post(url, data=body, headers=headers, timeout=timeout_s)
+    except requests.Timeout:
+        return DeliveryResult(False, None, f"no answer within {timeout_s:g}s")
+    except requests.RequestException as error:
+        return DeliveryResult(False, None, f"no response: {error}")
+    return interpret_response(response.status_code, response.headers, response.content)
+
+
+@dataclass
+class Delivery:
+    """What to send where, under which delivery spec, logged as ``subscriber``."""
+
+    subscriber: str
+    url: str
+    event: CloudEvent
+    spec: DeliverySpec
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def deliver(
+    delivery: Delivery,
+    log: AttemptLog,
+    stopping: threading.Event,
+    sender: Callable[[str, CloudEvent, float, Mapping[str, str]], DeliveryResult] = send_once,
+) -> DeliveryResult:
+    """Send with retries and backoff per the spec; return the last result."""
+    spec = delivery.spec
+    result = DeliveryResult(False, None, "not attempted")
+    for attempt in range(spec.retry + 1):
+        if attempt and stopping.wait(compute_backoff(spec, attempt)):
+            return DeliveryResult(False, None, "stack stopping")
+        result = sender(delivery.url, delivery.event, spec.timeout_s, delivery.headers)
+        final = result.ok or not is_retryable(result.status) or attempt == spec.retry
+        log.record(attempt_record(delivery, attempt + 1, result, final))
+        if final:
+            break
+    return result
+
+
+def attempt_record(
+    delivery: Delivery, number: int, result: DeliveryResult, final: bool
+) -> DeliveryAttempt:
+    """The log entry for one attempt."""
+    return DeliveryAttempt(
+        subscriber=delivery.subscriber,
+        url=delivery.url,
+        event_id=str(delivery.event["id"]),
+        event_type=str(delivery.event["type"]),
+        attempt=number,
+        status=result.status,
+        error=result.error,
+        final=final,
+    )
+
+
+def dead_letter_event(event: CloudEvent, destination: str, result: DeliveryResult) -> CloudEvent:
+    """The event as sent to a dead-letter sink, with Knative's error extensions (pure)."""
+    evidence = result.body or result.error.encode()
+    changes = {
+        "knativeerrordest": destination,
+        "knativeerrordata": base64.b64encode(evidence[:ERROR_DATA_LIMIT]).decode(),
+    }
+    if result.status is not None:
+        changes["knativeerrorcode"] = str(result.status)
+    return copy_event(event, changes)

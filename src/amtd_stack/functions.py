@@ -1,0 +1,231 @@
+"""The function registry (folders with func.yaml + main.py) and one process per function.
+
+Each function runs under ``functions-framework`` as its own process, with the identity of its
+ServiceAccount (a kubeconfig whose user is that name), like a Knative Service's pod would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from amtd_stack.errors import ManifestError, StackError
+from amtd_stack.serving import is_port_open, pick_free_port
+
+DEFAULT_NAMESPACE = "amtd-system"
+TEMPLATE = re.compile(r"^\{\{\s*(?P<kind>\w+)\s*:\s*(?P<args>[^}]*?)\s*\}\}$")
+READY_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 5.0
+
+SecretLookup = Callable[[str, str, str], str]  # (namespace, name, key) -> value
+
+
+@dataclass(frozen=True)
+class FunctionDefinition:
+    """One function: its Service name, folder, target, raw run.envs and identity."""
+
+    name: str
+    folder: Path
+    target: str
+    envs: tuple[tuple[str, str], ...]
+    namespace: str
+    service_account: str
+
+
+def discover_functions(functions_dir: Path) -> dict[str, FunctionDefinition]:
+    """Every folder under ``functions_dir`` holding func.yaml and main.py, by func.yaml name."""
+    found: dict[str, FunctionDefinition] = {}
+    for func_yaml in sorted(functions_dir.rglob("func.yaml")):
+        if not (func_yaml.parent / "main.py").is_file():
+            continue
+        definition = read_function(func_yaml)
+        if definition.name in found:
+            other = found[definition.name].folder / "func.yaml"
+            raise ManifestError("name", f"function {definition.name!r} also in {other}", func_yaml)
+        found[definition.name] = definition
+    return found
+
+
+def read_function(func_yaml: Path) -> FunctionDefinition:
+    """Parse one func.yaml; ManifestError naming the file and field."""
+    spec = yaml.safe_load(func_yaml.read_text(encoding="utf-8"))
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+        raise ManifestError("name", "func.yaml needs a name", func_yaml)
+    envs = read_envs(spec, func_yaml)
+    target = dict(envs).get("FUNCTION_TARGET")
+    if not target:
+        raise ManifestError(
+            "run.envs", "needs FUNCTION_TARGET (the functions-framework target)", func_yaml
+        )
+    deploy = spec.get("deploy") or {}
+    return FunctionDefinition(
+        name=spec["name"],
+        folder=func_yaml.parent,
+        target=target,
+        envs=tuple((k, v) for k, v in envs if k != "FUNCTION_TARGET"),
+        namespace=str(deploy.get("namespace") or DEFAULT_NAMESPACE),
+        service_account=str(deploy.get("serviceAccountName") or spec["name"]),
+    )
+
+
+def read_envs(spec: Mapping[str, Any], func_yaml: Path) -> list[tuple[str, str]]:
+    """``run.envs`` as (name, value) pairs."""
+    entries = (spec.get("run") or {}).get("envs") or []
+    pairs = []
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise ManifestError(f"run.envs[{index}].name", "is required", func_yaml)
+        pairs.append((entry["name"], str(entry.get("value") or "")))
+    return pairs
+
+
+def resolve_value(
+    value: str, namespace: str, secrets: SecretLookup, environ: Mapping[str, str]
+) -> str:
+    """Expand ``{{ secret:NAME:KEY }}`` and ``{{ env:VAR }}``; other text is literal."""
+    match = TEMPLATE.match(value)
+    if match is None:
+        return value
+    kind, args = match["kind"], match["args"].split(":")
+    if kind == "secret" and len(args) == 2:
+        return secrets(namespace, args[0].strip(), args[1].strip())
+    if kind == "env" and len(args) == 1:
+        if args[0].strip() not in environ:
+            raise StackError(f"environment variable {args[0].strip()} is not set")
+        return environ[args[0].strip()]
+    raise StackError(f"unsupported func.yaml value template {value!r}")
+
+
+def build_environment(
+    definition: FunctionDefinition,
+    secrets: SecretLookup,
+    overrides: Mapping[str, str],
+    base: Mapping[str, str],
+) -> dict[str, str]:
+    """The process environment: base, resolved run.envs, then overrides.
+
+    An overridden variable is not resolved, so an override can stand in for a missing Secret.
+    """
+    environment = dict(base)
+    for name, value in definition.envs:
+        if name in overrides:
+            continue
+        try:
+            environment[name] = resolve_value(value, definition.namespace, secrets, base)
+        except StackError as error:
+            raise StackError(f"function {definition.name}, env {name}: {error}") from error
+    environment.update(overrides)
+    return environment
+
+
+class FunctionProcess:
+    """One functions-framework process serving a function on a loopback port."""
+
+    def __init__(
+        self, definition: FunctionDefinition, environment: Mapping[str, str], log_path: Path
+    ) -> None:
+        self.definition = definition
+        self.port = pick_free_port()
+        self.log_path = log_path
+        self._environment = dict(environment)
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL of the function."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        """The functions-framework command line (the venv's own executable)."""
+        return [
+            str(Path(sys.executable).parent / "functions-framework"),
+            *("--target", self.definition.target),
+            *("--source", str(self.definition.folder / "main.py")),
+            *("--host", "127.0.0.1", "--port", str(self.port)),
+        ]
+
+    def start(self) -> None:
+        """Launch the process in its own process group, logging to ``log_path``."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                self.command(),
+                cwd=self.definition.folder,
+                env=self._environment,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def wait_ready(self, deadline: float) -> None:
+        """Block until the port accepts TCP; StackError when the process dies or time runs out."""
+        while time.monotonic() < deadline:
+            if self._process is None or self._process.poll() is not None:
+                raise StackError(f"function {self.definition.name} exited: {self.log_tail()}")
+            if is_port_open("127.0.0.1", self.port):
+                return
+            time.sleep(0.05)
+        raise StackError(f"function {self.definition.name} not ready: {self.log_tail()}")
+
+    def log_tail(self, limit: int = 2000) -> str:
+        """The end of the process log, for error messages."""
+        try:
+            return self.log_path.read_text(errors="replace")[-limit:]
+        except OSError:
+            return "(no log)"
+
+    def terminate(self) -> None:
+        """Ask the process group to exit (SIGTERM) without waiting."""
+        if self._process is not None and self._process.poll() is None:
+            signal_group(self._process.pid, signal.SIGTERM)
+
+    def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        """SIGTERM the process group, SIGKILL it after ``timeout_s``."""
+        process = self._process
+        if process is None or process.poll() is not None:
+            return
+        signal_group(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            signal_group(process.pid, signal.SIGKILL)
+            process.wait(timeout_s)
+
+
+def signal_group(pid: int, signum: int) -> None:
+    """Signal the process group led by ``pid`` (our own child), ignoring one already gone."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signum)
+
+
+def start_functions(processes: list[FunctionProcess], timeout_s: float = READY_TIMEOUT_S) -> None:
+    """Start all processes at once, then wait until every one is ready (stops all on failure)."""
+    for process in processes:
+        process.start()
+    deadline = time.monotonic() + timeout_s
+    try:
+        for process in processes:
+            process.wait_ready(deadline)
+    except StackError:
+        stop_functions(processes)
+        raise
+
+
+def stop_functions(processes: list[FunctionProcess], timeout_s: float = STOP_TIMEOUT_S) -> None:
+    """SIGTERM every process at once, then wait for each (SIGKILL after the shared deadline)."""
+    for process in processes:
+        process.terminate()
+    deadline = time.monotonic() + timeout_s
+    for process in processes:
+        process.stop(max(deadline - time.monotonic(), 0.1))

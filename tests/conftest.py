@@ -1,0 +1,34 @@
+"""Shared fixtures: a fresh API server stand-in per test and a kubeconfig pointing at it.
+
+Imports of the stack happen inside the fixtures, so collecting tests that do not use them stays
+cheap and free of side effects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from amtd_stack.apiserver import ApiServer
+
+
+@pytest.fixture
+def apiserver() -> Iterator[ApiServer]:
+    """A running API server stand-in with fresh state (workload emulation on)."""
+    from amtd_stack.apiserver import start_apiserver
+
+    server = start_apiserver(host="127.0.0.1", port=0, workloads=True)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def kubeconfig(apiserver: ApiServer, tmp_path: Path) -> Path:
+    """A kubeconfig for `apiserver` acting as user "test"."""
+    return apiserver.write_kubeconfig(tmp_path / "kubeconfig", user="test")

@@ -1,0 +1,231 @@
+"""The broker over real HTTP: ingress, fan-out, retries, timeouts, dead letters, replies, TTL."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+
+import requests
+from cloudevents.conversion import to_binary, to_structured
+from cloudevents.http import CloudEvent
+
+from amtd_stack.brokers import TriggerRoute
+from amtd_stack.deliveries import DeliverySpec
+from amtd_stack.filtering import compile_trigger_filter
+
+from .conftest import Answer, Receiver, RunningBroker, answers, wait_until
+
+FAST = DeliverySpec(retry=2, backoff_policy="linear", backoff_delay_s=0.01, timeout_s=5.0)
+TYPE = "com.example.test.v1"
+
+
+def route(name: str, url: str, event_type: str = TYPE, **kwargs: object) -> TriggerRoute:
+    """A route for ``amtd-system/default`` filtering on one event type."""
+    spec = {"filters": [{"exact": {"type": event_type}}]}
+    options: dict[str, object] = {"delivery": FAST, **kwargs}
+    return TriggerRoute(
+        "amtd-system",
+        name,
+        "default",
+        compile_trigger_filter(spec),
+        url,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def post_event(url: str, event_type: str = TYPE, event_id: str = "e-1", **extensions: str) -> int:
+    """POST a binary-mode CloudEvent; returns the HTTP status."""
+    attributes = {"type": event_type, "source": "/tests", "id": event_id, **extensions}
+    event = CloudEvent({**attributes, "datacontenttype": "application/json"}, {"n": 1})
+    headers, body = to_binary(event)
+    return requests.post(url, headers=headers, data=body, timeout=10).status_code
+
+
+def ce_reply(event_type: str, event_id: str = "r-1") -> Answer:
+    """A 200 answer carrying a binary CloudEvent."""
+    event = CloudEvent(
+        {
+            "type": event_type,
+            "source": "/reply",
+            "id": event_id,
+            "datacontenttype": "application/json",
+        },
+        {"reply": True},
+    )
+    headers, body = to_binary(event)
+    return Answer(200, {k: str(v) for k, v in headers.items()}, body)
+
+
+def test_ingress_accepts_binary_and_structured_and_delivers(
+    broker: Callable[..., RunningBroker], receiver: Callable[..., Receiver]
+) -> None:
+    subscriber = receiver()
+    running = broker([route("t", subscriber.url)])
+    assert post_event(running.url) == 202
+    structured = CloudEvent(
+        {"type": TYPE, "source": "/s", "id": "e-2", "datacontenttype": "text/plain"}, "hi"
+    )
+    headers, body = to_structured(structured)
+    assert requests.post(running.url, headers=headers, data=body, timeout=10).status_code == 202
+    assert wait_until(lambda: len(subscriber.requests) == 2)
+    first, second = sorted(subscriber.requests, key=lambda r: r.headers["ce-id"])
+    assert json.loads(first.body) == {"n": 1}
+    assert second.body == b"hi" and second.headers["content-type"] == "text/plain"
+    assert first.headers["prefer"] == "reply" and first.headers["kn-namespace"] == "amtd-system"
+    assert "ce-knativearrivaltime" in first.headers
+    assert "ce-knativebrokerttl" not in first.headers
+
+
+def test_ingress_refuses_non_events_and_unknown_brokers(
+    broker: Callable[..., RunningBroker],
+) -> None:
+    running = broker([])
+    plain = requests.post(running.url, json={"not": "an event"}, timeout=10)
+    assert plain.status_code == 400 and "not a CloudEvent" in plain.text
+    missing = requests.post(
+        running.url, headers={"ce-specversion": "1.0", "ce-type": "t"}, timeout=10
+    )
+    assert missing.status_code == 400 and "id" in missing.text
+    assert post_event(running.ingress.broker_url("amtd-system", "nope")) == 404
+    assert requests.get(running.url, timeout=10).status_code == 405
+
+
+def test_only_matching_triggers_get_the_event(
+    broker: Callable[..., RunningBroker], receiver: Callable[..., Receiver]
+) -> None:
+    wanted, other = receiver(), receiver()
+    running = broker([route("a", wanted.url), route("b", other.url, event_type="other.type")])
+    post_event(running.url)
+    assert running.router.wait_idle(15)
+    assert len(wanted.requests) == 1 and other.requests == []
+
+
+def test_retries_retryable_statuses_until_success(
+    broker: Callable[..., RunningBroker], receiver: Callable[..., Receiver]
+) -> None:
+    flaky = receiver(answers(Answer(503), Answer(429), Answer(204)))
+    running = broker([route("t", flaky.url)])
+    post_event(running.url)
+    assert running.router.wait_idle(15)
+    attempts = running.router.attempts.snapshot()
+    assert [a.status for a in attempts] == [503, 429, 204]
+    assert [a.final for a in attempts] == [False, False, True]
+    assert running.router.dead_letters == []
+
+
+def test_final_failure_goes_to_dead_letter_sink_with_error_extensions(
+    broker: Callable[..., RunningBroker], receiver: Callable[..., Receiver]
+) -> None:
+    failing = receiver(answers(Answer(500, body=b"boom")))
+    sink = receiver()
+    running = broker([route("t", failing.url, dead_letter_url=sink.url)])
+    post_event(running.url)
+    assert running.router.wait_idle(15)
+    assert len(failing.requests) == 3  # first attempt + retry: 2
+    (letter,) = sink.requests
+    assert letter.headers["ce-knativeerrordest"] == failing.url
+    assert letter.headers["ce-knativeerrorcode"] == "500"
+    assert base64.b64decode(letter.headers["ce-knativeerrordata"]) == b"boom"
+    assert letter.headers["ce-id"] == "e-1"
+
+
+def test_non_retryable_status_fails_at_once_into_dead_letters_list(
+    broker: Callable[..., RunningBroker], receiver: Callable[..., Receiver]
+) -> None:
+    refusing = receiver(answers(Answer(400, body=b'{"error": "bad"}')))
+    running = broker([route("t", refusing.url)])
+    post_event(running.url)
+    assert running.router.wait_idle(15)
+    assert len(refusing.requests) == 1
+    (letter,) = running.router.dead_letters
+    assert letter.trigger == "amtd-system/t" and letter.status == 400
+    assert letter.event["knativeerrorcode"] == "400"
+
+
+def test_timeout_is_retried_then_dead_lettered_without_a_code(
+    broker: Callable[..., RunningBroker], receiver: Callable[..., Receiver]
+) -> None:
+    stalled = receiver(answers(Answer(stall=True)))
+    sink = receiver()
+    slow = DeliverySpec(retry=1, backoff_delay_s=0.01, timeout_s=0.2)
+    running = broker([route("t", stalled.url, delivery=slow, dead_letter_url=sink.url)])
+    post_event(running.url)
+    assert wait_until(lambda: len(sink.requests) == 1)
+    assert [a.status for a in running.router.attempts.snapshot()[:2]] == [None, None]
+    letter = sink.requests[0]
+    assert "ce-knativeerrorcode" not in letter.headers
+    assert b"no answer" in base64.b64decode(letter.headers["ce-knativeerrordata"])
+
+
+def test_non_cloudevent_2xx_body_is_a_502_failure(
+    broker: Callable[..., RunningBroker], receiver: Callable[..., Receiver]
+) -> None:
+    chatty = receiver(answers(Answer(200, {"Content-Type": "text/html"}, b"OK")))
+    running = broker([route("t", chatty.url)])
+    post_event(running.url)
+    assert running.router.wait_idle(15)
+    assert len(chatty.requests) == 3
+    assert {a.status for a in running.router.attempts.snapshot()} == {502}
+    (letter,) = running.router.dead_letters
+    assert letter.event["knativeerrorcode"] == "502"
+    assert base64.b64decode(letter.event["knativeerrordata"]) == b"OK"
+
+
+def test_reply_is_republished_to_the_same_broker(
+    broker: Callable[..., RunningBroker], receiver: Callable[..., Receiver]
+) -> None:
+    replier = receiver(answers(ce_reply("com.example.reply.v1")))
+    downstream = receiver()
+    running = broker(
+        [
+            route("first", replier.url),
+            route("second", downstream.url, event_type="com.example.reply.v1"),
+        ]
+    )
+    post_event(running.url)
+    assert wait_until(lambda: len(downstream.requests) == 1)
+    reply = downstream.requests[0]
+    assert reply.headers["ce-source"] == "/reply" and json.loads(reply.body) == {"reply": True}
+    assert "ce-knativebrokerttl" not in reply.headers
+    assert running.router.dead_letters == []
+
+
+def test_accepted_202_with_body_is_not_a_reply(
+    broker: Callable[..., RunningBroker], receiver: Callable[..., Receiver]
+) -> None:
+    reply = ce_reply(TYPE)
+    accepting = receiver(answers(Answer(202, reply.headers, reply.body)))
+    running = broker([route("t", accepting.url)])
+    post_event(running.url)
+    assert running.router.wait_idle(15)
+    assert len(accepting.requests) == 1 and running.router.dead_letters == []
+
+
+def test_ttl_stops_a_reply_loop(
+    broker: Callable[..., RunningBroker], receiver: Callable[..., Receiver]
+) -> None:
+    echo = receiver(answers(ce_reply(TYPE)))  # replies with the type it subscribes to: a loop
+    running = broker([route("loop", echo.url)])
+    post_event(running.url, knativebrokerttl="3")
+    assert wait_until(lambda: len(running.router.dropped) == 1)
+    assert running.router.wait_idle(15)
+    assert len(echo.requests) == 3  # TTL 3, 2, 1 delivered; the reply with TTL 0 is dropped
+
+
+def test_default_ttl_is_255(
+    broker: Callable[..., RunningBroker], receiver: Callable[..., Receiver]
+) -> None:
+    replier = receiver(answers(ce_reply("com.example.reply.v1")))
+    running = broker([route("first", replier.url)])
+    seen: list[str] = []
+    original = running.router.publish
+
+    def spy(namespace: str, name: str, event: CloudEvent) -> None:
+        seen.append(str(event["knativebrokerttl"]))
+        original(namespace, name, event)
+
+    running.router.publish = spy  # type: ignore[method-assign]
+    post_event(running.url)
+    assert wait_until(lambda: len(seen) == 2)
+    assert seen == ["255", "254"]

@@ -1,0 +1,168 @@
+"""The dead-letters function over real HTTP against the API server stand-in (official client).
+
+Dead letters are built as the Broker sends them: the original CloudEvent plus the extensions
+knativeerrordest, knativeerrorcode and knativeerrordata (base64 of the failed response).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from flask.testing import FlaskClient
+from kubernetes import client, config
+
+from amtd.kubeapi import EVENTS, SECURITY_EVENTS, Cluster, Resource, reset_shared_cluster
+from support.cloudevents import as_binary, as_structured
+from support.functions import load_function_client
+
+ROOT = Path(__file__).resolve().parents[2]
+CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", namespaced=False)
+NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)
+MATCHER_URL = "http://matcher.amtd-system.svc.cluster.local"
+
+
+@pytest.fixture(scope="module")
+def dead_letters() -> FlaskClient:
+    """The function in-process (stateless; the API connection is reset per test)."""
+    return load_function_client("dead-letters")
+
+
+@pytest.fixture
+def cluster(apiserver: Any, kubeconfig: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
+    """SecurityEvent CRD and namespace amtd-system; the function connects as ``dead-letters``."""
+    identity = apiserver.write_kubeconfig(kubeconfig.with_name("dl.kubeconfig"), "dead-letters")
+    monkeypatch.setenv("KUBECONFIG", str(identity))
+    monkeypatch.setenv("AMTD_NAMESPACE", "amtd-system")
+    reset_shared_cluster()
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
+    own = Cluster(client.ApiClient(configuration))
+    crd = ROOT / "knative" / "crds" / "securityevents.yaml"
+    own.create(CRDS, yaml.safe_load(crd.read_text()))
+    own.create(NAMESPACES, {"metadata": {"name": "amtd-system"}})
+    yield own
+    reset_shared_cluster()
+    own.api_client.close()
+
+
+def post(function: FlaskClient, request: tuple[dict[str, str], bytes]) -> Any:
+    """POST a CloudEvent request (headers, body) to the function."""
+    headers, body = request
+    return function.post("/", headers=headers, data=body)
+
+
+def dead_letter(attributes: dict[str, str], code: str = "500") -> dict[str, str]:
+    """The broker's extensions added to an event's attributes."""
+    return {
+        **attributes,
+        "knativeerrordest": MATCHER_URL,
+        "knativeerrorcode": code,
+        "knativeerrordata": base64.b64encode(b'{"error": "ApiError", "detail": "boom"}').decode(),
+    }
+
+
+def action_requested(name: str) -> dict[str, str]:
+    """Attributes of a matcher reply about SecurityEvent ``name``."""
+    return {
+        "type": "com.r6security.amtd.action.requested.v1",
+        "source": "/amtd/matcher",
+        "id": f"uid-1/1/demo/{name}",
+        "subject": name,
+        "securityevent": name,
+        "datacontenttype": "application/json",
+    }
+
+
+def create_security_event(cluster: Cluster, name: str) -> dict[str, Any]:
+    """A SecurityEvent to be named by dead letters."""
+    body = {
+        "apiVersion": "amtd.r6security.com/v1beta1",
+        "kind": "SecurityEvent",
+        "metadata": {"name": name},
+        "spec": {"targets": ["demo/web-1"], "rule": {"type": "network-attack"}},
+    }
+    return cluster.create(SECURITY_EVENTS, body)
+
+
+def warnings_in(cluster: Cluster, namespace: str) -> list[dict[str, Any]]:
+    """DeadLetter Events in a namespace."""
+    events = cluster.list(EVENTS, namespace)
+    return [event for event in events if event["reason"] == "DeadLetter"]
+
+
+def test_dead_letter_about_a_security_event_is_recorded_on_it(
+    dead_letters: FlaskClient, cluster: Cluster
+):
+    obj = create_security_event(cluster, "sev-1")
+    response = post(dead_letters, as_binary(dead_letter(action_requested("sev-1")), {}))
+    assert response.status_code == 204
+    [event] = warnings_in(cluster, "default")  # the namespace for cluster-scoped objects
+    assert event["type"] == "Warning"
+    assert event["involvedObject"] == {
+        "apiVersion": "amtd.r6security.com/v1beta1",
+        "kind": "SecurityEvent",
+        "name": "sev-1",
+        "uid": obj["metadata"]["uid"],
+    }
+    message = event["message"]
+    for part in ("action.requested", "uid-1/1/demo/sev-1", MATCHER_URL, "HTTP 500", "boom"):
+        assert part in message
+
+
+def test_other_dead_letters_are_recorded_on_the_broker(dead_letters: FlaskClient, cluster: Cluster):
+    attributes = {"type": "falco.rule.output.v1", "source": "https://falco.org", "id": "f-1"}
+    letter = dead_letter({**attributes, "datacontenttype": "application/json"}, code="400")
+    response = post(dead_letters, as_structured(letter, {"rule": "x"}))
+    assert response.status_code == 204
+    [event] = warnings_in(cluster, "amtd-system")
+    assert event["involvedObject"] == {
+        "apiVersion": "eventing.knative.dev/v1",
+        "kind": "Broker",
+        "name": "default",
+        "namespace": "amtd-system",
+    }
+    assert "falco.rule.output.v1" in event["message"] and "HTTP 400" in event["message"]
+
+
+def test_apiserver_event_for_a_deleted_security_event(dead_letters: FlaskClient, cluster: Cluster):
+    attributes = {
+        "type": "dev.knative.apiserver.resource.add",
+        "source": "https://10.96.0.1:443",
+        "id": "a-1",
+        "subject": "/apis/amtd.r6security.com/v1beta1/securityevents/gone",
+        "datacontenttype": "application/json",
+    }
+    response = post(dead_letters, as_binary(dead_letter(attributes), {}))
+    assert response.status_code == 204
+    [event] = warnings_in(cluster, "default")
+    assert event["involvedObject"]["name"] == "gone" and "uid" not in event["involvedObject"]
+
+
+def test_the_same_dead_letter_twice_is_one_event(dead_letters: FlaskClient, cluster: Cluster):
+    create_security_event(cluster, "sev-2")
+    request = as_binary(dead_letter(action_requested("sev-2")), {})
+    assert [post(dead_letters, request).status_code for _ in range(2)] == [204, 204]
+    assert len(warnings_in(cluster, "default")) == 1
+
+
+def test_junk_is_400(dead_letters: FlaskClient, cluster: Cluster):
+    response = dead_letters.post("/", headers={"Content-Type": "text/plain"}, data=b"junk")
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "NotACloudEvent"
+    assert warnings_in(cluster, "amtd-system") == []
+
+
+def test_api_down_is_503(dead_letters: FlaskClient, cluster: Cluster, apiserver: Any):
+    request = as_binary(dead_letter(action_requested("sev-3")), {})
+    apiserver.inject_faults(1.0, statuses=(503,), match=lambda r: r.user == "dead-letters")
+    try:
+        response = post(dead_letters, request)
+    finally:
+        apiserver.clear_faults()
+    assert response.status_code == 503
+    assert warnings_in(cluster, "default") == []

@@ -1,0 +1,118 @@
+"""Exactly one effect when deliveries race: delete + quarantine on one pod, parallel duplicates."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from amtd.kubeapi import NETWORK_POLICIES, PODS
+from support.cloudevents import read_reply
+from support.executors import (
+    Stand,
+    create_deployment,
+    create_namespace,
+    create_security_event,
+    post_event,
+    read_status,
+    run_stand,
+    use_identity,
+)
+from support.functions import load_function_client
+
+ROUNDS = 3
+
+
+@pytest.fixture
+def stand(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stand]:
+    with run_stand(tmp_path) as running, use_identity(running, monkeypatch, "executors"):
+        create_namespace(running.cluster, "shop")
+        yield running
+
+
+def run_together(calls: list[Callable[[], Any]]) -> list[Any]:
+    """Start the calls at the same moment on their own threads; their results, in order."""
+    barrier = threading.Barrier(len(calls))
+    results: list[Any] = [None] * len(calls)
+
+    def run(index: int) -> None:
+        barrier.wait()
+        results[index] = calls[index]()
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not any(thread.is_alive() for thread in threads)
+    return results
+
+
+def execution_of(reply: Any) -> dict[str, Any]:
+    """The single execution of an action.completed reply."""
+    assert reply.status_code == 200, reply.data
+    _, data = read_reply(reply.headers, reply.data)
+    (execution,) = data["executions"]
+    return dict(execution)
+
+
+@pytest.mark.parametrize("round_", range(ROUNDS))
+def test_delete_and_quarantine_racing_on_one_pod_have_one_effect(stand: Stand, round_: int) -> None:
+    deleter = load_function_client("executors/delete")
+    isolator = load_function_client("executors/quarantine")
+    pod, _ = create_deployment(stand.cluster, "shop", f"web{round_}")
+    delete = create_security_event(stand.cluster, f"sev-d{round_}", [pod], "delete")
+    quarantine = create_security_event(stand.cluster, f"sev-q{round_}", [pod], "quarantine")
+
+    replies = run_together(
+        [lambda: post_event(deleter, delete), lambda: post_event(isolator, quarantine)]
+    )
+
+    deleted, isolated = (execution_of(reply) for reply in replies)
+    outcomes = {deleted["reason"], isolated["reason"]}
+    current = stand.cluster.find(PODS, pod["metadata"]["name"], "shop")
+    if deleted["result"] == "Succeeded":
+        assert isolated["reason"] in ("AlreadyClaimed", "PodNotFound"), outcomes
+        assert current is None
+    else:
+        assert (deleted["reason"], isolated["reason"]) == ("AlreadyClaimed", "PodQuarantined")
+        assert current is not None  # a quarantined pod is never deleted: evidence is kept
+        assert len(stand.cluster.list(NETWORK_POLICIES, "shop")) == 1
+    for name in (f"sev-d{round_}", f"sev-q{round_}"):
+        assert len(read_status(stand.cluster, name).executions) == 1
+
+
+def test_concurrent_duplicates_have_one_effect_and_one_record(stand: Stand) -> None:
+    isolator = load_function_client("executors/quarantine")
+    pod, _ = create_deployment(stand.cluster, "shop", "web")
+    request = create_security_event(stand.cluster, "sev-dups", [pod], "quarantine")
+
+    replies = run_together([lambda: post_event(isolator, request) for _ in range(3)])
+
+    assert {execution_of(reply)["reason"] for reply in replies} == {"PodQuarantined"}
+    assert len(stand.cluster.list(NETWORK_POLICIES, "shop")) == 1
+    assert len(read_status(stand.cluster, "sev-dups").executions) == 1
+    created = [
+        record
+        for record in stand.server.requests
+        if record.resource == "networkpolicies" and record.status == 201
+    ]
+    assert len(created) == 1
+
+
+def test_a_quarantined_pod_is_never_deleted(stand: Stand) -> None:
+    isolator = load_function_client("executors/quarantine")
+    deleter = load_function_client("executors/delete")
+    pod, _ = create_deployment(stand.cluster, "shop", "web")
+    quarantine = create_security_event(stand.cluster, "sev-first", [pod], "quarantine")
+    delete = create_security_event(stand.cluster, "sev-later", [pod], "delete")
+
+    assert execution_of(post_event(isolator, quarantine))["reason"] == "PodQuarantined"
+    skipped = execution_of(post_event(deleter, delete))
+
+    assert (skipped["result"], skipped["reason"]) == ("Skipped", "AlreadyClaimed")
+    assert quarantine.steps[0].step_id in skipped["message"]
+    assert stand.cluster.find(PODS, pod["metadata"]["name"], "shop") is not None

@@ -1,0 +1,344 @@
+"""executor-delete against the API stand-in: effects, guards, exactly-once, audit, status codes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from amtd.actionevents import ACTION_COMPLETED, make_request_id
+from amtd.kubeapi import PODS, SECURITY_EVENTS
+from support.cloudevents import read_reply
+from support.executors import (
+    Stand,
+    create_deployment,
+    create_namespace,
+    create_security_event,
+    create_standalone_pod,
+    list_events_about,
+    post_event,
+    read_status,
+    run_stand,
+    use_identity,
+    wait_for_pods,
+)
+from support.functions import load_function_client
+
+USER = "executor-delete"
+
+
+@pytest.fixture
+def stand(tmp_path: Path) -> Iterator[Stand]:
+    with run_stand(tmp_path) as running:
+        create_namespace(running.cluster, "shop")
+        yield running
+
+
+@pytest.fixture
+def client(stand: Stand, monkeypatch: pytest.MonkeyPatch) -> Iterator[FlaskClient]:
+    with use_identity(stand, monkeypatch, USER):
+        yield load_function_client("executors/delete")
+
+
+def pod_deletes(stand: Stand) -> list[Any]:
+    """DELETE calls on pods this executor sent."""
+    return [
+        record
+        for record in stand.server.requests
+        if record.user == USER and record.resource == "pods" and record.verb == "delete"
+    ]
+
+
+def only_execution(reply: Any) -> dict[str, Any]:
+    """The single execution of an action.completed reply."""
+    _, data = read_reply(reply.headers, reply.data)
+    (execution,) = data["executions"]
+    return dict(execution)
+
+
+def test_deletes_the_pod_and_the_workload_replaces_it(stand: Stand, client: FlaskClient) -> None:
+    first, second = create_deployment(stand.cluster, "shop", "web")
+    request = create_security_event(stand.cluster, "sev-delete", [first], "delete")
+
+    reply = post_event(client, request)
+
+    assert reply.status_code == 200
+    attributes, data = read_reply(reply.headers, reply.data)
+    assert attributes["type"] == ACTION_COMPLETED
+    assert attributes["id"] == f"{make_request_id(request.security_event, request.steps)}/delete"
+    assert attributes["source"] == "/amtd/executors/delete"
+    assert data["securityEvent"]["name"] == "sev-delete"
+    execution = data["executions"][0]
+    assert (execution["result"], execution["reason"]) == ("Succeeded", "PodDeleted")
+    assert execution["executor"] == USER
+    old_name = first["metadata"]["name"]
+    assert stand.cluster.find(PODS, old_name, "shop") is None
+    pods = wait_for_pods(stand.cluster, "shop", "app=web", 2)
+    assert old_name not in {pod["metadata"]["name"] for pod in pods}
+    assert second["metadata"]["name"] in {pod["metadata"]["name"] for pod in pods}
+    status = read_status(stand.cluster, "sev-delete")
+    assert status.phase == "Completed"
+    assert [item.reason for item in status.executions] == ["PodDeleted"]
+
+
+def test_writes_events_on_the_pod_and_the_security_event(stand: Stand, client: FlaskClient) -> None:
+    pod, _ = create_deployment(stand.cluster, "shop", "web")
+    request = create_security_event(stand.cluster, "sev-events", [pod], "delete")
+
+    assert post_event(client, request).status_code == 200
+
+    (on_pod,) = list_events_about(stand.cluster, "shop", pod["metadata"]["name"])
+    assert on_pod["involvedObject"]["uid"] == pod["metadata"]["uid"]
+    assert (on_pod["reason"], on_pod["type"]) == ("PodDeleted", "Normal")
+    (on_event,) = list_events_about(stand.cluster, "default", "sev-events")
+    assert on_event["involvedObject"]["kind"] == "SecurityEvent"
+    assert on_event["involvedObject"]["apiVersion"] == "amtd.r6security.com/v1beta1"
+    assert on_event["involvedObject"]["uid"] == request.security_event.uid
+    assert "delete Succeeded" in on_event["message"]
+
+
+def test_a_duplicate_has_one_effect_and_one_record(stand: Stand, client: FlaskClient) -> None:
+    pod, _ = create_deployment(stand.cluster, "shop", "web")
+    request = create_security_event(stand.cluster, "sev-dup", [pod], "delete")
+
+    replies = [post_event(client, request, structured=index == 1) for index in range(3)]
+
+    assert [reply.status_code for reply in replies] == [200, 200, 200]
+    assert {only_execution(reply)["reason"] for reply in replies} == {"PodDeleted"}
+    assert len(pod_deletes(stand)) == 1
+    assert len(read_status(stand.cluster, "sev-dup").executions) == 1
+    assert len(list_events_about(stand.cluster, "default", "sev-dup")) == 1
+
+
+def test_a_replay_after_restart_does_nothing(
+    stand: Stand, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pod, _ = create_deployment(stand.cluster, "shop", "web")
+    request = create_security_event(stand.cluster, "sev-replay", [pod], "delete")
+    assert post_event(client, request).status_code == 200
+    wait_for_pods(stand.cluster, "shop", "app=web", 2)
+    stand.server.clear_requests()
+
+    with use_identity(stand, monkeypatch, USER):  # a new connection, a freshly loaded function
+        reply = post_event(load_function_client("executors/delete"), request)
+
+    assert reply.status_code == 200
+    assert only_execution(reply)["reason"] == "PodDeleted"
+    sent = {(r.resource, r.verb) for r in stand.server.requests if r.user == USER}
+    assert sent == {("securityevents", "get")}
+    assert len(read_status(stand.cluster, "sev-replay").executions) == 1
+
+
+def test_a_pod_already_gone_counts_as_deleted(stand: Stand, client: FlaskClient) -> None:
+    pod, _ = create_deployment(stand.cluster, "shop", "web")
+    request = create_security_event(stand.cluster, "sev-gone", [pod], "delete")
+    stand.cluster.delete(PODS, pod["metadata"]["name"], "shop")
+
+    reply = post_event(client, request)
+
+    assert reply.status_code == 200
+    execution = only_execution(reply)
+    assert (execution["result"], execution["reason"]) == ("Succeeded", "PodAlreadyGone")
+    assert read_status(stand.cluster, "sev-gone").phase == "Completed"
+
+
+def test_a_namesake_is_not_deleted(stand: Stand, client: FlaskClient) -> None:
+    pod = create_standalone_pod(stand.cluster, "shop", "db-0")
+    request = create_security_event(
+        stand.cluster, "sev-namesake", [pod], "delete", allow_standalone_pods=True
+    )
+    stand.cluster.delete(PODS, "db-0", "shop")
+    namesake = create_standalone_pod(stand.cluster, "shop", "db-0")
+
+    reply = post_event(client, request)
+
+    execution = only_execution(reply)
+    assert (execution["result"], execution["reason"]) == ("Skipped", "PodReplaced")
+    assert namesake["metadata"]["uid"] in execution["message"]
+    assert stand.cluster.get(PODS, "db-0", "shop")["metadata"]["uid"] == namesake["metadata"]["uid"]
+    assert pod_deletes(stand) == []
+
+
+def test_protected_namespaces_are_left_alone(
+    stand: Stand, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    system_pod, _ = create_deployment(stand.cluster, "kube-system", "dns")
+    shop_pod, _ = create_deployment(stand.cluster, "shop", "web")
+    request = create_security_event(stand.cluster, "sev-system", [system_pod], "delete")
+
+    execution = only_execution(post_event(client, request))
+
+    assert (execution["result"], execution["reason"]) == ("Skipped", "ProtectedNamespace")
+    assert stand.cluster.find(PODS, system_pod["metadata"]["name"], "kube-system") is not None
+    monkeypatch.setenv("PROTECTED_NAMESPACES", "shop")
+    request = create_security_event(stand.cluster, "sev-shop", [shop_pod], "delete")
+    assert only_execution(post_event(client, request))["reason"] == "ProtectedNamespace"
+    assert pod_deletes(stand) == []
+
+
+def test_standalone_pods_need_an_opt_in(stand: Stand, client: FlaskClient) -> None:
+    lone = create_standalone_pod(stand.cluster, "shop", "lone")
+    refused = create_security_event(stand.cluster, "sev-lone", [lone], "delete")
+    allowed = create_security_event(
+        stand.cluster, "sev-lone-ok", [lone], "delete", allow_standalone_pods=True
+    )
+
+    skipped = only_execution(post_event(client, refused))
+    assert (skipped["result"], skipped["reason"]) == ("Skipped", "StandalonePod")
+    assert stand.cluster.find(PODS, "lone", "shop") is not None
+    done = only_execution(post_event(client, allowed))
+    assert (done["result"], done["reason"]) == ("Succeeded", "PodDeleted")
+    assert stand.cluster.find(PODS, "lone", "shop") is None
+
+
+def test_dry_run_says_what_it_would_do_and_changes_nothing(
+    stand: Stand, client: FlaskClient
+) -> None:
+    pod, _ = create_deployment(stand.cluster, "shop", "web")
+    request = create_security_event(
+        stand.cluster, "sev-dry", [pod], "delete", dry_run=True,
+        parameters={"gracePeriodSeconds": 5},
+    )  # fmt: skip
+
+    execution = only_execution(post_event(client, request))
+
+    assert (execution["result"], execution["reason"]) == ("DryRun", "DryRun")
+    name = pod["metadata"]["name"]
+    assert f"would delete pod shop/{name}" in execution["message"]
+    assert "grace period of 5 s" in execution["message"]
+    current = stand.cluster.get(PODS, name, "shop")
+    assert "amtd.r6security.com/claimed-by" not in current["metadata"].get("annotations", {})
+    assert pod_deletes(stand) == []
+    assert read_status(stand.cluster, "sev-dry").executions[0].result == "DryRun"
+
+
+def test_the_grace_period_is_passed_on(stand: Stand, client: FlaskClient) -> None:
+    pod, _ = create_deployment(stand.cluster, "shop", "web")
+    request = create_security_event(
+        stand.cluster, "sev-grace", [pod], "delete", parameters={"gracePeriodSeconds": 0}
+    )
+
+    assert only_execution(post_event(client, request))["reason"] == "PodDeleted"
+    assert stand.cluster.find(PODS, pod["metadata"]["name"], "shop") is None
+
+
+def test_a_gone_security_event_skips_its_steps(stand: Stand, client: FlaskClient) -> None:
+    pod, _ = create_deployment(stand.cluster, "shop", "web")
+    request = create_security_event(stand.cluster, "sev-withdrawn", [pod], "delete")
+    stand.cluster.delete(SECURITY_EVENTS, "sev-withdrawn")
+
+    execution = only_execution(post_event(client, request))
+
+    assert (execution["result"], execution["reason"]) == ("Skipped", "SecurityEventGone")
+    assert stand.cluster.find(PODS, pod["metadata"]["name"], "shop") is not None
+
+
+def test_events_without_delete_steps_get_no_content(stand: Stand, client: FlaskClient) -> None:
+    pod, _ = create_deployment(stand.cluster, "shop", "web")
+    request = create_security_event(stand.cluster, "sev-other", [pod], "quarantine")
+
+    reply = post_event(client, request)
+
+    assert reply.status_code == 204
+    assert reply.data == b""
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "error"),
+    [
+        ({"Content-Type": "application/json"}, b"{}", "NotACloudEvent"),
+        (
+            {"ce-specversion": "1.0", "ce-id": "1", "ce-source": "/x", "ce-type": "other.type",
+             "Content-Type": "application/json"},
+            b"{}",
+            "UnexpectedEventType",
+        ),
+        (
+            {"ce-specversion": "1.0", "ce-id": "1", "ce-source": "/x",
+             "ce-type": "com.r6security.amtd.action.requested.v1",
+             "Content-Type": "application/json"},
+            b'{"securityEvent": {"name": "x"}, "steps": []}',
+            "InvalidActionRequest",
+        ),
+    ],
+)  # fmt: skip
+def test_bad_events_are_rejected_with_400(
+    client: FlaskClient, headers: dict[str, str], body: bytes, error: str
+) -> None:
+    reply = client.post("/", headers=headers, data=body)
+
+    assert reply.status_code == 400
+    assert reply.json is not None
+    assert reply.json["error"] == error
+    assert reply.json["detail"]
+
+
+def test_bad_parameters_are_rejected_with_400(stand: Stand, client: FlaskClient) -> None:
+    pod, _ = create_deployment(stand.cluster, "shop", "web")
+    request = create_security_event(
+        stand.cluster, "sev-bad", [pod], "delete", parameters={"gracePeriodSeconds": -1}
+    )
+
+    reply = post_event(client, request)
+
+    assert reply.status_code == 400
+    assert reply.json is not None
+    assert reply.json["error"] == "InvalidActionStep"
+    assert "gracePeriodSeconds" in reply.json["detail"]
+    assert stand.cluster.find(PODS, pod["metadata"]["name"], "shop") is not None
+
+
+def test_an_unavailable_api_server_answers_503(stand: Stand, client: FlaskClient) -> None:
+    pod, _ = create_deployment(stand.cluster, "shop", "web")
+    request = create_security_event(stand.cluster, "sev-down", [pod], "delete")
+    stand.server.inject_faults(1.0, statuses=(503,), match=lambda record: record.user == USER)
+
+    reply = post_event(client, request)
+
+    assert reply.status_code == 503
+    assert reply.json is not None
+    assert reply.json["error"] == "ApiUnavailable"
+    stand.server.clear_faults()
+    assert only_execution(post_event(client, request))["reason"] == "PodDeleted"
+
+
+def test_health_endpoints(client: FlaskClient) -> None:
+    assert client.get("/health/liveness").status_code == 200
+    assert client.get("/health/readiness").status_code == 200
+
+
+def test_readiness_fails_without_a_configuration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from amtd import kubeapi
+
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    kubeapi.reset_shared_cluster()
+    try:
+        reply = load_function_client("executors/delete").get("/health/readiness")
+    finally:
+        kubeapi.reset_shared_cluster()
+    assert reply.status_code == 503
+    assert reply.json is not None
+    assert reply.json["error"] == "NotReady"
+
+
+def test_a_refused_delete_is_recorded_as_failed(stand: Stand, client: FlaskClient) -> None:
+    pod, _ = create_deployment(stand.cluster, "shop", "web")
+    request = create_security_event(stand.cluster, "sev-refused", [pod], "delete")
+    stand.server.inject_faults(
+        1.0, statuses=(403,), match=lambda record: record.user == USER and record.verb == "delete"
+    )
+
+    reply = post_event(client, request)
+
+    assert reply.status_code == 200
+    execution = only_execution(reply)
+    assert (execution["result"], execution["reason"]) == ("Failed", "ApiRejected")
+    assert "403" in execution["message"]
+    assert read_status(stand.cluster, "sev-refused").phase == "Failed"
+    assert stand.cluster.find(PODS, pod["metadata"]["name"], "shop") is not None

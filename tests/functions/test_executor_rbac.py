@@ -1,0 +1,124 @@
+"""Least privilege: each executor's RBAC rules equal the API calls it really makes (D14).
+
+Both executors run as real functions-framework processes, each with its own identity (the
+kubeconfig's user), through a full scenario. The stand-in's request log then says exactly which
+(group, resource, subresource, verb) each one used; knative/rbac/executor-*.yaml must grant
+those and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import requests
+import yaml
+
+from amtd.kubeapi import NETWORK_POLICIES, PODS
+from support.executors import (
+    Stand,
+    create_deployment,
+    create_namespace,
+    create_security_event,
+    event_of,
+    read_status,
+    run_stand,
+)
+from support.functions import FUNCTIONS, ROOT, serve_function
+
+Call = tuple[str, str, str, str]
+RBAC = ROOT / "knative" / "rbac"
+EXECUTORS = {"executor-delete": "executors/delete", "executor-quarantine": "executors/quarantine"}
+
+
+def load_documents(name: str) -> list[dict[str, Any]]:
+    """The YAML documents of knative/rbac/<name>.yaml."""
+    return [doc for doc in yaml.safe_load_all((RBAC / f"{name}.yaml").read_text()) if doc]
+
+
+def granted_calls(documents: list[dict[str, Any]]) -> set[Call]:
+    """(group, resource, subresource, verb) for every rule of the (Cluster)Roles."""
+    calls: set[Call] = set()
+    for doc in documents:
+        if doc["kind"] not in ("Role", "ClusterRole"):
+            continue
+        for rule in doc["rules"]:
+            for group in rule["apiGroups"]:
+                for resource in rule["resources"]:
+                    plural, _, sub = resource.partition("/")
+                    calls |= {(group, plural, sub, verb) for verb in rule["verbs"]}
+    return calls
+
+
+@pytest.fixture(scope="module")
+def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, set[Call]]]:
+    """Run the full scenario once; the calls each executor made."""
+    folder = tmp_path_factory.mktemp("rbac")
+    with run_stand(folder) as stand:
+        run_scenario(stand)
+        yield {user: stand.calls_by(user) for user in EXECUTORS}
+
+
+def run_scenario(stand: Stand) -> None:
+    """Delete one pod and quarantine another, each through its executor's own process."""
+    create_namespace(stand.cluster, "shop")
+    victim, suspect = create_deployment(stand.cluster, "shop", "web")
+    requests_by_user = {
+        "executor-delete": create_security_event(stand.cluster, "sev-del", [victim], "delete"),
+        "executor-quarantine": create_security_event(
+            stand.cluster, "sev-quar", [suspect], "quarantine"
+        ),
+    }
+    for user, folder in EXECUTORS.items():
+        env = {"KUBECONFIG": str(stand.kubeconfig(user)), "KUBERNETES_SERVICE_HOST": ""}
+        with serve_function(folder, env) as url:
+            headers, body = event_of(requests_by_user[user])
+            reply = requests.post(url, headers=headers, data=body, timeout=60)
+            assert reply.status_code == 200, reply.text
+    assert stand.cluster.find(PODS, victim["metadata"]["name"], "shop") is None
+    assert len(stand.cluster.list(NETWORK_POLICIES, "shop")) == 1
+    for name in ("sev-del", "sev-quar"):
+        assert [item.result for item in read_status(stand.cluster, name).executions] == [
+            "Succeeded"
+        ]
+
+
+@pytest.mark.parametrize("user", sorted(EXECUTORS))
+def test_rules_equal_the_calls_made(observed: dict[str, set[Call]], user: str) -> None:
+    granted = granted_calls(load_documents(user))
+
+    assert observed[user], "the scenario made no calls as this identity"
+    assert observed[user] - granted == set(), "calls the rules do not allow"
+    assert granted - observed[user] == set(), "rules no call needs"
+
+
+@pytest.mark.parametrize("user", sorted(EXECUTORS))
+def test_the_service_account_is_bound_and_used(user: str) -> None:
+    documents = load_documents(user)
+    by_kind = {doc["kind"]: doc for doc in documents}
+
+    account = by_kind["ServiceAccount"]["metadata"]
+    assert (account["name"], account["namespace"]) == (user, "amtd-system")
+    binding = by_kind["ClusterRoleBinding"]
+    assert binding["roleRef"]["name"] == by_kind["ClusterRole"]["metadata"]["name"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": user, "namespace": "amtd-system"}
+    ]
+    func = yaml.safe_load((FUNCTIONS / EXECUTORS[user] / "func.yaml").read_text())
+    assert func["deploy"]["serviceAccountName"] == user
+
+
+@pytest.mark.parametrize("user", sorted(EXECUTORS))
+def test_nothing_is_granted_on_policies_or_by_wildcard(user: str) -> None:
+    granted = granted_calls(load_documents(user))
+
+    assert not {call for call in granted if call[1] == "adaptivemovingtargetdefenses"}
+    assert not {call for call in granted if "*" in call}
+
+
+def test_the_manifests_are_valid_kubernetes() -> None:
+    for user in EXECUTORS:
+        for doc in load_documents(user):
+            kubernetes_validate.validate(doc, "1.33", strict=True)

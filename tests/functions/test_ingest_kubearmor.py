@@ -1,0 +1,259 @@
+"""ingest-kubearmor against the API server stand-in (official client over HTTP, no mocks).
+
+One alert, a JSON array, NDJSON, back-to-back objects, ``log``-wrapped lines (string or object)
+and CloudEvents; batches are answered per item (created / duplicate / ignored / rejected).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from amtd.kubeapi import Cluster
+from support.cloudevents import as_binary, as_structured
+from support.functions import load_function_client
+from support.ingesting import (
+    KUBEARMOR_ALERT,
+    TOKEN,
+    bearer,
+    connect,
+    functions_connected,
+    install_crds,
+    kubearmor_alert,
+    security_events,
+)
+
+USER = "ingest-kubearmor"
+EXPECTED_SPEC = {
+    "targets": ["shop/cart-6b8f7d9c4-hx2lp"],
+    "rule": {
+        "type": "block-pkg-mgmt-tools-exec",
+        "threatLevel": "1",
+        "source": "KubeArmorIntegrator",
+        "operation": "Process",
+        "node": "worker-2",
+    },
+    "description": "package manager execution blocked "
+    "(Process /usr/bin/apt update; Block: Permission denied)",
+}
+
+
+@pytest.fixture(scope="module")
+def kubearmor() -> FlaskClient:
+    """The function in-process."""
+    return load_function_client("ingest-kubearmor")
+
+
+@pytest.fixture
+def cluster(
+    apiserver: Any, kubeconfig: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Cluster]:
+    """CRDs installed; the function connects as ``ingest-kubearmor`` and expects TOKEN."""
+    monkeypatch.setenv("INGEST_TOKEN", TOKEN)
+    for name in ("AMTD_INGEST_AUTH", "RULE_SOURCE", "KUBEARMOR_EXTRA_TYPES"):
+        monkeypatch.delenv(name, raising=False)
+    own = connect(kubeconfig)
+    install_crds(own)
+    with functions_connected(apiserver, tmp_path, USER, monkeypatch):
+        yield own
+    own.api_client.close()
+
+
+def post(client: FlaskClient, body: bytes | str, content_type: str = "application/json") -> Any:
+    """POST a body with the right token."""
+    return client.post("/", data=body, content_type=content_type, headers=bearer())
+
+
+def pod_alert(pod: str, **changes: Any) -> dict[str, Any]:
+    """The §4.4 alert about another pod."""
+    return kubearmor_alert(PodName=pod, **changes)
+
+
+def test_one_alert_creates_a_phoenix_compatible_event(
+    kubearmor: FlaskClient, cluster: Cluster
+) -> None:
+    response = post(kubearmor, json.dumps(KUBEARMOR_ALERT))
+    assert response.status_code == 201, response.get_data(as_text=True)
+    body = response.get_json()
+    assert body["result"] == "created" and body["name"].startswith("kubearmor-cart-")
+    (event,) = security_events(cluster)
+    assert event["spec"] == EXPECTED_SPEC
+    assert event["metadata"]["annotations"]["amtd.r6security.com/alert-time"] == (
+        "2025-03-14T09:13:20Z"
+    )
+
+
+def test_a_json_array_is_answered_per_item(kubearmor: FlaskClient, cluster: Cluster) -> None:
+    batch = [pod_alert("a"), pod_alert("b"), pod_alert("a")]
+    response = post(kubearmor, json.dumps(batch))
+    assert response.status_code == 200
+    body = response.get_json()
+    assert [item["result"] for item in body["results"]] == ["created", "created", "duplicate"]
+    assert [item["label"] for item in body["results"]] == ["[0]", "[1]", "[2]"]
+    assert body["counts"]["created"] == 2 and body["counts"]["duplicate"] == 1
+    assert response.headers["X-Amtd-Result"].startswith("created=2,duplicate=1")
+    assert [e["spec"]["targets"] for e in security_events(cluster)] in (
+        [["shop/a"], ["shop/b"]], [["shop/b"], ["shop/a"]],
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("content_type", ["application/x-ndjson", "application/json"])
+def test_ndjson_lines_from_fluent_bit(
+    kubearmor: FlaskClient, cluster: Cluster, content_type: str
+) -> None:
+    lines = "\n".join(json.dumps(pod_alert(name)) for name in ("a", "b", "c")) + "\n"
+    response = post(kubearmor, lines, content_type)
+    assert response.status_code == 200
+    assert response.get_json()["counts"]["created"] == 3
+    assert len(security_events(cluster)) == 3
+
+
+def test_back_to_back_objects_from_json_stream(kubearmor: FlaskClient, cluster: Cluster) -> None:
+    stream = "".join(json.dumps(pod_alert(name)) for name in ("a", "b"))
+    response = post(kubearmor, stream)
+    assert response.status_code == 200
+    assert [item["result"] for item in response.get_json()["results"]] == ["created", "created"]
+
+
+def test_log_wrapped_alerts_as_string_or_object(kubearmor: FlaskClient, cluster: Cluster) -> None:
+    records = [
+        {"date": 1741943600.51, "log": json.dumps(pod_alert("a")) + "\n", "stream": "stdout"},
+        {"date": 1741943600.52, "log": pod_alert("b")},
+        {"body": json.dumps(pod_alert("c"))},  # an OTel filelog record
+    ]
+    response = post(kubearmor, json.dumps(records))
+    assert response.status_code == 200
+    assert [item["result"] for item in response.get_json()["results"]] == ["created"] * 3
+    assert sorted(e["spec"]["targets"][0] for e in security_events(cluster)) == [
+        "shop/a", "shop/b", "shop/c",
+    ]  # fmt: skip
+
+
+def test_a_mixed_batch_answers_every_item(kubearmor: FlaskClient, cluster: Cluster) -> None:
+    lines = [
+        json.dumps(pod_alert("good")),
+        "{not json",
+        json.dumps(pod_alert("Bad_Name")),
+        json.dumps(kubearmor_alert(Type="MatchedHostPolicy", PodName=None, NamespaceName=None)),
+        json.dumps(kubearmor_alert(Type="SystemEvent", PolicyName=None)),
+        json.dumps(pod_alert("sev", Severity="11")),
+        json.dumps(pod_alert("nopolicy", PolicyName=None)),
+        json.dumps([1, 2]),
+        json.dumps(pod_alert("good")),
+    ]
+    response = post(kubearmor, "\n".join(lines), "application/x-ndjson")
+    assert response.status_code == 200
+    results = response.get_json()["results"]
+    assert [(item["label"], item["result"], item.get("field", "")) for item in results] == [
+        ("line 1", "created", ""),
+        ("line 2", "rejected", "line 2"),
+        ("line 3", "rejected", "PodName"),
+        ("line 4", "ignored", ""),
+        ("line 5", "ignored", ""),
+        ("line 6", "rejected", "Severity"),
+        ("line 7", "rejected", "PolicyName"),
+        ("line 8", "rejected", "item"),
+        ("line 9", "duplicate", ""),
+    ]
+    assert "pod" in results[3]["reason"] and "SystemEvent" in results[4]["reason"]
+    assert [e["spec"]["targets"] for e in security_events(cluster)] == [["shop/good"]]
+
+
+def test_other_alert_types_can_be_admitted(
+    kubearmor: FlaskClient, cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KUBEARMOR_EXTRA_TYPES", "SystemEvent")
+    alert = kubearmor_alert(Type="SystemEvent", PolicyName=None, Operation="AlertThreshold")
+    response = post(kubearmor, json.dumps(alert))
+    assert response.status_code == 201
+    assert security_events(cluster)[0]["spec"]["rule"]["type"] == "SystemEvent"
+
+
+def test_a_batch_of_only_bad_items_is_400(kubearmor: FlaskClient, cluster: Cluster) -> None:
+    response = post(kubearmor, json.dumps([pod_alert("X"), {"Type": 5}]))
+    assert response.status_code == 400
+    assert [item["result"] for item in response.get_json()["results"]] == ["rejected"] * 2
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"NamespaceName": "Shop"}, "NamespaceName"),
+        ({"PodName": "../x"}, "PodName"),
+        ({"Severity": "high"}, "Severity"),
+        ({"Type": None}, "Type"),
+        ({"Timestamp": "yesterday"}, "Timestamp"),
+        ({"Timestamp": 1e300}, "Timestamp"),
+        ({"Message": ["x"]}, "Message"),
+        ({"PolicyName": {"name": "x"}}, "PolicyName"),
+    ],
+)
+def test_one_bad_alert_is_400_naming_the_field(
+    kubearmor: FlaskClient, cluster: Cluster, changes: dict[str, Any], field: str
+) -> None:
+    response = post(kubearmor, json.dumps(kubearmor_alert(**changes)))
+    assert response.status_code == 400
+    assert response.get_json()["detail"].startswith(f"{field}: ")
+    assert security_events(cluster) == []
+
+
+def test_cloudevents_get_no_body_and_the_counts_in_a_header(
+    kubearmor: FlaskClient, cluster: Cluster
+) -> None:
+    attributes = {"type": "com.kubearmor.alert", "source": "/kubearmor/relay", "id": "k1",
+                  "datacontenttype": "application/json", "amtdtoken": TOKEN}  # fmt: skip
+    headers, body = as_binary(attributes, KUBEARMOR_ALERT)
+    single = kubearmor.post("/", data=body, headers=headers)
+    assert single.status_code == 202 and single.get_data() == b""
+    headers, body = as_structured({**attributes, "id": "k2"}, [pod_alert("a"), KUBEARMOR_ALERT])
+    batch = kubearmor.post("/", data=body, headers=headers)
+    assert batch.status_code == 202 and batch.get_data() == b""
+    assert batch.headers["X-Amtd-Result"].startswith("created=1,duplicate=1")
+    assert len(security_events(cluster)) == 2
+
+
+def test_same_alert_at_another_time_is_a_new_event(
+    kubearmor: FlaskClient, cluster: Cluster
+) -> None:
+    later = kubearmor_alert(Timestamp=KUBEARMOR_ALERT["Timestamp"] + 120)
+    response = post(kubearmor, json.dumps([KUBEARMOR_ALERT, later]))
+    assert [item["result"] for item in response.get_json()["results"]] == ["created", "created"]
+
+
+def test_too_many_items_are_413(kubearmor: FlaskClient, cluster: Cluster) -> None:
+    response = post(kubearmor, json.dumps([{}] * 501))
+    assert response.status_code == 413
+    assert security_events(cluster) == []
+
+
+def test_unauthenticated_batches_create_nothing(kubearmor: FlaskClient, cluster: Cluster) -> None:
+    response = kubearmor.post("/", data=json.dumps([KUBEARMOR_ALERT]),
+                              content_type="application/json")  # fmt: skip
+    assert response.status_code == 401
+    assert security_events(cluster) == []
+
+
+def test_transient_failure_of_one_item_makes_the_batch_503(
+    kubearmor: FlaskClient, cluster: Cluster, apiserver: Any
+) -> None:
+    apiserver.inject_faults(
+        1.0, statuses=(503,), match=lambda r: r.user == USER and r.verb == "create"
+    )
+    response = post(kubearmor, json.dumps([pod_alert("a"), pod_alert("b")]))
+    assert response.status_code == 503
+    assert response.get_json()["counts"]["failed"] == 2
+    apiserver.clear_faults()
+    retried = post(kubearmor, json.dumps([pod_alert("a"), pod_alert("b")]))
+    assert retried.status_code == 200 and retried.get_json()["counts"]["created"] == 2
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/msgpack"])
+def test_other_content_types_are_415(
+    kubearmor: FlaskClient, cluster: Cluster, content_type: str
+) -> None:
+    assert post(kubearmor, json.dumps(KUBEARMOR_ALERT), content_type).status_code == 415

@@ -1,0 +1,461 @@
+"""The matcher function over real HTTP against the API server stand-in (official client, no mocks).
+
+The world: the project's CRDs, Phoenix's sample AMTD and Deployment (the stand-in's workload
+emulation runs its two pods) in namespace ``demo``; a SecurityEvent per test; the function
+in-process (Flask test client) with its own identity ``matcher``, and once as a real process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+from flask.testing import FlaskClient
+from kubernetes import client, config
+
+from amtd.actionevents import ACTION_REQUESTED, to_request_attributes
+from amtd.kubeapi import (
+    EVENTS,
+    PODS,
+    POLICIES,
+    SECURITY_EVENTS,
+    Cluster,
+    Resource,
+    reset_shared_cluster,
+)
+from amtd.triaging import decide_security_event, read_ref, record_and_request
+from support.cloudevents import as_binary, as_structured, read_reply
+from support.functions import load_function_client, serve_function
+
+ROOT = Path(__file__).resolve().parents[2]
+PHOENIX = ROOT / "tests" / "unit" / "phoenix"  # copies of /work/shared/fixtures/phoenix
+CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", namespaced=False)
+NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)
+DEPLOYMENTS = Resource("apps", "v1", "deployments", namespaced=True)
+SAMPLE_POLICY = "demo/adaptivemovingtargetdefense-sample"
+DEADLINE_S = 20.0
+
+
+def poll(predicate: Callable[[], Any], timeout_s: float = DEADLINE_S) -> Any:
+    """Call ``predicate`` until it returns something truthy; fail after the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while not (result := predicate()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout_s} s: {predicate}")
+        time.sleep(0.05)
+    return result
+
+
+def connect(kubeconfig: Path) -> Cluster:
+    """A Cluster for the test itself, on the official client."""
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
+    return Cluster(client.ApiClient(configuration))
+
+
+def load_yaml(name: str) -> list[dict[str, Any]]:
+    """The documents of a Phoenix fixture."""
+    return [doc for doc in yaml.safe_load_all((PHOENIX / name).read_text()) if doc]
+
+
+def install_world(cluster: Cluster) -> None:
+    """CRDs, namespaces, the sample AMTD and Deployment; returns when both pods run."""
+    for path in sorted((ROOT / "knative" / "crds").glob("*.yaml")):
+        cluster.create(CRDS, yaml.safe_load(path.read_text()))
+    for name in ("amtd-system", "shop"):
+        cluster.create(NAMESPACES, {"metadata": {"name": name}})
+    namespace, deployment = load_yaml("test-deployment.yaml")
+    cluster.create(NAMESPACES, namespace)
+    cluster.create(DEPLOYMENTS, deployment, "demo")
+    cluster.create(POLICIES, load_yaml("amtd-sample.yaml")[0], "demo")
+    poll(lambda: len(running_pods(cluster, "demo")) == 2)
+
+
+def running_pods(cluster: Cluster, namespace: str) -> list[dict[str, Any]]:
+    """The Running pods of the sample Deployment, by name."""
+    pods = cluster.list(PODS, namespace, label_selector="app=nginx")
+    running = [pod for pod in pods if pod.get("status", {}).get("phase") == "Running"]
+    return sorted(running, key=lambda pod: pod["metadata"]["name"])
+
+
+@pytest.fixture(scope="module")
+def matcher() -> FlaskClient:
+    """The matcher in-process (its app is stateless; the API connection is reset per test)."""
+    return load_function_client("matcher")
+
+
+@pytest.fixture
+def cluster(apiserver: Any, kubeconfig: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
+    """The world installed; the matcher connects as user ``matcher`` through KUBECONFIG."""
+    identity = apiserver.write_kubeconfig(kubeconfig.with_name("matcher.kubeconfig"), "matcher")
+    monkeypatch.setenv("KUBECONFIG", str(identity))
+    reset_shared_cluster()
+    own = connect(kubeconfig)
+    install_world(own)
+    yield own
+    reset_shared_cluster()
+    own.api_client.close()
+
+
+@pytest.fixture
+def pods(cluster: Cluster) -> list[dict[str, Any]]:
+    """The sample Deployment's two running pods."""
+    return running_pods(cluster, "demo")
+
+
+def create_security_event(
+    cluster: Cluster, targets: list[str], rule: dict[str, str], name: str | None = None
+) -> dict[str, Any]:
+    """A SecurityEvent as an integrator writes it."""
+    body = {
+        "apiVersion": "amtd.r6security.com/v1beta1",
+        "kind": "SecurityEvent",
+        "metadata": {"name": name or f"test-{uuid.uuid4().hex[:10]}"},
+        "spec": {"targets": targets, "rule": rule, "description": "made by a test"},
+    }
+    return cluster.create(SECURITY_EVENTS, body)
+
+
+def apiserver_event(
+    obj: dict[str, Any], verb: str = "add", mode: str = "resource"
+) -> tuple[dict[str, str], Any]:
+    """Attributes and data as an ApiServerSource sends them (REFERENCE §6.1)."""
+    name = obj["metadata"]["name"]
+    attributes = {
+        "type": f"dev.knative.apiserver.{mode}.{verb}",
+        "source": "https://10.96.0.1:443",
+        "id": str(uuid.uuid4()),
+        "subject": f"/apis/amtd.r6security.com/v1beta1/securityevents/{name}",
+        "datacontenttype": "application/json",
+        "kind": obj["kind"],
+        "apiversion": obj["apiVersion"],
+        "name": name,
+    }
+    if mode == "resource":
+        return attributes, obj
+    reference = {
+        "kind": obj["kind"],
+        "namespace": "",
+        "name": name,
+        "apiVersion": obj["apiVersion"],
+    }
+    return attributes, reference
+
+
+def post_event(
+    matcher: FlaskClient, attributes: dict[str, str], data: Any, structured: bool = False
+):
+    """POST one CloudEvent (binary mode unless ``structured``); returns the response."""
+    headers, body = (as_structured if structured else as_binary)(attributes, data)
+    return matcher.post("/", headers=headers, data=body)
+
+
+def decide(matcher: FlaskClient, obj: dict[str, Any], **options: Any) -> tuple[int, Any, Any]:
+    """Post the add event for ``obj``: status code, reply attributes, reply data."""
+    structured = options.pop("structured", False)
+    response = post_event(matcher, *apiserver_event(obj, **options), structured=structured)
+    if response.status_code != 200:
+        return response.status_code, None, response.get_json(silent=True)
+    attributes, data = read_reply(response.headers, response.get_data())
+    return response.status_code, attributes, data
+
+
+def status_of(cluster: Cluster, name: str) -> dict[str, Any]:
+    """The SecurityEvent's status as stored."""
+    return dict(cluster.get(SECURITY_EVENTS, name).get("status") or {})
+
+
+def events_about(cluster: Cluster, obj: dict[str, Any]) -> list[dict[str, Any]]:
+    """Kubernetes Events in ``default`` about the SecurityEvent (kubectl describe's query)."""
+    uid = obj["metadata"]["uid"]
+    selector = f"involvedObject.kind=SecurityEvent,involvedObject.uid={uid}"
+    return cluster.list(EVENTS, "default", field_selector=selector)
+
+
+def test_network_attack_quarantines_the_pod(matcher: FlaskClient, cluster: Cluster, pods: Any):
+    target = f"demo/{pods[0]['metadata']['name']}"
+    obj = create_security_event(cluster, [target], {"type": "network-attack"})
+    code, attributes, data = decide(matcher, obj)
+    assert code == 200
+    assert attributes["type"] == ACTION_REQUESTED
+    assert attributes["amtdquarantine"] == "true" and "amtddelete" not in attributes
+    assert attributes["securityevent"] == obj["metadata"]["name"]
+    [step] = data["steps"]
+    assert (step["target"], step["action"], step["podUid"]) == (
+        target, "quarantine", pods[0]["metadata"]["uid"],
+    )  # fmt: skip
+    status = status_of(cluster, obj["metadata"]["name"])
+    [decision] = status["decisions"]
+    assert (decision["policy"], decision["ruleIndex"], decision["score"]) == (SAMPLE_POLICY, 2, 1)
+    assert (status["phase"], status["action"], status["observedGeneration"]) == (
+        "Decided", "quarantine", obj["metadata"]["generation"],
+    )  # fmt: skip
+    [event] = events_about(cluster, obj)
+    assert (event["reason"], event["type"]) == ("Decided", "Normal")
+    assert target in event["message"] and "quarantine" in event["message"]
+
+
+def test_threat_level_rule_in_structured_reference_mode(
+    matcher: FlaskClient, cluster: Cluster, pods: Any
+):
+    target = f"demo/{pods[1]['metadata']['name']}"
+    obj = create_security_event(cluster, [target], {"threatLevel": "medium"})
+    code, attributes, _ = decide(matcher, obj, mode="ref", structured=True)
+    assert code == 200 and attributes["amtdquarantine"] == "true"
+    [decision] = status_of(cluster, obj["metadata"]["name"])["decisions"]
+    assert (decision["ruleIndex"], decision["score"], decision["rule"]) == (
+        4, 1, {"threatLevel": "medium"},
+    )  # fmt: skip
+
+
+def test_more_exact_rule_wins(matcher: FlaskClient, cluster: Cluster, pods: Any):
+    rule = {"type": "filesystem-corruption", "threatLevel": "medium", "source": "falco"}
+    obj = create_security_event(cluster, [f"demo/{pods[0]['metadata']['name']}"], rule)
+    code, _, data = decide(matcher, obj, mode="ref")
+    assert code == 200 and data["steps"][0]["ruleIndex"] == 3
+    [decision] = status_of(cluster, obj["metadata"]["name"])["decisions"]
+    assert (decision["ruleIndex"], decision["score"], decision["reason"]) == (3, 3, "BestMatch")
+
+
+def test_fallback_disable_is_recorded_not_requested(
+    matcher: FlaskClient, cluster: Cluster, pods: Any
+):
+    obj = create_security_event(cluster, [f"demo/{pods[0]['metadata']['name']}"], {"type": "odd"})
+    code, _, _ = decide(matcher, obj)
+    assert code == 204
+    status = status_of(cluster, obj["metadata"]["name"])
+    [decision] = status["decisions"]
+    assert (decision["action"], decision["ruleIndex"], decision["reason"]) == (
+        "disable", 0, "FallbackRule",
+    )  # fmt: skip
+    [execution] = status["executions"]
+    assert (execution["result"], execution["reason"], execution["executor"]) == (
+        "Skipped", "ActionDisabled", "matcher",
+    )  # fmt: skip
+    assert status["phase"] == "Completed"
+
+
+def test_pod_without_covering_policy_is_unmatched(matcher: FlaskClient, cluster: Cluster):
+    pod = {"metadata": {"name": "lonely"}, "spec": {"containers": [{"name": "a", "image": "x"}]}}
+    cluster.create(PODS, pod, "shop")
+    obj = create_security_event(cluster, ["shop/lonely"], {"type": "network-attack"})
+    code, _, _ = decide(matcher, obj)
+    assert code == 204
+    status = status_of(cluster, obj["metadata"]["name"])
+    [decision] = status["decisions"]
+    assert (decision["outcome"], decision["reason"]) == ("Unmatched", "NoPolicyCovers")
+    assert status["phase"] == "Unmatched"
+    [event] = events_about(cluster, obj)
+    assert (event["reason"], event["type"]) == ("Unmatched", "Warning")
+    assert "NoPolicyCovers" in event["message"]
+
+
+def test_missing_pod_is_recorded(matcher: FlaskClient, cluster: Cluster):
+    obj = create_security_event(cluster, ["demo/not-there"], {"type": "network-attack"})
+    code, _, _ = decide(matcher, obj)
+    assert code == 204
+    [decision] = status_of(cluster, obj["metadata"]["name"])["decisions"]
+    assert (decision["outcome"], decision["target"]) == ("PodNotFound", "demo/not-there")
+
+
+def test_invalid_target_does_not_stop_the_others(matcher: FlaskClient, cluster: Cluster, pods: Any):
+    bad = f"{'n' * 64}/pod"  # passes the CRD's pattern; a namespace has at most 63 characters
+    good = f"demo/{pods[0]['metadata']['name']}"
+    obj = create_security_event(cluster, [bad, good], {"type": "network-attack"})
+    code, _, data = decide(matcher, obj)
+    assert code == 200 and [step["target"] for step in data["steps"]] == [good]
+    invalid, matched = status_of(cluster, obj["metadata"]["name"])["decisions"]
+    assert (invalid["outcome"], invalid["target"]) == ("InvalidTarget", bad)
+    assert "longer than 63" in invalid["reason"]
+    assert matched["outcome"] == "Matched"
+
+
+def test_status_update_is_not_decided_again(
+    matcher: FlaskClient, cluster: Cluster, pods: Any, apiserver: Any
+):
+    obj = create_security_event(cluster, [f"demo/{pods[0]['metadata']['name']}"], {"type": "x"})
+    assert decide(matcher, obj)[0] == 204
+    decided = cluster.get(SECURITY_EVENTS, obj["metadata"]["name"])  # what the update announces
+    apiserver.clear_requests()
+    assert decide(matcher, decided, verb="update")[0] == 204
+    assert decide(matcher, decided, verb="update", mode="ref")[0] == 204
+    writes = [r for r in apiserver.requests if r.verb in ("update", "patch", "create")]
+    assert writes == []
+
+
+def test_redelivered_add_repeats_the_same_event(
+    matcher: FlaskClient, cluster: Cluster, pods: Any, apiserver: Any
+):
+    obj = create_security_event(
+        cluster, [f"demo/{pods[0]['metadata']['name']}"], {"type": "network-attack"}
+    )
+    _, first, first_data = decide(matcher, obj)
+    apiserver.clear_requests()
+    code, again, again_data = decide(matcher, obj, mode="ref")
+    assert code == 200 and again["id"] == first["id"] and again_data == first_data
+    assert [r.verb for r in apiserver.requests if r.verb != "get"] == []
+
+
+def test_lost_reply_to_the_deciding_update_is_repeated(
+    matcher: FlaskClient, cluster: Cluster, pods: Any
+):
+    """An update that announced an undecided generation is redelivered: its reply comes again."""
+    obj = create_security_event(
+        cluster, [f"demo/{pods[0]['metadata']['name']}"], {"type": "network-attack"}
+    )
+    _, first, _ = decide(matcher, obj, verb="update")
+    _, again, _ = decide(matcher, obj, verb="update")
+    assert first["id"] == again["id"]
+
+
+def test_multi_target_event_carries_both_flags(
+    matcher: FlaskClient, cluster: Cluster, pods: Any, apiserver: Any
+):
+    shop_policy = {
+        "metadata": {"name": "shop-defence"},
+        "spec": {
+            "podSelector": {},
+            "strategy": [{"rule": {"type": "network-attack"}, "action": {"delete": {}}}],
+        },
+    }
+    cluster.create(POLICIES, shop_policy, "shop")
+    pod = {"metadata": {"name": "cart"}, "spec": {"containers": [{"name": "a", "image": "x"}]}}
+    cluster.create(PODS, pod, "shop")
+    targets = [f"demo/{pod['metadata']['name']}" for pod in pods] + ["shop/cart"]
+    obj = create_security_event(cluster, targets, {"type": "network-attack"})
+    apiserver.clear_requests()
+    code, attributes, data = decide(matcher, obj)
+    assert code == 200
+    assert (attributes["amtddelete"], attributes["amtdquarantine"]) == ("true", "true")
+    actions = {step["target"]: step["action"] for step in data["steps"]}
+    assert actions == {targets[0]: "quarantine", targets[1]: "quarantine", "shop/cart": "delete"}
+    lists = [r.namespace for r in apiserver.requests if r.resource == POLICIES.plural]
+    assert sorted(lists) == ["demo", "shop"]  # once per namespace, not per target
+
+
+def test_delete_and_other_kinds_are_ignored(matcher: FlaskClient, cluster: Cluster, pods: Any):
+    obj = create_security_event(cluster, ["demo/x"], {"type": "network-attack"})
+    assert decide(matcher, obj, verb="delete")[0] == 204
+    assert decide(matcher, pods[0])[0] == 204  # a Pod, not a SecurityEvent
+    assert "status" not in cluster.get(SECURITY_EVENTS, obj["metadata"]["name"])
+
+
+def test_gone_security_event_is_done(matcher: FlaskClient, cluster: Cluster):
+    obj = create_security_event(cluster, ["demo/x"], {"type": "network-attack"})
+    cluster.delete(SECURITY_EVENTS, obj["metadata"]["name"])
+    assert decide(matcher, obj)[0] == 204
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "error"),
+    [
+        ({"Content-Type": "application/json"}, b'{"hello": 1}', "NotACloudEvent"),
+        (*as_binary({"type": "dev.knative.apiserver.resource.add", "source": "s", "id": "1",
+                     "datacontenttype": "application/json"}, [1, 2]), "DataNotAnObject"),
+        (*as_binary({"type": "dev.knative.apiserver.ref.add", "source": "s", "id": "1",
+                     "datacontenttype": "application/json"}, {"kind": "SecurityEvent"}),
+         "MissingName"),
+        (*as_binary({"type": "dev.knative.apiserver.ref.add", "source": "s", "id": "1",
+                     "datacontenttype": "application/json"},
+                    {"kind": "SecurityEvent", "name": "../../pods"}), "InvalidName"),
+        (*as_binary({"type": "com.example.other", "source": "s", "id": "1",
+                     "datacontenttype": "application/json"}, {}), "UnsupportedEventType"),
+    ],
+)  # fmt: skip
+def test_malformed_events_are_400_with_a_reason(
+    matcher: FlaskClient, headers: dict[str, str], body: bytes, error: str
+):
+    response = matcher.post("/", headers=headers, data=body)
+    assert response.status_code == 400
+    assert response.get_json()["error"] == error and response.get_json()["detail"]
+
+
+def test_api_failure_is_503(matcher: FlaskClient, cluster: Cluster, apiserver: Any):
+    obj = create_security_event(cluster, ["demo/x"], {"type": "network-attack"})
+    apiserver.inject_faults(1.0, statuses=(503,), match=lambda record: record.user == "matcher")
+    try:
+        response = post_event(matcher, *apiserver_event(obj))
+    finally:
+        apiserver.clear_faults()
+    assert response.status_code == 503
+    assert response.get_json()["error"] == "ApiUnavailable"
+
+
+def test_health_probes(matcher: FlaskClient, cluster: Cluster):
+    assert matcher.get("/health/liveness").status_code == 200
+    assert matcher.get("/health/readiness").status_code == 200
+
+
+def test_real_process_decides_and_reports_api_down(cluster: Cluster, pods: Any, apiserver: Any):
+    obj = create_security_event(
+        cluster, [f"demo/{pods[0]['metadata']['name']}"], {"type": "network-attack"}
+    )
+    with serve_function("matcher", {"KUBECONFIG": os.environ["KUBECONFIG"]}) as url:
+        headers, body = as_binary(*apiserver_event(obj))
+        response = requests.post(url, headers=headers, data=body, timeout=30)
+        assert response.status_code == 200
+        assert response.headers["Content-Type"] == "application/json"
+        attributes, data = read_reply(response.headers, response.content)
+        assert attributes["type"] == ACTION_REQUESTED and data["steps"][0]["action"] == "quarantine"
+        apiserver.stop()
+        again = requests.post(url, headers=headers, data=body, timeout=60)
+        assert again.status_code == 503, again.text
+        assert json.loads(again.text)["error"] == "ApiUnavailable"
+
+
+def test_a_concurrent_decision_recorded_first_is_adopted(
+    matcher: FlaskClient, cluster: Cluster, pods: Any
+):
+    """Two matchers decide one generation; the second to write uses the first one's record."""
+    obj = create_security_event(
+        cluster, [f"demo/{pods[0]['metadata']['name']}"], {"type": "network-attack"}
+    )
+    ref = read_ref(obj)
+    ours = decide_security_event(cluster, obj, ref, now="2000-01-01T00:00:00Z")
+    _, first, _ = decide(matcher, obj)  # the other matcher wins the race
+    triage = record_and_request(cluster, ref, *ours, now="2000-01-01T00:00:00Z")
+    assert triage.outcome == "DecidedElsewhere" and triage.request is not None
+    assert to_request_attributes(triage.request)["id"] == first["id"]
+    assert triage.decisions[0].decided_at != "2000-01-01T00:00:00Z"  # theirs, not ours
+    [decision] = status_of(cluster, obj["metadata"]["name"])["decisions"]
+    assert decision["decidedAt"] != "2000-01-01T00:00:00Z"
+    assert len(events_about(cluster, obj)) == 1
+
+
+def test_a_decision_for_an_outdated_spec_is_not_written(cluster: Cluster, pods: Any):
+    obj = create_security_event(
+        cluster, [f"demo/{pods[0]['metadata']['name']}"], {"type": "network-attack"}
+    )
+    ref = read_ref(obj)
+    ours = decide_security_event(cluster, obj, ref, now="2000-01-01T00:00:00Z")
+    patch = {"spec": {"rule": {"type": "filesystem-corruption"}}}
+    cluster.patch(SECURITY_EVENTS, obj["metadata"]["name"], patch)  # generation 2 now
+    triage = record_and_request(cluster, ref, *ours, now="2000-01-01T00:00:00Z")
+    assert (triage.outcome, triage.request) == ("Superseded", None)
+    assert "status" not in cluster.get(SECURITY_EVENTS, obj["metadata"]["name"])
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_kubectl_describe_shows_the_decision(
+    matcher: FlaskClient, cluster: Cluster, pods: Any, kubeconfig: Path
+):
+    obj = create_security_event(
+        cluster, [f"demo/{pods[0]['metadata']['name']}"], {"type": "network-attack"}
+    )
+    assert decide(matcher, obj)[0] == 200
+    command = ["kubectl", "--kubeconfig", str(kubeconfig), "describe", "securityevent"]
+    shown = subprocess.run(
+        [*command, obj["metadata"]["name"]], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    events = shown.split("Events:", 1)[1]
+    assert "Decided" in events and "amtd-matcher" in events and "quarantine by" in events

@@ -1,0 +1,114 @@
+"""Routing: every Trigger reaches a function that exists, and every event the system makes goes
+somewhere (a Trigger) or is documented as terminal in docs/events.md.
+
+The events are built with the same code the functions use (amtd.actionevents), and matched with
+the Trigger filters compiled from knative/triggers.yaml by the local stack.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from amtd.actionevents import (
+    ActionRequest,
+    ActionStep,
+    SecurityEventRef,
+    to_completion_attributes,
+    to_request_attributes,
+)
+from amtd_stack.filtering import is_match
+from amtd_stack.planning import SERVICE, StackPlan, plan_stack
+
+ROOT = Path(__file__).resolve().parents[2]
+EMITTED_TYPE = re.compile(r"\"(com\.r6security\.amtd\.[a-z0-9.]+)\"")
+REF = SecurityEventRef(name="falco-web-1a2b", uid="0b7c", generation=1)
+
+
+@pytest.fixture(scope="module")
+def plan() -> StackPlan:
+    """The committed manifests and functions, parsed and cross-checked."""
+    return plan_stack(ROOT / "knative", ROOT / "functions")
+
+
+def routes(plan: StackPlan, attributes: dict[str, str]) -> set[str]:
+    """Names of the functions whose Triggers match these CloudEvent attributes."""
+    return {t.subscriber.name for t in plan.triggers if is_match(t.filter, attributes)}
+
+
+def step(action: str, target: str) -> ActionStep:
+    """One decided step."""
+    return ActionStep(
+        step_id=f"{REF.uid}-{action}",
+        target=target,
+        pod_uid="p1",
+        action=action,
+        policy="demo/p",
+        rule_index=0,
+    )
+
+
+def request_attributes(*actions: str) -> dict[str, str]:
+    """Attributes of the matcher's reply carrying steps for these actions."""
+    steps = [step(action, f"demo/pod-{i}") for i, action in enumerate(actions)]
+    return to_request_attributes(ActionRequest(security_event=REF, steps=steps))
+
+
+def emitted_types() -> set[str]:
+    """Every CloudEvent type of ours named in the core or the functions."""
+    sources = [*ROOT.glob("src/amtd/**/*.py"), *ROOT.glob("functions/**/main.py")]
+    return {t for path in sources for t in EMITTED_TYPE.findall(path.read_text())}
+
+
+def test_every_trigger_reaches_a_function_that_exists(plan: StackPlan) -> None:
+    for trigger in plan.triggers:
+        subscriber = trigger.subscriber
+        assert (subscriber.api_version, subscriber.kind) == SERVICE, trigger.key
+        assert subscriber.name in plan.functions, trigger.key
+    broker_sink = plan.brokers[0].delivery.dead_letter_sink if plan.brokers[0].delivery else None
+    assert broker_sink is not None and broker_sink.name in plan.functions
+
+
+def test_action_requests_reach_exactly_the_executors_with_steps(plan: StackPlan) -> None:
+    assert routes(plan, request_attributes("delete")) == {"executor-delete"}
+    assert routes(plan, request_attributes("quarantine")) == {"executor-quarantine"}
+    both = routes(plan, request_attributes("delete", "quarantine"))
+    assert both == {"executor-delete", "executor-quarantine"}
+
+
+def test_every_emitted_type_is_routed_or_documented_terminal(plan: StackPlan) -> None:
+    samples = {
+        "com.r6security.amtd.action.requested.v1": request_attributes("delete"),
+        "com.r6security.amtd.action.completed.v1": to_completion_attributes(
+            "id-1", "delete", REF.name
+        ),
+    }
+    assert emitted_types() == set(samples)
+    events_doc = (ROOT / "docs" / "events.md").read_text()
+    for event_type, attributes in samples.items():
+        assert attributes["type"] == event_type
+        if not routes(plan, attributes):
+            section = events_doc[events_doc.index(f"`{event_type}`") :][:1500]
+            assert "terminal" in section.lower(), f"{event_type}: routed nowhere, not documented"
+
+
+def test_sources_reach_their_functions(plan: StackPlan) -> None:
+    added = {
+        "type": "dev.knative.apiserver.resource.add",
+        "source": "https://10.96.0.1:443",
+        "kind": "SecurityEvent",
+        "name": "falco-web-1a2b",
+    }
+    assert routes(plan, added) == {"matcher"}
+    assert routes(plan, {**added, "type": "dev.knative.apiserver.resource.update"}) == {"matcher"}
+    assert routes(plan, {**added, "type": "dev.knative.apiserver.resource.delete"}) == set()
+    ping = {
+        "type": "dev.knative.sources.ping",
+        "source": "/apis/v1/namespaces/amtd-system/pingsources/amtd-timer",
+    }
+    assert routes(plan, ping) == {"timer"}
+    for source in ("https://falco.org", "falco.org"):
+        falco = {"type": "falco.rule.output.v1", "source": source}
+        assert routes(plan, falco) == {"ingest-falco"}

@@ -1,0 +1,135 @@
+"""`amtd stage`: what a staged folder holds, how its dependencies are pinned, `make deploy`."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from amtd_cli import main as amtd_main
+from amtd_stack.functions import FunctionDefinition
+from amtd_stack.pinning import (
+    PinningError,
+    close_requirements,
+    read_lock,
+    scan_imports,
+    trace_imports,
+)
+from amtd_stack.staging import STAGE_MARKER, StagingError, plan_requirements, stage_function
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCK = read_lock(ROOT / "requirements.lock")
+DEV_ONLY = {"pytest", "ruff", "mypy", "hypothesis", "import-linter", "kubernetes-validate"}
+
+
+def test_staged_folder_is_self_contained(tmp_path: Path) -> None:
+    staged = stage_function(ROOT, "matcher", tmp_path / "matcher")
+    out = staged.path
+    assert (out / "main.py").read_text() == (ROOT / "functions/matcher/main.py").read_text()
+    assert (out / "func.yaml").read_text() == (ROOT / "functions/matcher/func.yaml").read_text()
+    assert (out / "amtd/kubeapi.py").read_text() == (ROOT / "src/amtd/kubeapi.py").read_text()
+    assert not list(out.rglob("__pycache__"))
+    bridge = (out / "function/__init__.py").read_text()
+    assert 'TARGET = "match_security_event"' in bridge
+    assert "async def handle(scope: Any, receive: Any, send: Any) -> None:" in bridge
+    assert "def new() -> Function:" in bridge
+    compile(bridge, "function/__init__.py", "exec")
+
+
+def test_pyproject_pins_what_the_function_needs_from_the_lock(tmp_path: Path) -> None:
+    staged = stage_function(ROOT, "matcher", tmp_path / "matcher")
+    project = tomllib.loads((staged.path / "pyproject.toml").read_text())
+    assert project["project"]["name"] == "function"
+    pins = dict(line.split("==") for line in project["project"]["dependencies"])
+    assert pins == dict(staged.requirements)
+    assert all(LOCK[name] == version for name, version in pins.items())
+    for needed in ("functions-framework", "cloudevents", "kubernetes", "pydantic", "uvicorn"):
+        assert pins[needed] == LOCK[needed]
+    assert not DEV_ONLY & set(pins)
+    wheel = project["tool"]["hatch"]["build"]["targets"]["wheel"]
+    assert wheel["packages"] == ["function", "amtd"]
+    assert wheel["force-include"] == {"main.py": "function/main.py"}
+
+
+def test_only_the_timer_needs_croniter(functions: dict[str, FunctionDefinition]) -> None:
+    needs = {name: "croniter" in plan_requirements(ROOT, f) for name, f in functions.items()}
+    assert needs == {name: name == "timer" for name in functions}
+
+
+def test_restaging_replaces_the_folder_but_never_a_foreign_one(tmp_path: Path) -> None:
+    out = tmp_path / "stage"
+    stage_function(ROOT, "dead-letters", out)
+    (out / "leftover.txt").write_text("old")
+    stage_function(ROOT, "dead-letters", out)
+    assert not (out / "leftover.txt").exists()
+    assert (out / STAGE_MARKER).read_text() == "dead-letters\n"
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep")
+    with pytest.raises(StagingError, match="not made by `amtd stage`"):
+        stage_function(ROOT, "dead-letters", foreign)
+    assert (foreign / "notes.txt").read_text() == "keep"
+
+
+def test_unknown_function_names_the_known_ones(tmp_path: Path) -> None:
+    with pytest.raises(StagingError) as caught:
+        stage_function(ROOT, "matchr", tmp_path / "x")
+    assert "no function named 'matchr'" in str(caught.value)
+    assert "executor-delete" in str(caught.value)
+    assert not (tmp_path / "x").exists()
+
+
+def test_cli_stages_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "staged"
+    assert amtd_main(["stage", "executor-quarantine", "--out", str(out)]) == 0
+    assert f"func deploy --path {out}" in capsys.readouterr().out
+    assert (out / "function/__init__.py").is_file()
+    assert amtd_main(["stage", "nope", "--out", str(tmp_path / "n")]) == 2
+    assert "no function named 'nope'" in capsys.readouterr().err
+
+
+def test_scan_imports_resolves_relative_and_lazy_imports() -> None:
+    source = (
+        "import os, yaml\n"
+        "from . import sibling\n"
+        "from ..core import thing\n"
+        "def f():\n"
+        "    import kubernetes.client\n"
+    )
+    found = scan_imports(source, "amtd.alerts.falco")
+    assert {"os", "yaml", "amtd.alerts", "amtd.alerts.sibling", "amtd.core"} <= found
+    assert {"amtd.core.thing", "kubernetes.client"} <= found
+
+
+def test_trace_follows_the_core_and_reports_outside_modules(tmp_path: Path) -> None:
+    main = tmp_path / "main.py"
+    main.write_text("import functions_framework\nfrom amtd.responding import answer_health\n")
+    trace = trace_imports(main, ROOT / "src", "amtd")
+    assert {"amtd", "amtd.responding", "amtd.kubeapi"} <= trace.core_modules
+    assert {"functions_framework", "flask", "cloudevents", "kubernetes"} <= trace.external
+    assert "json" not in trace.external  # the standard library needs no pin
+
+
+def test_a_requirement_missing_from_the_lock_is_refused() -> None:
+    lock = {k: v for k, v in LOCK.items() if k != "markupsafe"}
+    with pytest.raises(PinningError, match="markupsafe is needed but not pinned"):
+        close_requirements(["flask"], lock)
+
+
+def test_make_deploy_fails_clearly_without_func(tmp_path: Path) -> None:
+    make = shutil.which("make")
+    assert make, "make is needed for `make deploy`"
+    result = subprocess.run(
+        # -o: never rebuild the venv from here; FUNC: a name that is surely not installed
+        [make, "-s", "-o", ".venv/.installed", "deploy", "FUNCTION=matcher", "FUNC=amtd-no-func"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "the Knative func CLI ('amtd-no-func') is not installed" in result.stderr
+    assert "staged" not in result.stdout  # it stops before staging anything
