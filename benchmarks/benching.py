@@ -47,7 +47,7 @@ def time_calls(call: Callable[[int], object], count: int, warmup: int = 20) -> l
 
 
 def time_loop(loop: Callable[[int], object], iterations: int, repeat: int = 7) -> float:
-    """Median seconds per iteration of ``loop(iterations)`` (for operations too fast to time alone)."""
+    """Median seconds per iteration of ``loop(iterations)``, for operations too fast to time."""
     runs = []
     for _ in range(repeat):
         started = time.perf_counter_ns()
@@ -88,7 +88,7 @@ def render_table(rows: Sequence[Row]) -> str:
         "|---|---:|---:|---:|---:|---|---|",
     ]
     for row in rows:
-        ratio = f"{row.ratio:,.0f}×" if row.ratio is not None else "-"
+        ratio = f"{row.ratio:,.0f}x" if row.ratio is not None else "-"
         lines.append(
             f"| {row.name} | {format_seconds(row.median)} | {format_seconds(row.p95)} | "
             f"{format_seconds(row.floor)} | {ratio} | {row.goal} | {row.verdict} |"

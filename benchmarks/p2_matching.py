@@ -31,7 +31,7 @@ POD_LABELS = {"app": "app-0", "pod-template-hash": "6b8f7d9c4", "mtdSecured": "t
 
 
 def make_policy(number: int, spread: bool) -> Policy:
-    """AMTD number ``number``: a fallback plus 9 rules of 1–3 keys."""
+    """AMTD number ``number``: a fallback plus 9 rules of 1 to 3 keys."""
     strategy: list[dict[str, Any]] = [{"rule": {"type": "default"}, "action": {"disable": {}}}]
     for position in range(RULES_PER_POLICY - 1):
         rule = {"type": TYPES[(number * 9 + position) % len(TYPES)]}

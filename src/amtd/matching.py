@@ -96,9 +96,9 @@ class PolicyIndex:
 
 def key_of_rule(rule: Rule) -> RuleKey:
     """The index key of a rule: its items, without the fallback's ``type: default``."""
-    return frozenset(
-        (key, value) for key, value in rule.items() if not (key == "type" and value == DEFAULT_TYPE)
-    )
+    if rule.get("type") != DEFAULT_TYPE:
+        return frozenset(rule.items())  # the common case, without a per-item test
+    return frozenset((key, value) for key, value in rule.items() if key != "type")
 
 
 def is_policy_covering(policy: Policy, namespace: str, labels: Mapping[str, str]) -> bool:

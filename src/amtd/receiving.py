@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import flask
 
@@ -186,7 +187,12 @@ def answer_batch(outcomes: Sequence[Outcome], delivery: Delivery) -> flask.Respo
         return flask.Response(status=status, headers={RESULT_HEADER: summary})
     else:
         status = 200
-    body = {"counts": counts, "results": [outcome.to_json() for outcome in outcomes]}
+    body: dict[str, Any] = {"counts": counts, "results": [item.to_json() for item in outcomes]}
+    if status >= 400:  # error answers always name the problem, like every other 4xx/5xx
+        error = (
+            "InvalidItems" if status == 400 else "ApiUnavailable" if status == 503 else "ApiError"
+        )
+        body = {"error": error, "detail": f"{summary} of {len(outcomes)} items", **body}
     return flask.Response(
         json.dumps(body), status=status, mimetype="application/json",
         headers={RESULT_HEADER: summary},

@@ -66,6 +66,7 @@ def up(argv: Sequence[str]) -> int:
     """Start the stack, print where things are, run until SIGINT/SIGTERM, stop cleanly."""
     args = build_parser().parse_args(list(argv))
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request is noise
     try:
         overrides = parse_env_overrides(args.env)
     except ValueError as error:

@@ -86,7 +86,11 @@ def check_references(plan: StackPlan) -> None:
         if sink is not None:
             where = "spec.delivery.deadLetterSink"
             check_destination(sink, plan, owner, holder.path, where)
-    for source in [*plan.apiserversources, *plan.pingsources]:
+    sources: list[ApiServerSourceDefinition | PingSourceDefinition] = [
+        *plan.apiserversources,
+        *plan.pingsources,
+    ]
+    for source in sources:
         owner = f"source {source.namespace}/{source.name}"
         check_destination(source.sink, plan, owner, source.path, "spec.sink")
 

@@ -42,11 +42,20 @@ class RunningServer:
         self._server.server_close()
 
 
+_PICKED: set[int] = set()  # never hand out the same port twice in one process
+_PICKED_LOCK = threading.Lock()
+
+
 def pick_free_port(host: str = "127.0.0.1") -> int:
-    """A port the OS reports free now (bind to 0); the caller binds it soon after."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
+    """A port the OS reports free now (bind to 0), not handed out before; bind it soon after."""
+    with _PICKED_LOCK:
+        while True:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                probe.bind((host, 0))
+                port = int(probe.getsockname()[1])
+            if port not in _PICKED:
+                _PICKED.add(port)
+                return port
 
 
 def is_port_open(host: str, port: int, timeout_s: float = 0.2) -> bool:

@@ -10,7 +10,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -241,13 +241,14 @@ class Stack:
     def stop(self) -> None:
         """Stop sources, eventing, functions and the API stand-in; safe to call twice."""
         self._stopping.set()
-        steps = [
+        router, functions = self.router, list(self.functions.values())
+        steps: list[Callable[[], None]] = [
             *(runner.stop for runner in self._watchers),
             *(runner.stop for runner in self._pings.values()),
-            *([lambda: self.router.stop(wait=False)] if self.router else []),
+            *([lambda: router.stop(wait=False)] if router else []),  # abort backoffs first
             *([self.ingress.stop] if self.ingress else []),
-            lambda: stop_functions(list(self.functions.values())),
-            *([lambda: self.router.stop(wait=True)] if self.router else []),
+            lambda: stop_functions(functions),
+            *([lambda: router.stop(wait=True)] if router else []),
             *([self.apiserver.stop] if self.apiserver else []),
         ]
         for step in steps:

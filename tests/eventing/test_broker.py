@@ -229,3 +229,16 @@ def test_default_ttl_is_255(
     post_event(running.url)
     assert wait_until(lambda: len(seen) == 2)
     assert seen == ["255", "254"]
+
+
+def test_backoff_waits_at_least_the_exponential_delay(
+    broker: Callable[..., RunningBroker], receiver: Callable[..., Receiver]
+) -> None:
+    failing = receiver(answers(Answer(503)))
+    spaced = DeliverySpec(retry=2, backoff_policy="exponential", backoff_delay_s=0.05)
+    running = broker([route("t", failing.url, delivery=spaced)])
+    post_event(running.url)
+    assert running.router.wait_idle(15)
+    first, second, third = (a.at for a in running.router.attempts.snapshot())
+    assert second - first >= 0.1  # delay * 2^1 (a lower bound: load only makes it longer)
+    assert third - second >= 0.2  # delay * 2^2

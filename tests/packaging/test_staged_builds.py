@@ -27,12 +27,12 @@ import pytest
 import requests
 import yaml
 from kubernetes import client, config
-from support.cloudevents import as_binary, read_reply
-from support.functions import pick_free_port, wait_for_port
 
 from amtd.actionevents import ACTION_REQUESTED
 from amtd.kubeapi import PODS, POLICIES, SECURITY_EVENTS, Cluster, Resource
 from amtd_stack.staging import HATCHLING, StagedFunction, plan_requirements, stage_function
+from support.cloudevents import as_binary, read_reply
+from support.functions import pick_free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNC_PYTHON = "func-python==0.7.0"

@@ -202,3 +202,15 @@ def test_invalid_crd_is_422(api_client: client.ApiClient) -> None:
         client.ApiextensionsV1Api(api_client).create_custom_resource_definition(bad)
     assert caught.value.status == 422
     assert json.loads(caught.value.body)["details"]["causes"][0]["field"] == "metadata.name"
+
+
+def test_strict_field_validation_rejects_unknown_fields(
+    custom: client.CustomObjectsApi, crds: list[dict[str, Any]]
+) -> None:
+    body = _security_event("se", bogus="x")
+    with pytest.raises(ApiException) as caught:
+        custom.create_cluster_custom_object(
+            GROUP, VERSION, "securityevents", body, field_validation="Strict"
+        )
+    assert caught.value.status == 400
+    assert 'unknown field "spec.bogus"' in json.loads(caught.value.body)["message"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import definitions, schemas
-from .errors import invalid
+from .errors import bad_request, invalid
 from .resources import ResourceType
 
 Obj = dict[str, Any]
@@ -30,9 +30,15 @@ def _admit_crd(obj: Obj) -> Obj:
     return obj
 
 
-def _admit_custom(rtype: ResourceType, obj: Obj) -> Obj:
+def _admit_custom(rtype: ResourceType, obj: Obj, strict: bool) -> Obj:
     if rtype.schema is None:
         return obj
+    if strict and (unknown := schemas.unknown_fields(obj, rtype.schema)):
+        listed = ", ".join(f'unknown field "{f}"' for f in unknown)
+        raise bad_request(
+            f'{rtype.kind} in version "{rtype.version}" cannot be handled as a {rtype.kind}: '
+            f"strict decoding error: {listed}"
+        )
     pruned: Obj = schemas.prune(obj, rtype.schema, is_root=True)
     causes = schemas.validation_causes(pruned, rtype.schema)
     if causes:
@@ -40,12 +46,13 @@ def _admit_custom(rtype: ResourceType, obj: Obj) -> Obj:
     return pruned
 
 
-def admit(rtype: ResourceType, obj: Obj) -> Obj:
-    """The object as it will be stored, or 422 Invalid; may return a new dict."""
+def admit(rtype: ResourceType, obj: Obj, strict: bool = False) -> Obj:
+    """The object as it will be stored, or 422 Invalid (400 for unknown fields when `strict`,
+    i.e. fieldValidation=Strict, on custom resources); may return a new dict."""
     if rtype.group == "" and rtype.plural == "namespaces":
         return _admit_namespace(obj)
     if rtype.group == definitions.CRD_GROUP and rtype.plural == "customresourcedefinitions":
         return _admit_crd(obj)
     if rtype.is_custom:
-        return _admit_custom(rtype, obj)
+        return _admit_custom(rtype, obj, strict)
     return obj

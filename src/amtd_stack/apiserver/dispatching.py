@@ -22,7 +22,7 @@ from werkzeug.wrappers import Request, Response
 from . import discovery, protobufs, tables
 from .errors import ApiError, bad_request
 from .faults import Fault, FaultPlan, RequestRecord
-from .handling import Api, Target
+from .handling import Api, Target, WriteOptions
 from .routing import (
     NOT_FOUND_MESSAGE,
     ResourcePath,
@@ -207,23 +207,23 @@ class Dispatcher:
     def execute(self, request: Request, verb: str, target: Target) -> Response:
         """Run one verb and shape its answer."""
         args, api = request.args, self.api
-        dry_run = bool(args.get("dryRun"))
+        options = WriteOptions(bool(args.get("dryRun")), args.get("fieldValidation") == "Strict")
         if verb == "watch":
             return self._watch(request, target)
         if verb in ("get", "list"):
             return self._read(request, verb, target)
         if verb == "create":
-            return json_response(201, api.create(target, decode_body(request), dry_run))
+            return json_response(201, api.create(target, decode_body(request), options))
         if verb == "update":
-            return json_response(200, api.update(target, decode_body(request), dry_run))
+            return json_response(200, api.update(target, decode_body(request), options))
         if verb == "patch":
-            body = api.patch(target, decode_body(request), request.mimetype, dry_run)
+            body = api.patch(target, decode_body(request), request.mimetype, options)
             return json_response(200, body)
-        options = self._delete_options(request)
+        delete_options = self._delete_options(request)
         if verb == "delete":
-            return json_response(*api.delete(target, options))
+            return json_response(*api.delete(target, delete_options))
         labels, fields = args.get("labelSelector", ""), args.get("fieldSelector", "")
-        return json_response(200, api.delete_collection(target, labels, fields, options))
+        return json_response(200, api.delete_collection(target, labels, fields, delete_options))
 
     @staticmethod
     def _delete_options(request: Request) -> Obj:

@@ -22,6 +22,17 @@ from .selectors import is_selected, parse_field_selector, parse_label_selector
 from .stamping import check_update_target, stamp_created, stamp_updated
 from .storing import KindKey, Obj, Store
 
+
+@dataclass(frozen=True)
+class WriteOptions:
+    """Query options of a write: dryRun, and fieldValidation=Strict."""
+
+    dry_run: bool = False
+    strict: bool = False
+
+
+NO_OPTIONS = WriteOptions()
+
 # Kinds whose DELETE answers with the object (as upstream's registries do), not a Status.
 RETURNS_DELETED = frozenset({"Pod", "Service", "ServiceAccount", "ResourceQuota"})
 
@@ -113,7 +124,7 @@ class Api:
                 "Forbidden",
             )
 
-    def create(self, target: Target, body: Any, dry_run: bool = False) -> Obj:
+    def create(self, target: Target, body: Any, options: WriteOptions = NO_OPTIONS) -> Obj:
         """POST: 201 semantics; 409 AlreadyExists, 404 if the namespace is missing."""
         rtype = target.rtype
         obj = _check_body(rtype, copy.deepcopy(body))
@@ -129,8 +140,8 @@ class Api:
                         continue
                     raise already_exists(rtype.plural, obj["metadata"]["name"], rtype.group)
                 break
-            obj = admit(rtype, obj)
-            if not dry_run:
+            obj = admit(rtype, obj, options.strict)
+            if not options.dry_run:
                 obj = self.store.write(target.kind_key, obj)
                 self._after_write(rtype, obj)
             return present(rtype, obj)
@@ -158,7 +169,7 @@ class Api:
             "items": [present(target.rtype, o) for o in items if is_selected(o, labels, fields)],
         }
 
-    def update(self, target: Target, body: Any, dry_run: bool = False) -> Obj:
+    def update(self, target: Target, body: Any, options: WriteOptions = NO_OPTIONS) -> Obj:
         """PUT: 409 Conflict on a stale resourceVersion, 404 if missing."""
         with self.store.lock:
             old = self._existing(target)
@@ -166,18 +177,20 @@ class Api:
                 target.rtype, copy.deepcopy(body), target.namespace, target.name
             )
             _check_body(target.rtype, new)
-            return self._replace(target, old, new, dry_run)
+            return self._replace(target, old, new, options)
 
-    def patch(self, target: Target, patch: Any, content_type: str, dry_run: bool = False) -> Obj:
+    def patch(
+        self, target: Target, patch: Any, content_type: str, options: WriteOptions = NO_OPTIONS
+    ) -> Obj:
         """PATCH with merge, JSON or strategic-merge (see patching.py); 415 for other types."""
         with self.store.lock:
             old = self._existing(target)
             new = apply_patch(present(target.rtype, old), patch, content_type)
             new = check_update_target(target.rtype, new, target.namespace, target.name)
             _check_body(target.rtype, new)
-            return self._replace(target, old, new, dry_run)
+            return self._replace(target, old, new, options)
 
-    def _replace(self, target: Target, old: Obj, new: Obj, dry_run: bool) -> Obj:
+    def _replace(self, target: Target, old: Obj, new: Obj, options: WriteOptions) -> Obj:
         rtype = target.rtype
         sent_rv = new["metadata"].get("resourceVersion")
         if sent_rv and sent_rv != old["metadata"]["resourceVersion"]:
@@ -188,9 +201,9 @@ class Api:
             new["status"] = copy.deepcopy(old.get("status"))
             if new["status"] is None:
                 new.pop("status")
-        new = admit(rtype, stamp_updated(rtype, old, new))
+        new = admit(rtype, stamp_updated(rtype, old, new), options.strict)
         new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
-        if new == old or dry_run:
+        if new == old or options.dry_run:
             return present(rtype, new)  # a no-op write keeps the resourceVersion, as upstream
         stored, exists = deleting.finalize_or_write(self.store, self.registry, target.kind_key, new)
         if exists:

@@ -90,6 +90,30 @@ def _prune_object(value: dict[str, Any], schema: Mapping[str, Any], is_root: boo
     return out
 
 
+def unknown_fields(value: Any, schema: Any, path: tuple[Any, ...] = ()) -> list[str]:
+    """Paths of fields that pruning would drop as unknown (for fieldValidation=Strict)."""
+    if not isinstance(schema, Mapping):
+        return []
+    if isinstance(value, list) and isinstance(schema.get("items"), Mapping):
+        items = schema["items"]
+        return [f for i, v in enumerate(value) for f in unknown_fields(v, items, (*path, i))]
+    if not isinstance(value, dict):
+        return []
+    props: Mapping[str, Any] = schema.get("properties") or {}
+    extra = schema.get("additionalProperties")
+    keep_unknown = bool(schema.get("x-kubernetes-preserve-unknown-fields")) or extra is True
+    found: list[str] = []
+    for key, item in value.items():
+        if not path and key in _ROOT_KEPT:
+            continue
+        sub = props.get(key, extra if isinstance(extra, Mapping) else None)
+        if sub is not None:
+            found.extend(unknown_fields(item, sub, (*path, key)))
+        elif not keep_unknown:
+            found.append(format_path((*path, key)))
+    return found
+
+
 def format_path(path: Iterable[Any]) -> str:
     """A Kubernetes field path: `spec.strategy[0].action`."""
     text = ""

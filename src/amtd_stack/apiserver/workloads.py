@@ -24,6 +24,7 @@ from .storing import KindKey, Obj, Store
 DEPLOYMENTS: KindKey = ("apps", "deployments")
 REPLICASETS: KindKey = ("apps", "replicasets")
 PODS: KindKey = ("", "pods")
+NAMESPACES: KindKey = ("", "namespaces")
 HASH_LABEL = "pod-template-hash"
 NODE_NAME = "node-1"
 _HASH_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
@@ -162,6 +163,9 @@ class Workloads:
         selector = spec.get("selector") or {}
         if not (selector.get("matchLabels") or selector.get("matchExpressions")):
             return  # an empty selector would adopt every pod in the namespace
+        namespace = self.store.get(NAMESPACES, "", meta["namespace"])
+        if namespace is None or namespace["metadata"].get("deletionTimestamp"):
+            return  # the namespace is going away: no new pods
         owned = self._claim_pods(replicaset, selector)
         missing = int(spec.get("replicas", 1)) - len(owned)
         for _ in range(missing):
