@@ -16,6 +16,8 @@ TOKEN_ENV = "INGEST_TOKEN"
 MODE_ENV = "AMTD_INGEST_AUTH"
 DISABLED = "disabled"
 TOKEN_EXTENSION = "amtdtoken"
+# The value in knative/ingest-token-secret.yaml's template: public, so never a real token.
+PLACEHOLDER_TOKENS = frozenset({"REPLACE-WITH-A-RANDOM-TOKEN"})
 
 
 @dataclass(frozen=True)
@@ -27,9 +29,13 @@ class AuthSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> AuthSettings:
-        """Read ``INGEST_TOKEN`` and ``AMTD_INGEST_AUTH`` (only ``disabled`` turns auth off)."""
+        """Read ``INGEST_TOKEN`` and ``AMTD_INGEST_AUTH`` (only ``disabled`` turns auth off).
+
+        The template's placeholder token counts as no token: it is published in the repository.
+        """
         disabled = env.get(MODE_ENV, "").strip().lower() == DISABLED
-        return cls(token=env.get(TOKEN_ENV, "").strip(), disabled=disabled)
+        token = env.get(TOKEN_ENV, "").strip()
+        return cls(token="" if token in PLACEHOLDER_TOKENS else token, disabled=disabled)
 
     @property
     def is_configured(self) -> bool:

@@ -146,6 +146,11 @@ class FunctionProcess:
         """Base URL of the function."""
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def is_running(self) -> bool:
+        """True while the process has been started and has not exited."""
+        return self._process is not None and self._process.poll() is None
+
     def command(self) -> list[str]:
         """The functions-framework command line (the venv's own executable)."""
         return [

@@ -7,6 +7,7 @@ DynamicClient with discovery, and "create, or replace on AlreadyExists" for appl
 from __future__ import annotations
 
 import base64
+import functools
 import tempfile
 import uuid
 from collections.abc import Iterable, Mapping
@@ -24,8 +25,12 @@ from amtd_stack.errors import StackError
 
 # Order of application: CRDs register kinds, namespaces must exist before namespaced objects.
 APPLY_ORDER = {"CustomResourceDefinition": 0, "Namespace": 1}
-# Discovery caches live here, one file per client, removed when the process exits.
-_DISCOVERY_CACHES = tempfile.TemporaryDirectory(prefix="amtd-discovery-")
+
+
+@functools.cache
+def discovery_cache_dir() -> tempfile.TemporaryDirectory[str]:
+    """Where discovery caches live, one file per client; removed when the process exits."""
+    return tempfile.TemporaryDirectory(prefix="amtd-discovery-")
 
 
 def new_api_client(kubeconfig: Path) -> ApiClient:
@@ -35,7 +40,7 @@ def new_api_client(kubeconfig: Path) -> ApiClient:
 
 def new_dynamic_client(kubeconfig: Path) -> DynamicClient:
     """A DynamicClient whose discovery cache is private to this client (fresh discovery)."""
-    cache = Path(_DISCOVERY_CACHES.name) / f"{uuid.uuid4().hex}.json"
+    cache = Path(discovery_cache_dir().name) / f"{uuid.uuid4().hex}.json"
     return DynamicClient(new_api_client(kubeconfig), cache_file=str(cache))
 
 

@@ -17,9 +17,10 @@ from typing import Any
 
 from cloudevents.http import CloudEvent
 
-from amtd_stack.apiserversources import ApiServerSourceRunner
+from amtd_stack.apiserver import ApiServer, start_apiserver
+from amtd_stack.apiserversources import ApiServerSourceDefinition, ApiServerSourceRunner
 from amtd_stack.brokers import BrokerIngress, DeadLetter, EventRouter, TriggerRoute
-from amtd_stack.deliveries import select_delivery
+from amtd_stack.deliveries import Destination, select_delivery
 from amtd_stack.delivering import DeliveryAttempt
 from amtd_stack.errors import StackError
 from amtd_stack.functions import (
@@ -29,7 +30,7 @@ from amtd_stack.functions import (
     stop_functions,
 )
 from amtd_stack.kubeclients import apply_objects, read_secret_value
-from amtd_stack.pingsources import PingSourceRunner
+from amtd_stack.pingsources import PingSourceDefinition, PingSourceRunner
 from amtd_stack.planning import StackPlan, plan_stack, resolve_destination
 from amtd_stack.sources import EmittedLog, SourceContext, make_sink_sender
 from amtd_stack.triggers import BrokerDefinition, TriggerDefinition
@@ -56,7 +57,7 @@ class Stack:
         self.state_dir = Path(state_dir)
         self.env_overrides = dict(env_overrides or {})
         self.plan = StackPlan()
-        self.apiserver: Any = None
+        self.apiserver: ApiServer | None = None
         self.router: EventRouter | None = None
         self.ingress: BrokerIngress | None = None
         self.functions: dict[str, FunctionProcess] = {}
@@ -104,9 +105,12 @@ class Stack:
         self._write_endpoints()
         return self
 
-    def _start_apiserver(self) -> None:
-        from amtd_stack.apiserver import start_apiserver
+    def _api(self) -> ApiServer:
+        if self.apiserver is None:
+            raise StackError("the stack is not running")
+        return self.apiserver
 
+    def _start_apiserver(self) -> None:
         self.apiserver = start_apiserver(host="127.0.0.1", port=0, workloads=True)
         self.apiserver.write_kubeconfig(self.kubeconfig, user="admin")
         apply_objects(self.kubeconfig, [(m.obj, str(m.path)) for m in self.plan.objects])
@@ -131,7 +135,7 @@ class Stack:
         definition = self.plan.functions[name]
         identity = self.state_dir / "kubeconfigs" / f"{definition.service_account}.yaml"
         identity.parent.mkdir(parents=True, exist_ok=True)
-        self.apiserver.write_kubeconfig(identity, user=definition.service_account)
+        self._api().write_kubeconfig(identity, user=definition.service_account)
         overrides = {
             "KUBECONFIG": str(identity),
             "AMTD_NAMESPACE": SYSTEM_NAMESPACE,
@@ -162,7 +166,7 @@ class Stack:
         key = (trigger.namespace, trigger.broker)
         return next(b for b in self.plan.brokers if (b.namespace, b.name) == key)
 
-    def _resolve(self, destination: Any) -> str:
+    def _resolve(self, destination: Destination) -> str:
         urls = {name: process.url for name, process in self.functions.items()}
         assert self.ingress is not None
         return resolve_destination(destination, urls, self.ingress.broker_url)
@@ -177,16 +181,18 @@ class Stack:
             self._pings[(ping.namespace, ping.name)] = pinger
             pinger.start()
 
-    def _source_context(self, source: Any, service_account: str) -> SourceContext:
+    def _source_context(
+        self, source: ApiServerSourceDefinition | PingSourceDefinition, service_account: str
+    ) -> SourceContext:
         assert self.router is not None
         identity = self.state_dir / "kubeconfigs" / f"source-{service_account}.yaml"
         identity.parent.mkdir(parents=True, exist_ok=True)
-        self.apiserver.write_kubeconfig(identity, user=service_account)
+        self._api().write_kubeconfig(identity, user=service_account)
         label = f"{source.namespace}/{source.name}"
         emitted = self.emitted.setdefault(label, EmittedLog())
         url = self._resolve(source.sink)
         sender = make_sink_sender(f"source {label}", url, self.router.attempts, self._stopping)
-        return SourceContext(identity, self.apiserver.url, sender, emitted)
+        return SourceContext(identity, self._api().url, sender, emitted)
 
     def _write_endpoints(self) -> None:
         self.endpoints_path.write_text(json.dumps(self.endpoints(), indent=2) + "\n")
@@ -196,7 +202,7 @@ class Stack:
         assert self.ingress is not None
         brokers = {f"{ns}/{n}": self.ingress.broker_url(ns, n) for ns, n in self.broker_keys()}
         return {
-            "apiserver": self.apiserver.url,
+            "apiserver": self._api().url,
             "broker": self.broker_url() if self.plan.brokers else None,
             "brokers": brokers,
             "functions": {name: process.url for name, process in self.functions.items()},

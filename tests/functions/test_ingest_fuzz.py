@@ -11,6 +11,7 @@ import copy
 import json
 import tempfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +46,9 @@ scalars = (
 )
 json_values = st.recursive(
     scalars,
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -169,7 +171,9 @@ def test_mutated_kubearmor_batches(
 @given(attributes=st.dictionaries(st.sampled_from(["type", "source", "id", "specversion",
                                                    "datacontenttype", "subject"]), HEADER_TEXT),
        data=json_values)  # fmt: skip
-def test_mutated_pings(functions: dict[str, FlaskClient], attributes: dict[str, str], data: Any) -> None:
+def test_mutated_pings(
+    functions: dict[str, FlaskClient], attributes: dict[str, str], data: Any
+) -> None:
     headers = {f"ce-{key}": value for key, value in attributes.items()}
     headers.setdefault("ce-specversion", "1.0")
     response = functions["timer"].post("/", data=json.dumps(data), headers=headers)
@@ -187,10 +191,8 @@ def test_mutated_pings(functions: dict[str, FlaskClient], attributes: dict[str, 
 def test_any_pod_gets_a_verdict_never_an_exception(
     enabled: str | None, schedule: str | None, created: str | None, name: str
 ) -> None:
-    from datetime import UTC, datetime
-
-    annotations = {key: value for key, value in
-                   ((ENABLED_ANNOTATION, enabled), (SCHEDULE_ANNOTATION, schedule)) if value is not None}  # fmt: skip
+    pairs = ((ENABLED_ANNOTATION, enabled), (SCHEDULE_ANNOTATION, schedule))
+    annotations = {key: value for key, value in pairs if value is not None}
     pod = {"metadata": {"name": name, "namespace": "shop", "annotations": annotations,
                         "creationTimestamp": created}}  # fmt: skip
     check = check_pod(pod, {}, datetime(2030, 1, 1, tzinfo=UTC))

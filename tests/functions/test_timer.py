@@ -69,7 +69,9 @@ def ping(client: FlaskClient, structured: bool = False) -> Any:
 def counts(response: Any) -> dict[str, int]:
     """The X-Amtd-Result header as a dict."""
     header = response.headers.get("X-Amtd-Result", "")
-    return {key: int(value) for key, value in (item.split("=") for item in header.split(",") if item)}
+    return {
+        key: int(value) for key, value in (item.split("=") for item in header.split(",") if item)
+    }
 
 
 def test_a_due_pod_gets_one_upstream_event(timer: FlaskClient, cluster: Cluster) -> None:

@@ -49,6 +49,8 @@ def test_pyproject_pins_what_the_function_needs_from_the_lock(tmp_path: Path) ->
     for needed in ("functions-framework", "cloudevents", "kubernetes", "pydantic", "uvicorn"):
         assert pins[needed] == LOCK[needed]
     assert not DEV_ONLY & set(pins)
+    listed = (staged.path / "requirements.txt").read_text().splitlines()[1:]
+    assert listed == [f"{name}=={version}" for name, version in sorted(pins.items())]
     wheel = project["tool"]["hatch"]["build"]["targets"]["wheel"]
     assert wheel["packages"] == ["function", "amtd"]
     assert wheel["force-include"] == {"main.py": "function/main.py"}

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -202,3 +205,34 @@ def test_bad_patches_on_existing_object(apiserver: ApiServer, core: client.CoreV
         assert 400 <= answer.status_code < 500, (body, answer.status_code, answer.text)
         assert answer.json()["kind"] == "Status"
     assert core.read_namespaced_config_map("c", "default").data == {"a": "1"}
+
+
+def test_garbage_on_the_socket_does_not_hurt(apiserver: ApiServer) -> None:
+    for junk in (
+        b"\x16\x03\x01\x00\xff garbage\r\n\r\n",
+        b"GET\r\n\r\n",
+        b"PATCH /api/v1 HTTP/9.9\r\n",
+    ):
+        with socket.create_connection((apiserver.host, apiserver.port), timeout=10) as sock:
+            sock.sendall(junk)
+            sock.shutdown(socket.SHUT_WR)
+            sock.recv(4096)
+    assert raw(apiserver.url, "GET", "/healthz").status_code == 200
+
+
+def test_runs_as_a_module_and_writes_a_kubeconfig(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kc"
+    command = [sys.executable, "-m", "amtd_stack.apiserver", "--kubeconfig", str(kubeconfig)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:")
+        assert requests.get(url + "/readyz", timeout=10).status_code == 200
+        api = config.new_client_from_config(config_file=str(kubeconfig))
+        names = [n.metadata.name for n in client.CoreV1Api(api).list_namespace().items]
+        api.close()
+        assert "default" in names
+    finally:
+        process.terminate()
+        assert process.wait(timeout=20) == 0

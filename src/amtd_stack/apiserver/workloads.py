@@ -16,6 +16,7 @@ import itertools
 import json
 from typing import Any
 
+from .deleting import request_deletion
 from .resources import Registry
 from .selectors import match_label_selector_object
 from .stamping import now_rfc3339, random_suffix, stamp_created
@@ -166,17 +167,7 @@ class Workloads:
         namespace = self.store.get(NAMESPACES, "", meta["namespace"])
         if namespace is None or namespace["metadata"].get("deletionTimestamp"):
             return  # the namespace is going away: no new pods
-        owned = self._claim_pods(replicaset, selector)
-        missing = int(spec.get("replicas", 1)) - len(owned)
-        for _ in range(missing):
-            owned.append(self._create_pod(replicaset))
-        if missing < 0:
-            newest = sorted(
-                owned, key=lambda p: (p["metadata"]["creationTimestamp"], p["metadata"]["name"])
-            )[missing:]
-            for pod in newest:
-                owned.remove(pod)
-                self.store.remove(PODS, meta["namespace"], pod["metadata"]["name"])
+        owned = self._scale_pods(replicaset, self._claim_pods(replicaset, selector))
         ready = sum(1 for p in owned if _is_ready(p))
         status = {
             "replicas": len(owned),
@@ -186,6 +177,18 @@ class Workloads:
             "observedGeneration": meta.get("generation", 1),
         }
         _write_if_changed(self.store, REPLICASETS, replicaset, _with_status(replicaset, status))
+
+    def _scale_pods(self, replicaset: Obj, owned: list[Obj]) -> list[Obj]:
+        """Create or delete (newest first) pods to reach spec.replicas; returns the kept pods."""
+        missing = int((replicaset.get("spec") or {}).get("replicas", 1)) - len(owned)
+        if missing >= 0:
+            return owned + [self._create_pod(replicaset) for _ in range(missing)]
+        by_age = sorted(
+            owned, key=lambda p: (p["metadata"]["creationTimestamp"], p["metadata"]["name"])
+        )
+        for pod in by_age[missing:]:
+            request_deletion(self.store, self.registry, PODS, pod)
+        return by_age[:missing]
 
     def _claim_pods(self, replicaset: Obj, selector: Obj) -> list[Obj]:
         """Pods this replicaset keeps: orphan non-matching ones, adopt matching orphans."""
