@@ -91,11 +91,7 @@ def record_alert(
     try:
         cluster.create(SECURITY_EVENTS, build_event_manifest(alert, name, ingested_by))
     except ConflictError:
-        logger.info("duplicate %s alert %s for %s: %s exists", alert.tool,
-                    alert.rule.get("type"), alert.target, name)  # fmt: skip
-        if counter is not None:
-            add_occurrences(cluster, name, counter.note_duplicate(name, received_at))
-        return Outcome("duplicate", name=name)
+        return record_duplicate(cluster, alert, name, received_at, counter)
     except InvalidError as error:
         if error.status not in (400, 422):
             raise  # 401/403: our credentials or RBAC, not the alert
@@ -104,6 +100,18 @@ def record_alert(
     logger.info("created SecurityEvent %s: %s alert %s (%s) for %s", name, alert.tool,
                 alert.rule.get("type"), alert.rule.get("threatLevel"), alert.target)  # fmt: skip
     return Outcome("created", name=name)
+
+
+def record_duplicate(
+    cluster: Cluster, alert: Alert, name: str, received_at: float,
+    counter: OccurrenceCounter | None,
+) -> Outcome:  # fmt: skip
+    """The alert's event exists already (this window): count the repeat, answer duplicate."""
+    logger.info("duplicate %s alert %s for %s: %s exists", alert.tool,
+                alert.rule.get("type"), alert.target, name)  # fmt: skip
+    if counter is not None:
+        add_occurrences(cluster, name, counter.note_duplicate(name, received_at))
+    return Outcome("duplicate", name=name)
 
 
 def add_occurrences(cluster: Cluster, name: str, count: int) -> None:

@@ -48,6 +48,7 @@ MAX_DETAIL_LENGTH = 500
 RESULT_HEADER = "X-Amtd-Result"
 NAME_HEADER = "X-Amtd-Name"
 REASON_HEADER = "X-Amtd-Reason"
+RESULTS = ("created", "duplicate", "ignored", "rejected", "failed")
 OPEN_WARNING = f"ingest authentication is DISABLED ({MODE_ENV}=disabled): anyone who can reach "
 OPEN_WARNING += "this endpoint can create SecurityEvents"
 
@@ -175,28 +176,32 @@ def answer_outcome(outcome: Outcome, delivery: Delivery) -> flask.Response:
 
 def answer_batch(outcomes: Sequence[Outcome], delivery: Delivery) -> flask.Response:
     """Per-item results (207-like); 503 if any item failed for the API, 400 if all were bad."""
-    counts = {name: sum(1 for item in outcomes if item.result == name)
-              for name in ("created", "duplicate", "ignored", "rejected", "failed")}  # fmt: skip
+    counts = {name: sum(1 for item in outcomes if item.result == name) for name in RESULTS}
     summary = ",".join(f"{name}={count}" for name, count in counts.items())
-    if counts["failed"]:
-        status = failure_status(outcomes)
-    elif outcomes and counts["rejected"] == len(outcomes):
-        status = 400
-    elif delivery.is_cloudevent:
-        status = 202 if counts["created"] else 204
+    status = choose_batch_status(outcomes, counts, delivery.is_cloudevent)
+    if status in (202, 204):
         return flask.Response(status=status, headers={RESULT_HEADER: summary})
-    else:
-        status = 200
     body: dict[str, Any] = {"counts": counts, "results": [item.to_json() for item in outcomes]}
     if status >= 400:  # error answers always name the problem, like every other 4xx/5xx
-        error = (
-            "InvalidItems" if status == 400 else "ApiUnavailable" if status == 503 else "ApiError"
-        )
+        error = {400: "InvalidItems", 503: "ApiUnavailable"}.get(status, "ApiRejected")
         body = {"error": error, "detail": f"{summary} of {len(outcomes)} items", **body}
     return flask.Response(
         json.dumps(body), status=status, mimetype="application/json",
         headers={RESULT_HEADER: summary},
     )  # fmt: skip
+
+
+def choose_batch_status(
+    outcomes: Sequence[Outcome], counts: Mapping[str, int], is_cloudevent: bool
+) -> int:
+    """Failed items decide first (retry), then all-rejected (400), then success."""
+    if counts["failed"]:
+        return failure_status(outcomes)
+    if outcomes and counts["rejected"] == len(outcomes):
+        return 400
+    if is_cloudevent:
+        return 202 if counts["created"] else 204
+    return 200
 
 
 def failure_status(outcomes: Sequence[Outcome]) -> int:

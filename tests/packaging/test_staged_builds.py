@@ -227,3 +227,30 @@ def test_matcher_runs_under_func_python(
 def test_plan_for_every_function_is_pinned(staged: dict[str, StagedFunction]) -> None:
     for name, build in staged.items():
         assert build.requirements == plan_requirements(ROOT, build.source), name
+
+
+def test_staged_folder_serves_with_functions_framework_from_requirements(
+    staged: dict[str, StagedFunction], wheelhouse: Path, tmp_path: Path
+) -> None:
+    """The Google buildpacks route: requirements.txt installed, functions-framework run here."""
+    build = staged["dead-letters"]
+    fresh_venv(tmp_path / "venv", wheelhouse, "-r", str(build.path / "requirements.txt"))
+    port = pick_free_port()
+    command = [
+        str(tmp_path / "venv" / "bin" / "functions-framework"),
+        *("--target", build.source.target, "--host", "127.0.0.1", "--port", str(port)),
+    ]
+    env = clean_env(KUBECONFIG=str(tmp_path / "missing-kubeconfig"))
+    process = subprocess.Popen(command, cwd=build.path, env=env, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port)
+        url = f"http://127.0.0.1:{port}"
+        assert requests.get(f"{url}/health/liveness", timeout=10).status_code == 200
+        assert requests.get(f"{url}/health/readiness", timeout=10).status_code == 503
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
