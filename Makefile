@@ -44,3 +44,6 @@ deploy: $(STAMP)
 	@case "$$($(FUNC) version 2>/dev/null)" in *v1.18*|*v1.19*|*v1.20*|*v1.21*) ;; *) echo "make deploy: func $$($(FUNC) version 2>/dev/null) is not supported; use func v1.21 (docs/DEPLOY.md)" >&2; exit 2;; esac
 	$(BIN)/amtd stage $(FUNCTION) --out build/stage/$(FUNCTION)
 	$(FUNC) deploy --path build/stage/$(FUNCTION) $(if $(REGISTRY),--registry $(REGISTRY))
+
+demo: $(STAMP)
+	$(BIN)/python -m amtd_stack.demo

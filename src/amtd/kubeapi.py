@@ -84,17 +84,18 @@ PATCH_TYPES = {
 }
 
 
-def load_client_configuration() -> Any:
-    """In-cluster config when running in a pod, else the kubeconfig ($KUBECONFIG)."""
+def load_client_configuration(config_file: str | None = None) -> Any:
+    """In-cluster config when running in a pod, else the kubeconfig (given, or $KUBECONFIG)."""
     from kubernetes import client, config  # deferred: ~0.5 s of imports
 
     configuration = client.Configuration()
-    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and not config_file:
         config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     else:
         # $KUBECONFIG read now: the client's own default was fixed when kubernetes was imported
         config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=os.environ.get("KUBECONFIG"), client_configuration=configuration
+            config_file=config_file or os.environ.get("KUBECONFIG"),
+            client_configuration=configuration,
         )
     return configuration
 
@@ -106,11 +107,11 @@ class Cluster:
         self.api_client = api_client
 
     @classmethod
-    def connect(cls) -> Cluster:
+    def connect(cls, config_file: str | None = None) -> Cluster:
         """Connect with the configuration of :func:`load_client_configuration`."""
         from kubernetes import client
 
-        return cls(client.ApiClient(load_client_configuration()))
+        return cls(client.ApiClient(load_client_configuration(config_file)))
 
     def request(self, method: str, path: str, body: Any = None, **options: Any) -> Object:
         """One API call; returns the decoded JSON answer or raises an :class:`ApiError`."""

@@ -21,6 +21,12 @@ from amtd_stack.stack import ALL_FUNCTIONS, Stack
 def build_parser() -> argparse.ArgumentParser:
     """The ``amtd up`` argument parser."""
     parser = argparse.ArgumentParser(prog="amtd up", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return parser
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``amtd up`` (shared with the ``amtd`` console script)."""
     parser.add_argument("--state-dir", type=Path, required=True, help="kubeconfig, logs, endpoints")
     parser.add_argument("--root", type=Path, default=Path.cwd(), help="project root (knative/)")
     parser.add_argument(
@@ -31,7 +37,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="environment override for one function or all (repeatable)",
     )
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
-    return parser
 
 
 def parse_env_overrides(items: Sequence[str]) -> dict[str, dict[str, str]]:
@@ -64,7 +69,11 @@ def describe(stack: Stack) -> str:
 
 def up(argv: Sequence[str]) -> int:
     """Start the stack, print where things are, run until SIGINT/SIGTERM, stop cleanly."""
-    args = build_parser().parse_args(list(argv))
+    return run_parsed(build_parser().parse_args(list(argv)))
+
+
+def run_parsed(args: argparse.Namespace) -> int:
+    """``amtd up`` with its arguments already parsed."""
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request is noise
     try:
