@@ -90,20 +90,26 @@ def receive(request: flask.Request, env: Mapping[str, str]) -> Delivery:
         raise BadRequestError("MethodNotAllowed", f"use POST, not {request.method}", 405)
     received_at = time.time()
     body = read_body(request)
-    envelope, problem = None, None
-    headers = dict(request.headers)
-    if is_cloudevent(headers):
-        try:
-            envelope = read_envelope(headers, body)
-        except InvalidFieldError as error:
-            problem = error
+    envelope, problem = try_read_envelope(dict(request.headers), body)
     authenticate(request, envelope, AuthSettings.from_env(env))
-    if problem is not None:
+    if problem is not None:  # only now: an unauthenticated sender learns nothing but 401
         raise problem
     if envelope is not None:
         return Delivery(envelope.payload, envelope, received_at)
     media_type = read_media_type(request.headers.get("Content-Type"))
     return Delivery(Payload(media_type, body), None, received_at)
+
+
+def try_read_envelope(
+    headers: Mapping[str, str], body: bytes
+) -> tuple[Envelope | None, InvalidFieldError | None]:
+    """The CloudEvent envelope, if the request is one, or why it is malformed (raised later)."""
+    if not is_cloudevent(headers):
+        return None, None
+    try:
+        return read_envelope(headers, body), None
+    except InvalidFieldError as error:
+        return None, error
 
 
 def read_body(request: flask.Request) -> bytes:

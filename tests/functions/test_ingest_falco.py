@@ -375,3 +375,13 @@ def test_a_real_functions_framework_process(
         refused = requests.post(url, json=FALCO_ALERT, timeout=20)
         assert refused.status_code == 401
     assert [event["spec"] for event in security_events(cluster)] == [EXPECTED_SPEC]
+
+
+def test_a_malformed_envelope_without_credentials_is_401_not_400(
+    falco: FlaskClient, cluster: Cluster
+) -> None:
+    envelope = json.dumps({"specversion": "1.0", "type": "falco.rule.output.v1"})
+    kind = "application/cloudevents+json"
+    assert falco.post("/", data=envelope, content_type=kind).status_code == 401
+    authorized = falco.post("/", data=envelope, content_type=kind, headers=bearer())
+    assert authorized.status_code == 400 and authorized.get_json()["detail"].startswith("id: ")

@@ -125,11 +125,23 @@ def test_knative_schema_check_catches_a_type_error(manifests: list[Manifest]) ->
     assert "spec.broker" in report.problems[0]
 
 
-def custom_resource_examples() -> list[tuple[dict[str, Any], str]]:
-    """Our kinds in the Phoenix fixtures and in the YAML examples of README.md and docs/."""
+def example_files() -> list[Path]:
+    """The Phoenix fixtures and the demo objects (examples/)."""
+    phoenix = sorted((ROOT / "tests" / "unit" / "phoenix").glob("*.yaml"))
+    return phoenix + sorted((ROOT / "examples").rglob("*.yaml"))
+
+
+def example_objects() -> list[tuple[dict[str, Any], str]]:
+    """Every object of the example files, with its file."""
     found = []
-    for path in sorted((ROOT / "tests" / "unit" / "phoenix").glob("*.yaml")):
+    for path in example_files():
         found += [(doc, str(path)) for doc in yaml.safe_load_all(path.read_text()) if doc]
+    return found
+
+
+def custom_resource_examples() -> list[tuple[dict[str, Any], str]]:
+    """Our kinds in the example files and in the YAML examples of README.md and docs/."""
+    found = example_objects()
     for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
         for block in YAML_BLOCK.findall(path.read_text()):
             try:
@@ -152,6 +164,15 @@ def test_phoenix_fixtures_and_doc_examples_match_our_crds(manifests: list[Manife
     assert report.unknown == []
     origins = {Path(where).name for _, where in examples}
     assert {"amtd-sample.yaml", "README.md", "DEPLOY.md"} <= origins
+    assert any("examples" in where for _, where in examples)
+
+
+def test_built_in_example_objects_are_valid() -> None:
+    objects = [Manifest(o, Path(w)) for o, w in example_objects() if not is_ours(o)]
+    report = check_builtin_kinds(objects)
+    assert report.problems == []
+    assert report.unknown == []
+    assert {"Namespace", "Deployment"} <= {label.split()[0] for label in report.checked}
 
 
 def test_crd_check_catches_a_policy_without_pod_selector(manifests: list[Manifest]) -> None:

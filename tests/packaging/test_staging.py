@@ -22,6 +22,7 @@ from amtd_stack.staging import STAGE_MARKER, StagingError, plan_requirements, st
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCK = read_lock(ROOT / "requirements.lock")
+ARGS = ("FUNCTION=matcher", "REGISTRY=registry.example.com/amtd")
 DEV_ONLY = {"pytest", "ruff", "mypy", "hypothesis", "import-linter", "kubernetes-validate"}
 
 
@@ -126,7 +127,7 @@ def test_make_deploy_fails_clearly_without_func(tmp_path: Path) -> None:
     assert make, "make is needed for `make deploy`"
     result = subprocess.run(
         # -o: never rebuild the venv from here; FUNC: a name that is surely not installed
-        [make, "-s", "-o", ".venv/.installed", "deploy", "FUNCTION=matcher", "FUNC=amtd-no-func"],
+        [make, "-s", "-o", ".venv/.installed", "deploy", *ARGS, "FUNC=amtd-no-func"],
         cwd=ROOT,
         capture_output=True,
         text=True,
