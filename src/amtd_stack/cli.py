@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import secrets
 import signal
 import sys
 import threading
@@ -51,6 +52,19 @@ def parse_env_overrides(items: Sequence[str]) -> dict[str, dict[str, str]]:
     return overrides
 
 
+def ensure_ingest_token(overrides: dict[str, dict[str, str]]) -> str | None:
+    """Give ingest a fresh random token unless one was set: local runs stay authenticated.
+
+    On a cluster the token comes from the ``amtd-ingest-token`` Secret, which knative/ leaves
+    for the operator to create (a committed token would be a known password).
+    """
+    if any("INGEST_TOKEN" in values for values in overrides.values()):
+        return None
+    token = secrets.token_urlsafe(24)
+    overrides.setdefault(ALL_FUNCTIONS, {})["INGEST_TOKEN"] = token
+    return token
+
+
 def describe(stack: Stack) -> str:
     """What ``amtd up`` prints once everything runs."""
     endpoints = stack.endpoints()
@@ -81,6 +95,9 @@ def run_parsed(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"amtd up: {error}", file=sys.stderr)
         return 2
+    token = ensure_ingest_token(overrides)
+    if token:
+        print(f"ingest token (Authorization: Bearer ...): {token}", flush=True)
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:

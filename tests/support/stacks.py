@@ -1,0 +1,281 @@
+"""The embedded stack for end-to-end tests: one running system and the moves a user makes on it.
+
+``run_stack(state_dir)`` starts :class:`amtd_stack.stack.Stack` on this project with a random
+ingest token. A :class:`LiveStack` sends alerts the way Falco, Falcosidekick and Fluent Bit do
+(to the functions or to the Broker), runs kubectl and the ``amtd`` CLI, and reads the cluster
+back. Kubernetes is reached only through the official client (``amtd.kubeapi.Cluster``) or
+kubectl, over HTTP to the API server stand-in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from amtd.kubeapi import PODS, POLICIES, SECURITY_EVENTS, Cluster, ConflictError
+from amtd_stack.stack import Stack
+from support.executors import DEPLOYMENTS, NAMESPACES, list_pods, wait_for
+from support.functions import ROOT
+
+KUBECTL = shutil.which("kubectl")
+AMTD_CLI = Path(sys.executable).parent / "amtd"
+INGESTERS = ("ingest-falco", "ingest-kubearmor")
+SHELL_RULE = "Terminal shell in container"
+PKG_POLICY = "block-pkg-mgmt-tools-exec"
+TIMED_ANNOTATIONS = "time-based-trigger.amtd.r6security.com"
+UNSET = object()
+
+Object = dict[str, Any]
+
+
+@dataclass
+class LiveStack:
+    """A running stack, an admin connection to its API server and the ingest token."""
+
+    stack: Stack
+    cluster: Cluster
+    token: str
+
+    def function_url(self, name: str) -> str:
+        """Base URL of one function process."""
+        return str(self.stack.endpoints()["functions"][name])
+
+    def post_alert(
+        self, function: str, body: str | bytes, content_type: str = "application/json",
+        token: str | None | object = UNSET,
+    ) -> requests.Response:  # fmt: skip
+        """POST an alert body to an ingest function, with the right token unless told."""
+        headers = {"Content-Type": content_type}
+        chosen = self.token if token is UNSET else token
+        if chosen is not None:
+            headers["Authorization"] = f"Bearer {chosen}"
+        return requests.post(self.function_url(function), data=body, headers=headers, timeout=30)
+
+    def post_to_broker(self, headers: Mapping[str, str], body: bytes) -> requests.Response:
+        """POST one CloudEvent (HTTP headers and body) to the Broker's ingress."""
+        return requests.post(self.stack.broker_url(), headers=dict(headers), data=body, timeout=30)
+
+    def kubectl(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run kubectl as the admin; raises CalledProcessError (with stderr) when it fails."""
+        assert KUBECTL is not None, "kubectl is not installed"
+        command = [KUBECTL, "--kubeconfig", str(self.stack.kubeconfig), *args]
+        return run_command(command, stdin)
+
+    def amtd(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run the ``amtd`` console script of this venv with the admin kubeconfig."""
+        command = [str(AMTD_CLI), *args, "--kubeconfig", str(self.stack.kubeconfig)]
+        return run_command(command, None)
+
+    def log_tails(self, limit: int = 3000) -> str:
+        """The end of every function's log, for failure reports."""
+        logs = sorted((self.stack.state_dir / "logs").glob("*.log"))
+        return "\n".join(f"--- {log.name}\n{log.read_text(errors='replace')[-limit:]}" for log in logs)
+
+
+def run_command(command: Sequence[str], stdin: str | None) -> subprocess.CompletedProcess[str]:
+    """Run a command, capturing text output; failures carry stderr in the message."""
+    done = subprocess.run(
+        list(command), input=stdin, capture_output=True, text=True, timeout=60, check=False
+    )
+    if done.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} exited {done.returncode}: {done.stderr}")
+    return done
+
+
+@contextlib.contextmanager
+def run_stack(state_dir: Path) -> Iterator[LiveStack]:
+    """Start the project's stack with a fresh ingest token; stopped when the block ends."""
+    token = secrets.token_urlsafe(24)
+    overrides = {name: {"INGEST_TOKEN": token} for name in INGESTERS}
+    with Stack(ROOT, state_dir, env_overrides=overrides) as stack:
+        yield LiveStack(stack, Cluster.connect(str(stack.kubeconfig)), token)
+
+
+# Workloads and policies
+
+
+def ensure_namespace(cluster: Cluster, name: str) -> None:
+    """Create a namespace unless it exists (kube-system always does)."""
+    with contextlib.suppress(ConflictError):
+        cluster.create(NAMESPACES, {"metadata": {"name": name}})
+
+
+def create_workload(
+    cluster: Cluster, namespace: str, name: str, replicas: int = 2,
+    annotations: Mapping[str, str] | None = None,
+) -> list[Object]:  # fmt: skip
+    """Phoenix's sample Deployment shape (``app=<name>``, ``mtdSecured``); its Running pods."""
+    ensure_namespace(cluster, namespace)
+    template_meta: Object = {"labels": {"app": name, "mtdSecured": "true"}}
+    if annotations:
+        template_meta["annotations"] = dict(annotations)
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": template_meta, "spec": {"containers": [nginx()]}},
+        },
+    }
+    cluster.create(DEPLOYMENTS, deployment, namespace)
+    return wait_for_running(cluster, namespace, name, replicas)
+
+
+def nginx() -> Object:
+    """The sample's container."""
+    return {"name": "nginx", "image": "nginx"}
+
+
+def create_policy(
+    cluster: Cluster, namespace: str, strategy: Sequence[tuple[Mapping[str, str], str]]
+) -> Object:
+    """An AMTD on ``mtdSecured: "true"`` pods; ``strategy`` is ``(rule, action)`` pairs."""
+    body = {
+        "apiVersion": "amtd.r6security.com/v1beta1",
+        "kind": "AdaptiveMovingTargetDefense",
+        "metadata": {"name": "defence", "namespace": namespace},
+        "spec": {
+            "podSelector": {"mtdSecured": "true"},
+            "strategy": [{"rule": dict(rule), "action": {action: {}}} for rule, action in strategy],
+        },
+    }
+    return cluster.create(POLICIES, body, namespace)
+
+
+def running_pods(cluster: Cluster, namespace: str, app: str) -> list[Object]:
+    """Running, not terminating pods labelled ``app=<app>``."""
+    return list_pods(cluster, namespace, f"app={app}")
+
+
+def wait_for_running(
+    cluster: Cluster, namespace: str, app: str, count: int, excluding: Sequence[str] = ()
+) -> list[Object]:
+    """Wait until exactly ``count`` pods of ``app`` run and none is named in ``excluding``."""
+
+    def probe() -> list[Object] | None:
+        pods = running_pods(cluster, namespace, app)
+        names = {pod["metadata"]["name"] for pod in pods}
+        return pods if len(pods) == count and not names & set(excluding) else None
+
+    return wait_for(probe, f"{count} running pods app={app} in {namespace} without {excluding}")
+
+
+def is_gone(cluster: Cluster, namespace: str, name: str) -> bool:
+    """The pod no longer exists or is terminating."""
+    pod = cluster.find(PODS, name, namespace)
+    return pod is None or bool(pod["metadata"].get("deletionTimestamp"))
+
+
+def wait_past_creation_second(pods: Sequence[Mapping[str, Any]]) -> None:
+    """Return once the clock is past the second the pods were created in.
+
+    creationTimestamp has whole seconds, and a ReplicaSet with a surplus removes the newest pods
+    (ties by name): pods made after this returns are strictly newer than ``pods``.
+    """
+    newest = max(parse_time(pod["metadata"]["creationTimestamp"]) for pod in pods)
+    wait_for(lambda: time.time() >= newest + 1, "the next second", 5)
+
+
+def parse_time(text: str) -> float:
+    """An RFC 3339 ``...Z`` timestamp as Unix seconds."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+# SecurityEvents
+
+
+def security_events_for(cluster: Cluster, target: str) -> list[Object]:
+    """SecurityEvents listing ``namespace/pod`` among their targets, oldest first."""
+    found = [se for se in cluster.list(SECURITY_EVENTS) if target in se["spec"]["targets"]]
+    return sorted(found, key=lambda se: se["metadata"]["creationTimestamp"])
+
+
+def wait_for_security_event(cluster: Cluster, target: str) -> Object:
+    """The first SecurityEvent about ``target``, once it exists."""
+    return wait_for(lambda: security_events_for(cluster, target)[:1], f"a SecurityEvent on {target}")[0]
+
+
+def wait_for_executions(cluster: Cluster, name: str, count: int = 1) -> Object:
+    """The SecurityEvent once its status records at least ``count`` executions."""
+
+    def probe() -> Object | None:
+        found = cluster.get(SECURITY_EVENTS, name)
+        executions = (found.get("status") or {}).get("executions") or []
+        return found if len(executions) >= count else None
+
+    return wait_for(probe, f"{count} execution(s) recorded on SecurityEvent {name}")
+
+
+# Alerts as the tools send them
+
+
+def falco_alert(namespace: str, pod: str, uuid: str | None = None) -> Object:
+    """A Falco ``http_output`` alert (REFERENCE §4.1); with ``uuid`` as Falcosidekick's webhook."""
+    now = datetime.now(UTC)
+    clock = now.strftime("%H:%M:%S.%f") + "000"
+    alert: Object = {
+        "output": f"{clock}: Notice A shell was spawned in a container with an attached terminal "
+        f"(user=root k8s.ns={namespace} k8s.pod={pod} shell=sh parent=runc terminal=34816)",
+        "priority": "Notice",
+        "rule": SHELL_RULE,
+        "time": now.strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z",
+        "output_fields": {
+            "container.id": "3f9a1c2b7d10", "k8s.ns.name": namespace, "k8s.pod.name": pod,
+            "proc.tty": 34816, "user.name": "root",
+        },
+        "source": "syscall",
+        "tags": ["T1059", "container", "mitre_execution", "shell"],
+        "hostname": "worker-2",
+    }  # fmt: skip
+    if uuid is not None:
+        alert["uuid"] = uuid
+    return alert
+
+
+def falcosidekick_cloudevent(alert: Mapping[str, Any], token: str) -> tuple[Object, bytes]:
+    """Falcosidekick's CloudEvents output, binary mode (REFERENCE §4.2) plus ``amtdtoken``."""
+    headers = {
+        "Content-Type": "application/json",
+        "ce-specversion": "1.0",
+        "ce-id": str(alert.get("uuid") or secrets.token_hex(16)),
+        "ce-source": "https://falco.org",
+        "ce-type": "falco.rule.output.v1",
+        "ce-time": str(alert["time"]),
+        "ce-priority": str(alert["priority"]),
+        "ce-rule": quote(str(alert["rule"]), safe=""),  # Falcosidekick percent-encodes spaces
+        "ce-eventsource": str(alert["source"]),
+        "ce-hostname": str(alert["hostname"]),
+        "ce-amtdtoken": token,
+    }
+    return headers, json.dumps(alert).encode()
+
+
+def kubearmor_alert(
+    namespace: str, pod: str, policy: str = PKG_POLICY, kind: str = "MatchedPolicy"
+) -> Object:
+    """A KubeArmor alert as the relay prints it (REFERENCE §4.4)."""
+    return {
+        "Timestamp": int(time.time()), "ClusterName": "default", "HostName": "worker-2",
+        "NamespaceName": namespace, "PodName": pod, "Labels": "app=nginx",
+        "ContainerName": "nginx", "ContainerImage": "docker.io/library/nginx:1.25.1",
+        "ParentProcessName": "/usr/bin/bash", "ProcessName": "/usr/bin/apt",
+        "PolicyName": policy, "Severity": "1", "Message": "package manager execution blocked",
+        "Type": kind, "Source": "/usr/bin/bash -c apt update", "Operation": "Process",
+        "Resource": "/usr/bin/apt update", "Enforcer": "AppArmor", "Action": "Block",
+        "Result": "Permission denied",
+    }  # fmt: skip
