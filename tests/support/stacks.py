@@ -26,8 +26,11 @@ from urllib.parse import quote
 import requests
 
 from amtd.kubeapi import PODS, POLICIES, SECURITY_EVENTS, Cluster, ConflictError
+from amtd_stack.apiserver import RequestRecord
+from amtd_stack.delivering import DeliveryAttempt
 from amtd_stack.stack import Stack
-from support.executors import DEPLOYMENTS, NAMESPACES, list_pods, wait_for
+from support.executors import DEPLOYMENTS, NAMESPACES, list_pods
+from support.executors import wait_for as wait_for  # re-exported: the e2e tests poll with it
 from support.functions import ROOT
 
 KUBECTL = shutil.which("kubectl")
@@ -36,7 +39,6 @@ INGESTERS = ("ingest-falco", "ingest-kubearmor")
 SHELL_RULE = "Terminal shell in container"
 PKG_POLICY = "block-pkg-mgmt-tools-exec"
 TIMED_ANNOTATIONS = "time-based-trigger.amtd.r6security.com"
-UNSET = object()
 
 Object = dict[str, Any]
 
@@ -54,22 +56,38 @@ class LiveStack:
         return str(self.stack.endpoints()["functions"][name])
 
     def post_alert(
-        self, function: str, body: str | bytes, content_type: str = "application/json",
-        token: str | None | object = UNSET,
-    ) -> requests.Response:  # fmt: skip
-        """POST an alert body to an ingest function, with the right token unless told."""
+        self,
+        function: str,
+        body: str | bytes,
+        content_type: str = "application/json",
+        authorization: str | None = None,
+    ) -> requests.Response:
+        """POST an alert to an ingest function; ``authorization`` "" sends no such header.
+
+        Without ``authorization`` the right bearer token is sent, as a configured sender does.
+        """
         headers = {"Content-Type": content_type}
-        chosen = self.token if token is UNSET else token
-        if chosen is not None:
-            headers["Authorization"] = f"Bearer {chosen}"
+        if authorization is None:
+            authorization = f"Bearer {self.token}"
+        if authorization:
+            headers["Authorization"] = authorization
         return requests.post(self.function_url(function), data=body, headers=headers, timeout=30)
 
     def post_to_broker(self, headers: Mapping[str, str], body: bytes) -> requests.Response:
         """POST one CloudEvent (HTTP headers and body) to the Broker's ingress."""
         return requests.post(self.stack.broker_url(), headers=dict(headers), data=body, timeout=30)
 
+    def deliveries(self, event_id: str, subscriber: str) -> list[DeliveryAttempt]:
+        """The Broker's attempts to deliver one event to one Trigger (``namespace/name``)."""
+        attempts = self.stack.attempts
+        return [a for a in attempts if (a.event_id, a.subscriber) == (event_id, subscriber)]
+
+    def api_calls(self, since: int = 0) -> list[RequestRecord]:
+        """Requests the API server saw (from position ``since`` of its log)."""
+        return list(self.stack.apiserver.requests)[since:] if self.stack.apiserver else []
+
     def kubectl(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        """Run kubectl as the admin; raises CalledProcessError (with stderr) when it fails."""
+        """Run kubectl as the admin; a failure is an AssertionError carrying its stderr."""
         assert KUBECTL is not None, "kubectl is not installed"
         command = [KUBECTL, "--kubeconfig", str(self.stack.kubeconfig), *args]
         return run_command(command, stdin)
@@ -82,7 +100,8 @@ class LiveStack:
     def log_tails(self, limit: int = 3000) -> str:
         """The end of every function's log, for failure reports."""
         logs = sorted((self.stack.state_dir / "logs").glob("*.log"))
-        return "\n".join(f"--- {log.name}\n{log.read_text(errors='replace')[-limit:]}" for log in logs)
+        tails = (f"--- {log.name}\n{log.read_text(errors='replace')[-limit:]}" for log in logs)
+        return "\n".join(tails)
 
 
 def run_command(command: Sequence[str], stdin: str | None) -> subprocess.CompletedProcess[str]:
@@ -114,9 +133,12 @@ def ensure_namespace(cluster: Cluster, name: str) -> None:
 
 
 def create_workload(
-    cluster: Cluster, namespace: str, name: str, replicas: int = 2,
+    cluster: Cluster,
+    namespace: str,
+    name: str,
+    replicas: int = 2,
     annotations: Mapping[str, str] | None = None,
-) -> list[Object]:  # fmt: skip
+) -> list[Object]:
     """Phoenix's sample Deployment shape (``app=<name>``, ``mtdSecured``); its Running pods."""
     ensure_namespace(cluster, namespace)
     template_meta: Object = {"labels": {"app": name, "mtdSecured": "true"}}
@@ -207,7 +229,8 @@ def security_events_for(cluster: Cluster, target: str) -> list[Object]:
 
 def wait_for_security_event(cluster: Cluster, target: str) -> Object:
     """The first SecurityEvent about ``target``, once it exists."""
-    return wait_for(lambda: security_events_for(cluster, target)[:1], f"a SecurityEvent on {target}")[0]
+    found = wait_for(lambda: security_events_for(cluster, target), f"a SecurityEvent on {target}")
+    return found[0]
 
 
 def wait_for_executions(cluster: Cluster, name: str, count: int = 1) -> Object:
@@ -279,3 +302,8 @@ def kubearmor_alert(
         "Resource": "/usr/bin/apt update", "Enforcer": "AppArmor", "Action": "Block",
         "Result": "Permission denied",
     }  # fmt: skip
+
+
+def pick(mapping: Mapping[str, Any], *keys: str) -> tuple[Any, ...]:
+    """The values of ``keys`` (None when absent), for one-line assertions."""
+    return tuple(mapping.get(key) for key in keys)
