@@ -14,7 +14,11 @@ from pathlib import Path
 from benching import Row, describe_machine, render_table
 
 FIGURES = [
+    "p1_matcher",
     "p2_matching",
+    "p3_cold_start",
+    "p4_alert_to_delete",
+    "p5_ingest_storm",
 ]
 RESULTS = Path(__file__).resolve().parent / "results.md"
 

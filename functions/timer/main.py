@@ -19,8 +19,8 @@ import functions_framework
 from amtd import kubeapi
 from amtd.envelopes import is_cloudevent, read_envelope
 from amtd.ingesting import connect_cluster
-from amtd.receiving import RESULT_HEADER, handle_refusals, read_body
-from amtd.responding import BadRequestError, answer_health
+from amtd.receiving import RESULT_HEADER, handle_refusals
+from amtd.responding import BadRequestError, answer_health, read_body
 from amtd.triggering import trigger_due_pods
 
 PING_TYPE = "dev.knative.sources.ping"

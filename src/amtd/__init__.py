@@ -7,3 +7,5 @@ Kubernetes API server. The import contract in ``pyproject.toml`` keeps it that w
 GROUP = "amtd.r6security.com"
 VERSION = "v1beta1"
 API_VERSION = f"{GROUP}/{VERSION}"
+# here, not only in amtd.securityevents: modules that just name the kind stay free of pydantic
+SECURITY_EVENT_KIND = "SecurityEvent"

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from amtd import API_VERSION
+from amtd import SECURITY_EVENT_KIND as KIND
 from amtd.fields import format_time, shorten
-from amtd.securityevents import KIND
 from amtd.targets import Target
 
 DEFAULT_WINDOW_SECONDS = 60

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from amtd import SECURITY_EVENT_KIND as KIND
 from amtd.kubeevents import CLUSTER_SCOPED_EVENTS_NAMESPACE, make_event
-from amtd.securityevents import KIND
 from amtd.targets import DNS1123_SUBDOMAIN
 
 COMPONENT = "amtd-dead-letters"

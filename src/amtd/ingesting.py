@@ -5,6 +5,11 @@ an error. Duplicates are counted in-process and written to the event as the anno
 ``amtd.r6security.com/occurrences`` at most once per flush interval per event, so a storm of
 repeats costs no API write per repeat. The count is best effort (a lower bound): pending counts
 of a process that stops are lost, and a failed flush is only logged.
+
+A name this process saw exist (created, or 409) is remembered for one dedup window on that
+connection, so its repeats are duplicates without an API call at all (a storm is bounded by HTTP,
+not by the API server). A flush that finds the event deleted forgets the name, so the next
+repeat creates it again.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from amtd.kubeapi import (
     Cluster,
     ConflictError,
     InvalidError,
+    NotFoundError,
     TransientError,
     shared_cluster,
 )
@@ -51,11 +57,14 @@ def connect_cluster() -> Cluster:
 
 @dataclass
 class OccurrenceCounter:
-    """Duplicates seen per SecurityEvent name, not yet written; thread-safe."""
+    """Duplicates seen per SecurityEvent name, not yet written, and the names known to exist on
+    the current connection (a new connection starts afresh); thread-safe."""
 
     flush_seconds: float = DEFAULT_FLUSH_SECONDS
     pending: dict[str, int] = field(default_factory=dict)
     flushed_at: dict[str, float] = field(default_factory=dict)
+    known_until: dict[str, float] = field(default_factory=dict)
+    known_on: Cluster | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def note_duplicate(self, name: str, now: float) -> int:
@@ -77,6 +86,26 @@ class OccurrenceCounter:
             self.flushed_at.pop(name, None)
             self.pending.pop(name, None)
 
+    def is_known(self, cluster: Cluster, name: str, now: float) -> bool:
+        """Whether ``name`` was seen to exist on this connection within its dedup window."""
+        with self.lock:
+            return self.known_on is cluster and self.known_until.get(name, 0.0) > now
+
+    def remember(self, cluster: Cluster, name: str, now: float, window: float) -> None:
+        """``name`` exists on ``cluster``: trust that for one dedup window from ``now``."""
+        with self.lock:
+            if self.known_on is not cluster:
+                self.known_on, self.known_until = cluster, {}
+            elif len(self.known_until) >= MAX_TRACKED_NAMES:  # bound memory: expired ones go
+                kept = {known: until for known, until in self.known_until.items() if until > now}
+                self.known_until = kept if len(kept) < MAX_TRACKED_NAMES else {}
+            self.known_until[name] = now + window
+
+    def forget(self, name: str) -> None:
+        """``name`` no longer exists: its next repeat must create it again."""
+        with self.lock:
+            self.known_until.pop(name, None)
+
 
 def record_alert(
     cluster: Cluster, alert: Alert, received_at: float, window: int, ingested_by: str,
@@ -88,18 +117,36 @@ def record_alert(
     safe because the name is deterministic.
     """
     name = make_event_name(alert, received_at, window)
-    try:
-        cluster.create(SECURITY_EVENTS, build_event_manifest(alert, name, ingested_by))
-    except ConflictError:
+    if counter is not None and counter.is_known(cluster, name, received_at):
         return record_duplicate(cluster, alert, name, received_at, counter)
+    try:
+        created = create_event(cluster, alert, name, ingested_by)
     except InvalidError as error:
-        if error.status not in (400, 422):
-            raise  # 401/403: our credentials or RBAC, not the alert
-        logger.warning("API server refused SecurityEvent %s: %s", name, error.message)
-        return Outcome("rejected", name=name, field="spec", detail=error.message[:500])
+        return reject_alert(name, error)
+    if counter is not None:
+        counter.remember(cluster, name, received_at, window)
+    if not created:
+        return record_duplicate(cluster, alert, name, received_at, counter)
     logger.info("created SecurityEvent %s: %s alert %s (%s) for %s", name, alert.tool,
                 alert.rule.get("type"), alert.rule.get("threatLevel"), alert.target)  # fmt: skip
     return Outcome("created", name=name)
+
+
+def create_event(cluster: Cluster, alert: Alert, name: str, ingested_by: str) -> bool:
+    """Create the SecurityEvent; False when it exists already (409: this window's duplicate)."""
+    try:
+        cluster.create(SECURITY_EVENTS, build_event_manifest(alert, name, ingested_by))
+    except ConflictError:
+        return False
+    return True
+
+
+def reject_alert(name: str, error: InvalidError) -> Outcome:
+    """A 400/422 from the API server rejects the alert; 401/403 (our credentials) propagate."""
+    if error.status not in (400, 422):
+        raise error
+    logger.warning("API server refused SecurityEvent %s: %s", name, error.message)
+    return Outcome("rejected", name=name, field="spec", detail=error.message[:500])
 
 
 def record_duplicate(
@@ -110,14 +157,19 @@ def record_duplicate(
     logger.info("duplicate %s alert %s for %s: %s exists", alert.tool,
                 alert.rule.get("type"), alert.target, name)  # fmt: skip
     if counter is not None:
-        add_occurrences(cluster, name, counter.note_duplicate(name, received_at))
+        count = counter.note_duplicate(name, received_at)
+        if not add_occurrences(cluster, name, count):
+            counter.forget(name)
     return Outcome("duplicate", name=name)
 
 
-def add_occurrences(cluster: Cluster, name: str, count: int) -> None:
-    """Add ``count`` repeats to the event's occurrences annotation (1 = just the original)."""
+def add_occurrences(cluster: Cluster, name: str, count: int) -> bool:
+    """Add ``count`` repeats to the event's occurrences annotation (1 = just the original).
+
+    False when the event turned out to be gone (deleted since), else True (failures are logged).
+    """
     if count <= 0:
-        return
+        return True
     try:
         current = cluster.get(SECURITY_EVENTS, name)
         metadata = current.get("metadata", {})
@@ -127,8 +179,12 @@ def add_occurrences(cluster: Cluster, name: str, count: int) -> None:
         patch = {"metadata": {"resourceVersion": metadata.get("resourceVersion"),
                               "annotations": annotations}}  # fmt: skip
         cluster.patch(SECURITY_EVENTS, name, patch)
+    except NotFoundError:
+        logger.info("SecurityEvent %s is gone: %d repeat(s) not counted", name, count)
+        return False
     except ApiError as error:
         logger.warning("could not count %d repeat(s) on %s: %s", count, name, error)
+    return True
 
 
 def read_count(text: str | None) -> int:

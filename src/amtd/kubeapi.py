@@ -12,6 +12,7 @@ Errors come back as the small hierarchy below, so callers can tell "already gone
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -190,22 +191,26 @@ class Cluster:
 
     def mutate_status(
         self, resource: Resource, name: str, mutate: Callable[[Object], Object | None],
-        namespace: str | None = None, attempts: int = 8,
+        namespace: str | None = None, attempts: int = 8, current: Object | None = None,
     ) -> Object | None:  # fmt: skip
         """Read, compute a new status with ``mutate`` (pure; None = no change), write it back.
 
         Optimistic concurrency: a 409 from a concurrent writer re-reads and recomputes, so no
-        writer's record is lost. Returns the written object, or None when nothing changed.
+        writer's record is lost. ``current``, the object as the caller just read it, saves the
+        first read: if it is stale the write fails with a 409, and a "no change" found on it is
+        checked again on a fresh read. Returns the written object, or None when nothing changed.
         """
+        fresh = current is None
         for _ in range(attempts):
-            current = self.get(resource, name, namespace)
+            if current is None:
+                current = self.get(resource, name, namespace)
             status = mutate(current)
-            if status is None:
+            if status is None and fresh:
                 return None
-            try:
-                return self.replace(resource, {**current, "status": status}, sub="status")
-            except ConflictError:
-                continue
+            if status is not None:
+                with contextlib.suppress(ConflictError):
+                    return self.replace(resource, {**current, "status": status}, sub="status")
+            current, fresh = None, True  # raced, or judged on the caller's copy: read again
         raise TransientError(
             409, "Conflict", f"status of {name} kept changing; gave up after retries"
         )

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from amtd import API_VERSION
-from amtd.securityevents import KIND
+from amtd import SECURITY_EVENT_KIND as KIND
 
 CLUSTER_SCOPED_EVENTS_NAMESPACE = "default"
 MAX_MESSAGE_LENGTH = 1024

@@ -38,11 +38,11 @@ from amtd.responding import (
     answer_health,
     api_error_response,
     error_response,
+    read_body,
 )
 
 logger = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 1 << 20
 ACCEPTED_METHODS = ("POST", "PUT")
 MAX_DETAIL_LENGTH = 500
 RESULT_HEADER = "X-Amtd-Result"
@@ -110,16 +110,6 @@ def try_read_envelope(
         return read_envelope(headers, body), None
     except InvalidFieldError as error:
         return None, error
-
-
-def read_body(request: flask.Request) -> bytes:
-    """The body, at most 1 MiB (413 beyond, whether announced by Content-Length or not)."""
-    if (request.content_length or 0) > MAX_BODY_BYTES:
-        raise BadRequestError("PayloadTooLarge", f"the body exceeds {MAX_BODY_BYTES} bytes", 413)
-    body = request.stream.read(MAX_BODY_BYTES + 1)
-    if len(body) > MAX_BODY_BYTES:
-        raise BadRequestError("PayloadTooLarge", f"the body exceeds {MAX_BODY_BYTES} bytes", 413)
-    return body
 
 
 def authenticate(request: flask.Request, envelope: Envelope | None, settings: AuthSettings) -> None:

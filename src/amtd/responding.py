@@ -19,6 +19,7 @@ from cloudevents.http import CloudEvent, from_http
 from amtd.kubeapi import ApiError, InvalidError, TransientError
 
 HEALTH_PATHS = ("/health/liveness", "/health/readiness")
+MAX_BODY_BYTES = 1 << 20  # CloudEvents asks for 64 KiB; alerts with long outputs get headroom
 
 
 class BadRequestError(Exception):
@@ -47,11 +48,21 @@ def no_content() -> flask.Response:
     return flask.Response(status=204)
 
 
+def read_body(request: flask.Request) -> bytes:
+    """The body, at most 1 MiB (413 beyond, whether announced by Content-Length or not)."""
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        raise BadRequestError("PayloadTooLarge", f"the body exceeds {MAX_BODY_BYTES} bytes", 413)
+    body = request.stream.read(MAX_BODY_BYTES + 1)
+    if len(body) > MAX_BODY_BYTES:
+        raise BadRequestError("PayloadTooLarge", f"the body exceeds {MAX_BODY_BYTES} bytes", 413)
+    return body
+
+
 def decode_cloudevent(request: flask.Request) -> CloudEvent:
     """Read a binary- or structured-mode CloudEvent; BadRequestError when it is not one."""
     try:
-        event: CloudEvent = from_http(dict(request.headers), request.get_data())
-    except GenericException as error:
+        event: CloudEvent = from_http(dict(request.headers), read_body(request))
+    except (GenericException, ValueError) as error:  # ValueError: a body that is not UTF-8
         raise BadRequestError("NotACloudEvent", str(error) or type(error).__name__) from None
     return event
 

@@ -11,10 +11,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from amtd import SECURITY_EVENT_KIND
 from amtd.policies import ObjectMeta, clean_rule
 from amtd.targets import Target, parse_target
 
-KIND = "SecurityEvent"
+KIND = SECURITY_EVENT_KIND
 PLURAL = "securityevents"
 
 Outcome = Literal["Matched", "Unmatched", "PodNotFound", "InvalidTarget"]

@@ -123,6 +123,8 @@ def judge_security_event(obj: dict[str, Any], now: datetime, settings: SweepSett
     if derive_phase(status.decisions, status.executions) not in FINISHED_PHASES:
         return Judgement("Keep", ref, decided)
     handled = latest([decided, *(parse_time(e.time) for e in status.executions)])
+    if handled is None:  # never delete what cannot be dated
+        return Judgement("Keep", ref, None)
     return Judgement(verdict_after("Delete", handled, now, settings.retention), ref, handled)
 
 

@@ -16,9 +16,9 @@ from datetime import datetime
 from typing import Any, Literal
 
 from amtd import API_VERSION
+from amtd import SECURITY_EVENT_KIND as KIND
 from amtd.alerts import INGESTED_BY_LABEL
 from amtd.schedules import parse_schedule
-from amtd.securityevents import KIND
 from amtd.targets import Target, check_namespace, check_pod_name
 
 ENABLED_ANNOTATION = "time-based-trigger.amtd.r6security.com/enabled"

@@ -76,7 +76,7 @@ def triage_security_event(cluster: Cluster, name: str, *, may_replay: bool, now:
     if is_generation_decided(status, ref.generation):
         return replay_decisions(ref, status, may_replay)
     decisions, executions = decide_security_event(cluster, obj, ref, now)
-    return record_and_request(cluster, ref, decisions, executions, now)
+    return record_and_request(cluster, ref, decisions, executions, now, read=obj)
 
 
 def read_ref(obj: Object) -> SecurityEventRef:
@@ -194,12 +194,16 @@ def record_if_current(
 
 def record_and_request(
     cluster: Cluster, ref: SecurityEventRef, decisions: Sequence[Decision],
-    executions: Sequence[Execution], now: str,
+    executions: Sequence[Execution], now: str, read: Object | None = None,
 ) -> Triage:  # fmt: skip
-    """Write the decisions (conflict-safe); if another matcher won the race, use its record."""
+    """Write the decisions (conflict-safe); if another matcher won the race, use its record.
+
+    ``read`` is the object the decision was made from: writing against it saves a read (if it
+    changed since, the write is refused with a 409 and retried on a fresh read).
+    """
     mutate = partial(record_if_current, ref, decisions, executions)
     try:
-        written = cluster.mutate_status(SECURITY_EVENTS, ref.name, mutate=mutate)
+        written = cluster.mutate_status(SECURITY_EVENTS, ref.name, mutate=mutate, current=read)
     except NotFoundError:
         logger.info("SecurityEvent %s was deleted while deciding", ref.name)
         return Triage("Gone")

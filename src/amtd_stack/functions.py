@@ -151,6 +151,10 @@ class FunctionProcess:
         """True while the process has been started and has not exited."""
         return self._process is not None and self._process.poll() is None
 
+    def add_environment(self, values: Mapping[str, str]) -> None:
+        """Set more variables for the process (before start, e.g. a SinkBinding's K_SINK)."""
+        self._environment.update(values)
+
     def command(self) -> list[str]:
         """The functions-framework command line (the venv's own executable)."""
         return [

@@ -21,6 +21,7 @@ from amtd_stack.errors import ManifestError
 from amtd_stack.functions import FunctionDefinition, discover_functions
 from amtd_stack.manifests import Manifest, load_manifests
 from amtd_stack.pingsources import PingSourceDefinition, is_pingsource, parse_pingsource
+from amtd_stack.sinkbindings import SinkBindingDefinition, is_sinkbinding, parse_sinkbinding
 from amtd_stack.triggers import (
     BrokerDefinition,
     TriggerDefinition,
@@ -45,6 +46,7 @@ class StackPlan:
     triggers: list[TriggerDefinition] = field(default_factory=list)
     apiserversources: list[ApiServerSourceDefinition] = field(default_factory=list)
     pingsources: list[PingSourceDefinition] = field(default_factory=list)
+    sinkbindings: list[SinkBindingDefinition] = field(default_factory=list)
     functions: dict[str, FunctionDefinition] = field(default_factory=dict)
 
 
@@ -68,6 +70,8 @@ def classify(plan: StackPlan, manifest: Manifest) -> None:
         plan.apiserversources.append(parse_apiserversource(manifest))
     elif is_pingsource(manifest):
         plan.pingsources.append(parse_pingsource(manifest))
+    elif is_sinkbinding(manifest):
+        plan.sinkbindings.append(parse_sinkbinding(manifest))
     elif KNATIVE_GROUP_SUFFIX in manifest.api_version:
         raise manifest.refuse("kind", "this Knative kind is not run by the local stack")
     else:
@@ -86,13 +90,18 @@ def check_references(plan: StackPlan) -> None:
         if sink is not None:
             where = "spec.delivery.deadLetterSink"
             check_destination(sink, plan, owner, holder.path, where)
-    sources: list[ApiServerSourceDefinition | PingSourceDefinition] = [
+    sources: list[ApiServerSourceDefinition | PingSourceDefinition | SinkBindingDefinition] = [
         *plan.apiserversources,
         *plan.pingsources,
+        *plan.sinkbindings,
     ]
     for source in sources:
         owner = f"source {source.namespace}/{source.name}"
         check_destination(source.sink, plan, owner, source.path, "spec.sink")
+    for binding in plan.sinkbindings:
+        subject = Destination(api_version=SERVICE[0], kind=SERVICE[1], name=binding.subject)
+        owner = f"SinkBinding {binding.namespace}/{binding.name}"
+        check_destination(subject, plan, owner, binding.path, "spec.subject")
 
 
 def check_destination(

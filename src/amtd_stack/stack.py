@@ -32,6 +32,7 @@ from amtd_stack.functions import (
 from amtd_stack.kubeclients import apply_objects, read_secret_value
 from amtd_stack.pingsources import PingSourceDefinition, PingSourceRunner
 from amtd_stack.planning import StackPlan, plan_stack, resolve_destination
+from amtd_stack.sinkbindings import SinkBindingDefinition, sink_environment
 from amtd_stack.sources import EmittedLog, SourceContext, make_sink_sender
 from amtd_stack.triggers import BrokerDefinition, TriggerDefinition
 
@@ -126,6 +127,16 @@ class Stack:
             self.functions[definition.name] = FunctionProcess(
                 definition, self._function_environment(definition.name), log
             )
+        for binding in self.plan.sinkbindings:  # once every port is known: a sink may be one
+            self._bind_sink(binding)
+
+    def _bind_sink(self, binding: SinkBindingDefinition) -> None:
+        """K_SINK (+ K_CE_OVERRIDES) for the subject; an env_overrides value wins."""
+        overrides = {**self.env_overrides.get(ALL_FUNCTIONS, {}),
+                     **self.env_overrides.get(binding.subject, {})}  # fmt: skip
+        injected = sink_environment(self._resolve(binding.sink), binding.extensions)
+        kept = {key: value for key, value in injected.items() if key not in overrides}
+        self.functions[binding.subject].add_environment(kept)
 
     def _start_routes(self) -> None:
         assert self.router is not None
@@ -243,6 +254,25 @@ class Stack:
         """Events a source (ApiServerSource or PingSource) emitted so far."""
         log = self.emitted.get(f"{namespace}/{name}")
         return log.snapshot() if log else []
+
+    def stop_source(self, name: str, namespace: str = SYSTEM_NAMESPACE) -> None:
+        """Stop an ApiServerSource's adapter: changes made meanwhile are never sent (an outage)."""
+        self._watcher(name, namespace).stop()
+
+    def start_source(self, name: str, namespace: str = SYSTEM_NAMESPACE) -> None:
+        """Start a stopped ApiServerSource's adapter afresh: it lists, then watches from there."""
+        old = self._watcher(name, namespace)
+        fresh = ApiServerSourceRunner(old.source, old.context)
+        self._watchers[self._watchers.index(old)] = fresh
+        fresh.start()
+
+    def _watcher(self, name: str, namespace: str) -> ApiServerSourceRunner:
+        found = [
+            w for w in self._watchers if (w.source.namespace, w.source.name) == (namespace, name)
+        ]
+        if not found:
+            raise StackError(f"no ApiServerSource {namespace}/{name}")
+        return found[0]
 
     def stop(self) -> None:
         """Stop sources, eventing, functions and the API stand-in; safe to call twice."""

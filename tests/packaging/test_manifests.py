@@ -33,7 +33,7 @@ from amtd_stack.validating import (
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = Path(__file__).with_name("schemas")  # copies of shared/schemas (see its README)
 EditDocuments = Callable[[Path, Callable[[list[dict[str, Any]]], None]], None]
-KNATIVE_KINDS = {"Broker", "Trigger", "ApiServerSource", "PingSource"}
+KNATIVE_KINDS = {"Broker", "Trigger", "ApiServerSource", "PingSource", "SinkBinding"}
 TOKEN_TEMPLATE = ROOT / "knative" / "ingest-token-secret.yaml"
 YAML_BLOCK = re.compile(r"```ya?ml\n(.*?)```", re.DOTALL)
 

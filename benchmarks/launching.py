@@ -1,0 +1,316 @@
+"""Launching: what the timing figures run — the API stand-in, function processes, a no-op floor.
+
+Everything is real: functions-framework processes on loopback ports (one gunicorn worker, as
+deployed), the stand-in over HTTP, the official client (``amtd.kubeapi.Cluster``) for setup.
+Every start is a context manager whose exit stops what it started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from cloudevents.conversion import to_binary
+from cloudevents.http import CloudEvent
+
+from amtd.kubeapi import PODS, POLICIES, SECURITY_EVENTS, Cluster, Resource
+from amtd_stack.apiserver import ApiServer, start_apiserver
+
+ROOT = Path(__file__).resolve().parents[1]
+FUNCTIONS = ROOT / "functions"
+BIN = Path(sys.executable).parent
+CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", namespaced=False)
+NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)
+DEPLOYMENTS = Resource("apps", "v1", "deployments", namespaced=True)
+NAMESPACE = "demo"
+NOOP_TARGET = "answer_nothing"
+NOOP_SOURCE = '''"""The floor: an HTTP function that reads the body and answers 204."""
+
+import flask
+import functions_framework
+
+
+@functions_framework.http
+def answer_nothing(request: flask.Request) -> flask.Response:
+    """Nothing to do."""
+    request.get_data()
+    return flask.Response(status=204)
+'''
+T = TypeVar("T")
+Request = tuple[dict[str, str], bytes]
+
+
+def wait_for(what: str, probe: Callable[[], T | None], deadline_s: float = 30.0) -> T:
+    """Poll ``probe`` until it returns something truthy; TimeoutError naming ``what``."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(0.01)
+    raise TimeoutError(f"gave up waiting for {what} after {deadline_s:.0f} s")
+
+
+def pick_free_port() -> int:
+    """A free loopback port (bound to 0 and released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class StandIn:
+    """A running API stand-in: its URL, an admin kubeconfig and connection, kubeconfigs per user."""
+
+    url: str
+    folder: Path
+    cluster: Cluster
+    server: ApiServer | None  # in-process only: gives the request log
+
+    def kubeconfig(self, user: str = "admin") -> Path:
+        """A kubeconfig whose identity is ``user``."""
+        return write_kubeconfig(self.url, self.folder / f"kubeconfig-{user}", user)
+
+
+def write_kubeconfig(url: str, path: Path, user: str) -> Path:
+    """The stand-in's kubeconfig layout (bearer token = user name, as ApiServer writes it)."""
+    cluster, context = {"server": url}, {"cluster": "amtd-local", "user": user}
+    document = {
+        "apiVersion": "v1", "kind": "Config", "current-context": "amtd-local",
+        "clusters": [{"name": "amtd-local", "cluster": cluster}],
+        "users": [{"name": user, "user": {"token": user, "as": user}}],
+        "contexts": [{"name": "amtd-local", "context": context}],
+    }  # fmt: skip
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+@contextlib.contextmanager
+def run_standin(in_process: bool = False) -> Iterator[StandIn]:
+    """The stand-in with our CRDs; its own process (no GIL shared with the load) unless asked."""
+    with tempfile.TemporaryDirectory(prefix="amtd-bench-") as folder:
+        base = Path(folder)
+        with contextlib.ExitStack() as stack:
+            server: ApiServer | None = None
+            if in_process:
+                server = stack.enter_context(start_apiserver())
+                url = server.url
+            else:
+                url = stack.enter_context(run_standin_process(base))
+            cluster = Cluster.connect(str(write_kubeconfig(url, base / "kubeconfig", "admin")))
+            install_crds(cluster)
+            yield StandIn(url, base, cluster, server)
+
+
+@contextlib.contextmanager
+def run_standin_process(folder: Path) -> Iterator[str]:
+    """``python -m amtd_stack.apiserver`` on a free port; yields its URL."""
+    command = [sys.executable, "-m", "amtd_stack.apiserver"]
+    log = (folder / "apiserver.log").open("wb")
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log)
+    try:
+        assert process.stdout is not None
+        yield process.stdout.readline().decode().strip()
+    finally:
+        stop_process(process)
+        log.close()
+
+
+def install_crds(cluster: Cluster) -> None:
+    """Our CRDs, waited for until SecurityEvents are served."""
+    for path in sorted((ROOT / "knative" / "crds").glob("*.yaml")):
+        cluster.create(CRDS, yaml.safe_load(path.read_text()))
+    wait_for("the CRDs", lambda: cluster.request("GET", SECURITY_EVENTS.path()))
+
+
+def install_workload(cluster: Cluster, replicas: int) -> list[str]:
+    """Namespace ``demo``, the demo Deployment with ``replicas`` pods and the demo AMTD."""
+    namespace, deployment = yaml.safe_load_all((ROOT / "examples/demo/workload.yaml").read_text())
+    cluster.create(NAMESPACES, namespace)
+    deployment["spec"]["replicas"] = replicas
+    cluster.create(DEPLOYMENTS, deployment, NAMESPACE)
+    policy = yaml.safe_load((ROOT / "examples/demo/policy.yaml").read_text())
+    cluster.create(POLICIES, policy, NAMESPACE)
+    return wait_for("the demo pods", lambda: running_pods(cluster)[replicas - 1 :] and
+                    running_pods(cluster))  # fmt: skip
+
+
+def running_pods(cluster: Cluster) -> list[str]:
+    """Names of the demo Deployment's Running pods that are not being deleted."""
+    pods = cluster.list(PODS, NAMESPACE, label_selector="app=nginx")
+    return sorted(
+        pod["metadata"]["name"]
+        for pod in pods
+        if pod.get("status", {}).get("phase") == "Running"
+        and not pod["metadata"].get("deletionTimestamp")
+    )
+
+
+@dataclass(frozen=True)
+class FunctionCode:
+    """What functions-framework runs: a source file and its target; ``name`` as in func.yaml."""
+
+    name: str
+    source: Path
+    target: str
+
+    @classmethod
+    def of(cls, folder: str) -> FunctionCode:
+        """``functions/<folder>`` (e.g. ``matcher``, ``executors/delete``)."""
+        path = FUNCTIONS / folder
+        spec = yaml.safe_load((path / "func.yaml").read_text())
+        envs = {env["name"]: env.get("value") for env in spec["run"]["envs"]}
+        return cls(str(spec["name"]), path / "main.py", str(envs["FUNCTION_TARGET"]))
+
+
+@contextlib.contextmanager
+def noop_function() -> Iterator[FunctionCode]:
+    """The floor's function source, written to a temporary folder."""
+    with tempfile.TemporaryDirectory(prefix="amtd-noop-") as folder:
+        source = Path(folder) / "main.py"
+        source.write_text(NOOP_SOURCE)
+        yield FunctionCode("no-op", source, NOOP_TARGET)
+
+
+def start_function(
+    code: FunctionCode, env: Mapping[str, str], port: int, log: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """``functions-framework`` for ``code`` on ``port`` (defaults: 1 worker, 4 threads a CPU).
+
+    Logging stays as deployed (INFO, one line per decision); the lines go to ``log``.
+    """
+    command = [
+        str(BIN / "functions-framework"), "--target", code.target, "--source", str(code.source),
+        "--host", "127.0.0.1", "--port", str(port),
+    ]  # fmt: skip
+    environment = {**os.environ, "PYTHONPATH": image_python_path(), **env}
+    with open(log or os.devnull, "ab") as output:
+        return subprocess.Popen(
+            command, env=environment, cwd=code.source.parent, stdout=output,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+
+
+_HIDDEN = tempfile.TemporaryDirectory(prefix="amtd-image-")  # removed when this process ends
+
+
+def image_python_path() -> str:
+    """A PYTHONPATH entry hiding the dev-only packages a function image lacks.
+
+    ``kubernetes.dynamic`` imports ``kubernetes_validate`` (a dev dependency here) when it is
+    importable: ~30 ms of ``import kubernetes`` that a deployed function never pays.
+    """
+    package = Path(_HIDDEN.name) / "kubernetes_validate"
+    if not package.exists():
+        package.mkdir()
+        (package / "__init__.py").write_text('raise ImportError("not in function images")\n')
+    return _HIDDEN.name
+
+
+def stop_process(process: subprocess.Popen[Any]) -> None:
+    """SIGTERM, then SIGKILL after 10 s."""
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+
+
+@contextlib.contextmanager
+def serve(code: FunctionCode, env: Mapping[str, str] | None = None) -> Iterator[int]:
+    """The function serving on a free port until the block ends; yields the port."""
+    port = pick_free_port()
+    with tempfile.NamedTemporaryFile(prefix=f"amtd-{code.target}-", suffix=".log") as log:
+        process = start_function(code, env or {}, port, Path(log.name))
+        try:
+            wait_for(f"{code.name} to listen", lambda: is_listening(port))
+            yield port
+        finally:
+            stop_process(process)
+
+
+def is_listening(port: int) -> bool:
+    """True when a TCP connection to the loopback port succeeds."""
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+        return True
+    return False
+
+
+class Client:
+    """One keep-alive HTTP/1.1 connection (as a broker keeps them), reopened when dropped."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+
+    def post(self, request: Request, path: str = "/") -> tuple[int, bytes]:
+        """POST one request; status and body."""
+        headers, body = request
+        try:
+            self.connection.request("POST", path, body=body, headers=headers)
+            response = self.connection.getresponse()
+        except (ConnectionError, http.client.HTTPException):
+            self.close()
+            raise
+        return response.status, response.read()
+
+    def close(self) -> None:
+        """Close the connection (the next post opens a new one)."""
+        self.connection.close()
+
+
+def as_binary_event(attributes: Mapping[str, Any], data: Any) -> Request:
+    """Headers and body of a binary-mode CloudEvent."""
+    headers, body = to_binary(CloudEvent(dict(attributes), data))
+    return dict(headers), body
+
+
+def apiserver_add_event(obj: Mapping[str, Any]) -> Request:
+    """The ``resource.add`` CloudEvent an ApiServerSource sends for a new SecurityEvent."""
+    name = obj["metadata"]["name"]
+    attributes = {
+        "type": "dev.knative.apiserver.resource.add", "source": "https://10.96.0.1:443",
+        "id": str(uuid.uuid4()), "datacontenttype": "application/json",
+        "subject": f"/apis/amtd.r6security.com/v1beta1/securityevents/{name}",
+        "kind": "SecurityEvent", "apiversion": "amtd.r6security.com/v1beta1", "name": name,
+    }  # fmt: skip
+    return as_binary_event(attributes, dict(obj))
+
+
+def create_security_event(cluster: Cluster, name: str, pod: str, rule_type: str) -> dict[str, Any]:
+    """A SecurityEvent as an integrator writes it, about one demo pod."""
+    body = {
+        "apiVersion": "amtd.r6security.com/v1beta1", "kind": "SecurityEvent",
+        "metadata": {"name": name},
+        "spec": {
+            "targets": [f"{NAMESPACE}/{pod}"], "description": "benchmark",
+            "rule": {"type": rule_type, "threatLevel": "Warning", "source": "FalcoIntegrator"},
+        },
+    }  # fmt: skip
+    return cluster.create(SECURITY_EVENTS, body)
+
+
+def falco_alert(pod: str, rule: str, token: str, when: str | None = None) -> Request:
+    """A Falco ``http_output`` alert POST (JSON, bearer token), as Falcosidekick's webhook sends."""
+    alert = {
+        "output": f"Notice A shell was spawned (k8s.ns={NAMESPACE} k8s.pod={pod} shell=sh)",
+        "priority": "Notice", "rule": rule, "source": "syscall", "hostname": "node-1",
+        "time": when or time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime()),
+        "output_fields": {"k8s.ns.name": NAMESPACE, "k8s.pod.name": pod, "user.name": "root"},
+    }  # fmt: skip
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+    return headers, json.dumps(alert).encode()

@@ -1,0 +1,250 @@
+"""The sweeper function against the API stand-in, with a recording sink as its K_SINK.
+
+No ApiServerSource runs here: every SecurityEvent is one the normal path missed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from flask.testing import FlaskClient
+
+from amtd.actionevents import ACTION_REQUESTED, make_action_request, to_request_attributes
+from amtd.kubeapi import EVENTS, POLICIES, SECURITY_EVENTS, Cluster
+from amtd.securityevents import SecurityEventStatus
+from amtd.statuses import record_decisions
+from amtd.triaging import read_ref
+from support.cloudevents import as_binary
+from support.executors import (
+    Stand,
+    create_deployment,
+    create_namespace,
+    list_pods,
+    make_decision,
+    run_stand,
+    use_identity,
+)
+from support.functions import ROOT, load_function_client
+
+from .sinks import SinkReceiver
+
+PING = {"type": "dev.knative.sources.ping", "id": "ping-1", "datacontenttype": "application/json",
+        "source": "/apis/v1/namespaces/amtd-system/pingsources/amtd-sweeper"}  # fmt: skip
+LONG_AGO = "2020-01-01T00:00:00Z"
+
+
+@pytest.fixture
+def stand(tmp_path: Path) -> Iterator[Stand]:
+    """The stand-in with a shop Deployment (2 pods) covered by a delete-everything policy."""
+    with run_stand(tmp_path) as running:
+        create_namespace(running.cluster, "shop")
+        create_deployment(running.cluster, "shop", "cart")
+        policy = {"apiVersion": "amtd.r6security.com/v1beta1",
+                  "kind": "AdaptiveMovingTargetDefense",
+                  "metadata": {"name": "shop-defence", "namespace": "shop"},
+                  "spec": {"podSelector": {"app": "cart"},
+                           "strategy": [{"rule": {"type": "default"},
+                                         "action": {"delete": {}}}]}}  # fmt: skip
+        running.cluster.create(POLICIES, policy, "shop")
+        yield running
+
+
+@pytest.fixture
+def sweeper(
+    stand: Stand, sink: SinkReceiver, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[FlaskClient]:
+    """The sweeper in-process as ServiceAccount ``sweeper``, no grace, the test sink bound."""
+    monkeypatch.setenv("K_SINK", sink.url)
+    monkeypatch.setenv("SWEEP_GRACE_SECONDS", "0")
+    with use_identity(stand, monkeypatch, "sweeper"):
+        yield load_function_client("sweeper")
+
+
+def create_security_event(cluster: Cluster, name: str, pod: str = "") -> dict[str, Any]:
+    """An undecided SecurityEvent targeting ``shop/<pod>`` (the first cart pod by default)."""
+    if not pod:
+        pod = sorted(p["metadata"]["name"] for p in list_pods(cluster, "shop"))[0]
+    body = {"apiVersion": "amtd.r6security.com/v1beta1", "kind": "SecurityEvent",
+            "metadata": {"name": name},
+            "spec": {"targets": [f"shop/{pod}"], "rule": {"type": "Terminal shell in container"},
+                     "description": "missed by the source"}}  # fmt: skip
+    return cluster.create(SECURITY_EVENTS, body)
+
+
+def ping(client: FlaskClient) -> Any:
+    """One PingSource event, as the Broker delivers it."""
+    headers, body = as_binary(PING, {"task": "sweep"})
+    return client.post("/", headers=headers, data=body)
+
+
+def counts(response: Any) -> dict[str, int]:
+    """The sweep's counts from ``X-Amtd-Result``."""
+    pairs = (item.split("=") for item in response.headers["X-Amtd-Result"].split())
+    return {key: int(value) for key, value in pairs}
+
+
+def granted_to_sweeper() -> set[tuple[str, str, str, str]]:
+    """(group, resource, subresource, verb) that knative/rbac/sweeper.yaml grants."""
+    granted = set()
+    for doc in yaml.safe_load_all((ROOT / "knative" / "rbac" / "sweeper.yaml").read_text()):
+        for rule in doc.get("rules", []) if doc["kind"] in ("Role", "ClusterRole") else []:
+            for group in rule["apiGroups"]:
+                for resource in rule["resources"]:
+                    plural, _, sub = resource.partition("/")
+                    granted |= {(group, plural, sub, verb) for verb in rule["verbs"]}
+    return granted
+
+
+def write_old_decisions(cluster: Cluster, name: str, outcome: str) -> None:
+    """Record a decision made long ago (Unmatched: nothing left to execute)."""
+    ref = read_ref(cluster.get(SECURITY_EVENTS, name))
+    target = cluster.get(SECURITY_EVENTS, name)["spec"]["targets"][0]
+    decision = make_decision(ref, target, "", "delete", {}).model_copy(
+        update={"outcome": outcome, "decided_at": LONG_AGO, "action": None}
+    )
+
+    def decide(current: dict[str, Any]) -> dict[str, Any] | None:
+        status = SecurityEventStatus.model_validate(current.get("status") or {})
+        return record_decisions(status, ref.generation, [decision], [])
+
+    cluster.mutate_status(SECURITY_EVENTS, name, decide)
+
+
+def decided_events(cluster: Cluster, name: str) -> list[dict[str, Any]]:
+    """The matcher-style ``Decided`` Events about a SecurityEvent."""
+    events = cluster.list(EVENTS, "default")
+    return [e for e in events if e["involvedObject"]["name"] == name and e["reason"] == "Decided"]
+
+
+def test_a_missed_event_is_decided_and_its_request_published(
+    stand: Stand, sweeper: FlaskClient, sink: SinkReceiver
+) -> None:
+    created = create_security_event(stand.cluster, "falco-missed-1")
+    answer = ping(sweeper)
+    assert answer.status_code == 204, answer.get_data(as_text=True)
+    assert counts(answer)["decided"] == 1 and counts(answer)["published"] == 1
+    status = SecurityEventStatus.model_validate(
+        stand.cluster.get(SECURITY_EVENTS, "falco-missed-1")["status"]
+    )
+    assert status.phase == "Decided" and status.decisions[0].action == "delete"
+    (event,) = sink.received()
+    expected = make_action_request(read_ref(created), status.decisions, status.executions)
+    assert expected is not None
+    assert event["type"] == ACTION_REQUESTED and event["source"] == "/amtd/sweeper"
+    assert event["id"] == to_request_attributes(expected)["id"]  # the matcher's id: deduplicated
+    assert event["amtddelete"] == "true"
+    assert event.get_data()["steps"][0]["target"] == status.decisions[0].target
+    assert len(decided_events(stand.cluster, "falco-missed-1")) == 1
+    calls = stand.calls_by("sweeper")
+    assert calls <= granted_to_sweeper()
+    assert ("amtd.r6security.com", "securityevents", "", "list") in calls
+
+
+def test_a_second_sweep_rerequests_unexecuted_steps_but_never_redecides(
+    stand: Stand, sweeper: FlaskClient, sink: SinkReceiver
+) -> None:
+    create_security_event(stand.cluster, "falco-missed-2")
+    assert ping(sweeper).status_code == 204
+    before = stand.cluster.get(SECURITY_EVENTS, "falco-missed-2")["status"]
+    again = ping(sweeper)
+    assert again.status_code == 204
+    assert (counts(again)["decided"], counts(again)["rerequested"]) == (0, 1)
+    assert stand.cluster.get(SECURITY_EVENTS, "falco-missed-2")["status"] == before
+    first, second = sink.received()
+    assert first["id"] == second["id"]
+    assert len(decided_events(stand.cluster, "falco-missed-2")) == 1
+
+
+def test_young_events_are_left_to_the_normal_path(
+    stand: Stand, sweeper: FlaskClient, sink: SinkReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SWEEP_GRACE_SECONDS", "3600")
+    create_security_event(stand.cluster, "falco-young")
+    answer = ping(sweeper)
+    assert answer.status_code == 204 and counts(answer)["decided"] == 0
+    assert "status" not in stand.cluster.get(SECURITY_EVENTS, "falco-young")
+    assert sink.received() == []
+
+
+def test_handled_events_past_retention_are_deleted(
+    stand: Stand, sweeper: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SWEEP_RETENTION_SECONDS", "3600")
+    create_security_event(stand.cluster, "falco-old", pod="gone-pod")
+    write_old_decisions(stand.cluster, "falco-old", "PodNotFound")
+    create_security_event(stand.cluster, "falco-recent", pod="gone-pod")
+    answer = ping(sweeper)
+    assert answer.status_code == 204
+    assert (counts(answer)["deleted"], counts(answer)["decided"]) == (1, 1)
+    assert stand.cluster.find(SECURITY_EVENTS, "falco-old") is None
+    recent = stand.cluster.get(SECURITY_EVENTS, "falco-recent")  # just decided: kept
+    assert recent["status"]["phase"] == "Unmatched"
+
+
+def test_a_run_is_bounded_and_the_rest_is_deferred(
+    stand: Stand, sweeper: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SWEEP_MAX_EVENTS", "1")
+    for index in range(3):
+        create_security_event(stand.cluster, f"falco-backlog-{index}")
+    first = counts(ping(sweeper))
+    assert (first["decided"], first["deferred"]) == (1, 2)
+    second = counts(ping(sweeper))  # the oldest first: the decided one waits for executors
+    assert second["decided"] + second["rerequested"] == 1 and second["deferred"] == 2
+
+
+def test_a_failing_sink_answers_503_and_the_next_sweep_rerequests(
+    stand: Stand, sweeper: FlaskClient, sink: SinkReceiver
+) -> None:
+    create_security_event(stand.cluster, "falco-unsent")
+    sink.status = 500
+    failed = ping(sweeper)
+    assert failed.status_code == 503
+    assert failed.get_json()["error"] == "SweepIncomplete"
+    assert counts(failed)["decided"] == 1 and counts(failed)["failed"] == 1
+    sink.status = 202
+    retried = ping(sweeper)
+    assert retried.status_code == 204 and counts(retried)["rerequested"] == 1
+    assert len(sink.received()) == 1
+
+
+def test_an_unreachable_api_server_is_a_retried_503(stand: Stand, sweeper: FlaskClient) -> None:
+    stand.server.inject_faults(rate=1.0, statuses=(503,))
+    try:
+        answer = ping(sweeper)
+    finally:
+        stand.server.clear_faults()
+    assert answer.status_code == 503 and answer.get_json()["error"] == "ApiUnavailable"
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "status", "error"),
+    [
+        ("GET", {}, 405, "MethodNotAllowed"),
+        ("POST", {"Content-Type": "application/json"}, 400, "NotACloudEvent"),
+        ("POST", as_binary({**PING, "type": "com.example.other"}, {})[0], 400,
+         "UnsupportedEventType"),
+        ("POST", {"ce-specversion": "1.0", "ce-type": PING["type"]}, 400, "InvalidField"),
+    ],
+)  # fmt: skip
+def test_anything_but_a_ping_is_refused(
+    sweeper: FlaskClient, method: str, headers: dict[str, str], status: int, error: str
+) -> None:
+    answer = sweeper.open("/", method=method, headers=headers, data=b"{}")
+    assert answer.status_code == status
+    assert answer.get_json()["error"] == error
+
+
+def test_without_a_sink_the_sweep_is_not_configured(
+    stand: Stand, sweeper: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    create_security_event(stand.cluster, "falco-no-sink")
+    monkeypatch.delenv("K_SINK")
+    answer = ping(sweeper)
+    assert answer.status_code == 503 and answer.get_json()["error"] == "NotConfigured"
+    assert "K_SINK" in answer.get_json()["detail"]
+    assert "status" not in stand.cluster.get(SECURITY_EVENTS, "falco-no-sink")
