@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import UTC, datetime
 
 import flask
 import functions_framework
@@ -24,13 +23,8 @@ from amtd.deadletters import (
 )
 from amtd.kubeapi import EVENTS, SECURITY_EVENTS, Cluster, ConflictError, NotFoundError
 from amtd.kubeevents import refer_to_security_event
-from amtd.responding import (
-    answer_health,
-    decode_cloudevent,
-    error_response,
-    handle_errors,
-    no_content,
-)
+from amtd.responding import decode_cloudevent, error_response, no_content, serve
+from amtd.timestamps import format_now
 
 logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
 logger = logging.getLogger("amtd.dead-letters")
@@ -39,10 +33,7 @@ logger = logging.getLogger("amtd.dead-letters")
 @functions_framework.http
 def record_dead_letter(request: flask.Request) -> flask.Response:
     """Answer health probes, else record one dead-lettered CloudEvent."""
-    health = answer_health(request, kubeapi.is_configurable)
-    if health is not None:
-        return health
-    return handle_errors(lambda: handle_dead_letter(request))
+    return serve(request, handle_dead_letter)
 
 
 def handle_dead_letter(request: flask.Request) -> flask.Response:
@@ -50,7 +41,7 @@ def handle_dead_letter(request: flask.Request) -> flask.Response:
     letter = read_dead_letter(decode_cloudevent(request).get_attributes())
     logger.error("DEAD LETTER: %s", describe_dead_letter(letter))
     cluster = kubeapi.shared_cluster()
-    manifest = make_dead_letter_event(letter, find_involved(cluster, letter), utc_now())
+    manifest = make_dead_letter_event(letter, find_involved(cluster, letter), format_now())
     namespace = manifest["metadata"]["namespace"]
     try:
         cluster.create(EVENTS, manifest, namespace)
@@ -72,8 +63,3 @@ def find_involved(cluster: Cluster, letter: DeadLetter) -> dict[str, str]:
     found = cluster.find(SECURITY_EVENTS, letter.security_event)
     uid = (found or {}).get("metadata", {}).get("uid")
     return refer_to_security_event(letter.security_event, uid)
-
-
-def utc_now() -> str:
-    """The time now, RFC 3339 in UTC to the second (as Kubernetes writes times)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -13,35 +13,20 @@ import os
 import flask
 import functions_framework
 
-from amtd.alerts import Alert, Outcome, read_window_seconds
 from amtd.documents import check_media_type, parse_single_object
 from amtd.falcoalerts import DEFAULT_RULE_SOURCE, check_falco_event, parse_falco_alert
-from amtd.ingesting import OccurrenceCounter, connect_cluster, read_flush_seconds, record_alert
-from amtd.receiving import (
-    Delivery,
-    answer_ingest_health,
-    answer_outcome,
-    handle_refusals,
-    process_item,
-    receive,
-    warn_if_open,
-)
-
-FUNCTION_NAME = "ingest-falco"
+from amtd.ingesting import AlertRecorder
+from amtd.receiving import answer_outcome, process_item, receive, serve_ingest, warn_if_open
 
 logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
-logger = logging.getLogger(FUNCTION_NAME)
-COUNTER = OccurrenceCounter(read_flush_seconds(os.environ))
+RECORDER = AlertRecorder.from_env("ingest-falco", os.environ)
 warn_if_open(os.environ)
 
 
 @functions_framework.http
 def ingest_falco_alert(request: flask.Request) -> flask.Response:
-    """One Falco alert per request."""
-    health = answer_ingest_health(request, os.environ)
-    if health is not None:
-        return health
-    return handle_refusals(lambda: ingest(request))
+    """One Falco alert per request (health probes answered first)."""
+    return serve_ingest(request, ingest, os.environ)
 
 
 def ingest(request: flask.Request) -> flask.Response:
@@ -55,15 +40,7 @@ def ingest(request: flask.Request) -> flask.Response:
     outcome = process_item(
         lambda: parse_falco_alert(parse_single_object(delivery.payload.body), rule_source,
                                   extensions),
-        lambda alert: record(alert, delivery),
+        lambda alert: RECORDER.record(alert, delivery.received_at, os.environ),
         "body",
     )  # fmt: skip
     return answer_outcome(outcome, delivery)
-
-
-def record(alert: Alert, delivery: Delivery) -> Outcome:
-    """Create the SecurityEvent (409 = duplicate within the dedup window)."""
-    window = read_window_seconds(os.environ)
-    return record_alert(
-        connect_cluster(), alert, delivery.received_at, window, FUNCTION_NAME, COUNTER
-    )

@@ -14,36 +14,29 @@ import os
 import flask
 import functions_framework
 
-from amtd.alerts import Alert, Ignored, Outcome, read_window_seconds
+from amtd.alerts import Alert, Ignored, Outcome
 from amtd.documents import Document, check_media_type, split_documents
-from amtd.ingesting import OccurrenceCounter, connect_cluster, read_flush_seconds, record_alert
+from amtd.ingesting import AlertRecorder
 from amtd.kubearmoralerts import KubeArmorSettings, parse_kubearmor_alert, unwrap_alert
 from amtd.receiving import (
     Delivery,
     answer_batch,
-    answer_ingest_health,
     answer_outcome,
-    handle_refusals,
     process_item,
     receive,
+    serve_ingest,
     warn_if_open,
 )
 
-FUNCTION_NAME = "ingest-kubearmor"
-
 logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
-logger = logging.getLogger(FUNCTION_NAME)
-COUNTER = OccurrenceCounter(read_flush_seconds(os.environ))
+RECORDER = AlertRecorder.from_env("ingest-kubearmor", os.environ)
 warn_if_open(os.environ)
 
 
 @functions_framework.http
 def ingest_kubearmor_alerts(request: flask.Request) -> flask.Response:
-    """One alert, or a batch of them, per request."""
-    health = answer_ingest_health(request, os.environ)
-    if health is not None:
-        return health
-    return handle_refusals(lambda: ingest(request))
+    """One alert, or a batch of them, per request (health probes answered first)."""
+    return serve_ingest(request, ingest, os.environ)
 
 
 def ingest(request: flask.Request) -> flask.Response:
@@ -66,12 +59,7 @@ def ingest_document(document: Document, settings: KubeArmorSettings, delivery: D
             raise document.error
         return parse_kubearmor_alert(unwrap_alert(document.value), settings)
 
-    return process_item(parse, lambda alert: record(alert, delivery), document.label)
+    def record(alert: Alert) -> Outcome:
+        return RECORDER.record(alert, delivery.received_at, os.environ)
 
-
-def record(alert: Alert, delivery: Delivery) -> Outcome:
-    """Create the SecurityEvent (409 = duplicate within the dedup window)."""
-    window = read_window_seconds(os.environ)
-    return record_alert(
-        connect_cluster(), alert, delivery.received_at, window, FUNCTION_NAME, COUNTER
-    )
+    return process_item(parse, record, document.label)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import UTC, datetime
 
 import flask
 import functions_framework
@@ -26,13 +25,13 @@ from amtd.apiserverevents import (
 )
 from amtd.responding import (
     BadRequestError,
-    answer_health,
     cloudevent_response,
     decode_cloudevent,
-    handle_errors,
     no_content,
+    serve,
 )
 from amtd.securityevents import KIND
+from amtd.timestamps import format_now
 from amtd.triaging import triage_security_event
 
 logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
@@ -42,10 +41,7 @@ logger = logging.getLogger("amtd.matcher")
 @functions_framework.http
 def match_security_event(request: flask.Request) -> flask.Response:
     """Answer health probes, else handle one ApiServerSource CloudEvent."""
-    health = answer_health(request, kubeapi.is_configurable)
-    if health is not None:
-        return health
-    return handle_errors(lambda: handle_event(request))
+    return serve(request, handle_event)
 
 
 def handle_event(request: flask.Request) -> flask.Response:
@@ -65,7 +61,7 @@ def decide_and_reply(request: flask.Request) -> flask.Response:
         kubeapi.shared_cluster(),
         change.name,
         may_replay=change.verb == "add" or is_announcing_undecided(change),
-        now=utc_now(),
+        now=format_now(),
     )
     if triage.request is None:
         logger.info("SecurityEvent %s: %s, nothing for executors", change.name, triage.outcome)
@@ -91,8 +87,3 @@ def read_security_event_change(request: flask.Request) -> Change | None:
         )
         return None
     return change
-
-
-def utc_now() -> str:
-    """The time now, RFC 3339 in UTC to the second (as Kubernetes writes times)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -24,17 +24,15 @@ from functools import partial
 import flask
 import functions_framework
 
-from amtd import kubeapi
 from amtd.actionevents import ActionRequest, to_request_attributes
-from amtd.envelopes import is_cloudevent, read_envelope
 from amtd.housekeeping import run_sweep
 from amtd.ingesting import connect_cluster
+from amtd.pinging import serve_ping
 from amtd.publishing import Sink, publish_event, read_sink
-from amtd.receiving import RESULT_HEADER, handle_refusals
-from amtd.responding import BadRequestError, answer_health, error_response, read_body
+from amtd.receiving import RESULT_HEADER
+from amtd.responding import BadRequestError, error_response
 from amtd.sweeping import read_sweep_settings
 
-PING_TYPE = "dev.knative.sources.ping"
 SWEEPER_SOURCE = "/amtd/sweeper"
 
 logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
@@ -43,16 +41,12 @@ logger = logging.getLogger("sweeper")
 
 @functions_framework.http
 def sweep_security_events(request: flask.Request) -> flask.Response:
-    """One ping: one bounded sweep."""
-    health = answer_health(request, kubeapi.is_configurable)
-    if health is not None:
-        return health
-    return handle_refusals(lambda: sweep(request))
+    """One ping: one bounded sweep (probes answered first)."""
+    return serve_ping(request, sweep)
 
 
 def sweep(request: flask.Request) -> flask.Response:
-    """Check the ping → sweep → answer with the counts."""
-    check_ping(request)
+    """Sweep (the ping is checked) → answer with the counts."""
     sink = bound_sink()
     report = run_sweep(
         connect_cluster(),
@@ -68,21 +62,6 @@ def sweep(request: flask.Request) -> flask.Response:
         response = flask.Response(status=204)
     response.headers[RESULT_HEADER] = summary
     return response
-
-
-def check_ping(request: flask.Request) -> None:
-    """A POSTed PingSource CloudEvent, else a 4xx naming the problem."""
-    if request.method != "POST":
-        raise BadRequestError("MethodNotAllowed", f"use POST, not {request.method}", 405)
-    body = read_body(request)
-    headers = dict(request.headers)
-    if not is_cloudevent(headers):
-        raise BadRequestError("NotACloudEvent", "expected a PingSource CloudEvent")
-    event_type = read_envelope(headers, body).attributes["type"]
-    if event_type != PING_TYPE:
-        raise BadRequestError(
-            "UnsupportedEventType", f"expected {PING_TYPE}, got {event_type[:80]!r}"
-        )
 
 
 def bound_sink() -> Sink:

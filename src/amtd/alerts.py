@@ -15,8 +15,9 @@ from typing import Any, Literal
 
 from amtd import API_VERSION
 from amtd import SECURITY_EVENT_KIND as KIND
-from amtd.fields import format_time, shorten
+from amtd.fields import shorten
 from amtd.targets import Target
+from amtd.timestamps import format_unix_time
 
 DEFAULT_WINDOW_SECONDS = 60
 MAX_DESCRIPTION_LENGTH = 4096
@@ -93,7 +94,7 @@ def build_event_manifest(alert: Alert, name: str, ingested_by: str) -> dict[str,
     """The SecurityEvent to create: Phoenix's spec, plus a label saying who made it."""
     metadata: dict[str, Any] = {"name": name, "labels": {INGESTED_BY_LABEL: ingested_by}}
     if alert.observed_at is not None:
-        metadata["annotations"] = {ALERT_TIME_ANNOTATION: format_time(alert.observed_at)}
+        metadata["annotations"] = {ALERT_TIME_ANNOTATION: format_unix_time(alert.observed_at)}
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,

@@ -2,39 +2,36 @@
 
 Each step ends with one :class:`Execution` in the SecurityEvent's status (conflict-safe: two
 executors may write at once; a step that already has one is never recorded twice) and a core/v1
-Event on the pod and on the SecurityEvent, so ``kubectl describe`` shows it. Event names derive
-from the step, so a retried write is a 409 ("already recorded"), not a second Event.
+Event (:mod:`amtd.kubeevents`) on the pod and on the SecurityEvent, so ``kubectl describe`` shows
+it. Event names derive from the step, so a retried write is a 409 ("already recorded"), not a
+second Event.
 
-The builders are pure; :func:`record_execution_status` and :func:`publish_events` are the side
-effects and take a :class:`~amtd.kubeapi.Cluster`.
+The builders are pure; :func:`record_execution_status`, :func:`announce_execution` and
+:func:`publish_events` are the side effects and take a :class:`~amtd.kubeapi.Cluster`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
-from amtd import API_VERSION
 from amtd.actionevents import ActionStep
 from amtd.guarding import Verdict
 from amtd.kubeapi import EVENTS, SECURITY_EVENTS, ApiError, Cluster, ConflictError, NotFoundError
-from amtd.securityevents import KIND, Execution, SecurityEventStatus
+from amtd.kubeevents import (
+    CLUSTER_SCOPED_EVENTS_NAMESPACE,
+    make_event,
+    refer_to_pod,
+    refer_to_security_event,
+)
+from amtd.securityevents import Execution, SecurityEventStatus
 from amtd.statuses import find_execution, record_execution
+from amtd.targets import parse_target
 
 LOG = logging.getLogger(__name__)
-SECURITY_EVENT_NAMESPACE = "default"  # SecurityEvents are cluster-scoped; Events need a namespace
-MAX_MESSAGE_LENGTH = 1024
-MAX_EVENT_NAME_STEM = 200
 
 Object = dict[str, Any]
-
-
-def format_time(moment: datetime) -> str:
-    """RFC 3339 UTC with a ``Z``, as Kubernetes writes timestamps."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def make_execution(step: ActionStep, verdict: Verdict, executor: str, now: str) -> Execution:
@@ -52,50 +49,25 @@ def make_execution(step: ActionStep, verdict: Verdict, executor: str, now: str) 
     )
 
 
-def pod_reference(namespace: str, name: str, uid: str | None) -> Object:
-    """``involvedObject`` for a pod."""
-    reference: Object = {"apiVersion": "v1", "kind": "Pod", "namespace": namespace, "name": name}
-    return {**reference, "uid": uid} if uid else reference
-
-
-def security_event_reference(name: str, uid: str | None) -> Object:
-    """``involvedObject`` for a (cluster-scoped) SecurityEvent."""
-    reference: Object = {"apiVersion": API_VERSION, "kind": KIND, "name": name}
-    return {**reference, "uid": uid} if uid else reference
-
-
-def build_event(involved: Mapping[str, Any], execution: Execution, namespace: str) -> Object:
+def build_event(involved: Mapping[str, str], execution: Execution, namespace: str) -> Object:
     """A core/v1 Event telling what happened to ``involved``; its name is stable per step. Pure."""
-    seed = f"{involved.get('uid', '')}/{execution.step_id}/{execution.action}"
-    digest = hashlib.sha256(seed.encode()).hexdigest()[:16]
-    stem = str(involved["name"])[:MAX_EVENT_NAME_STEM].rstrip(".-")
-    warning = execution.result in ("Skipped", "Failed")
-    message = f"{execution.action} {execution.result}: {execution.message}"
-    return {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"name": f"{stem}.{digest}", "namespace": namespace},
-        "involvedObject": dict(involved),
-        "reason": execution.reason,
-        "message": message[:MAX_MESSAGE_LENGTH],
-        "type": "Warning" if warning else "Normal",
-        "action": execution.action,
-        "source": {"component": execution.executor},
-        "reportingComponent": execution.executor,
-        "reportingInstance": execution.executor,
-        "firstTimestamp": execution.time,
-        "lastTimestamp": execution.time,
-        "count": 1,
-    }
+    return make_event(
+        involved, namespace=namespace, reason=execution.reason,
+        message=f"{execution.action} {execution.result}: {execution.message}",
+        key=f"{involved.get('uid', '')}/{execution.step_id}/{execution.action}",
+        component=execution.executor, now=execution.time, action=execution.action,
+        event_type="Warning" if execution.result in ("Skipped", "Failed") else "Normal",
+    )  # fmt: skip
 
 
 def build_step_events(
-    execution: Execution, pod: Object, security_event: Object, namespace: str
-) -> list[Object]:
+    execution: Execution, pod: Mapping[str, str], security_event: Mapping[str, str],
+    namespace: str,
+) -> list[Object]:  # fmt: skip
     """The Events for one execution: on the pod (its namespace) and on the SecurityEvent. Pure."""
     return [
         build_event(pod, execution, namespace),
-        build_event(security_event, execution, SECURITY_EVENT_NAMESPACE),
+        build_event(security_event, execution, CLUSTER_SCOPED_EVENTS_NAMESPACE),
     ]
 
 
@@ -131,3 +103,13 @@ def publish_events(cluster: Cluster, events: Iterable[Object]) -> None:
             continue  # written by an earlier attempt of the same step
         except ApiError as error:
             LOG.warning("could not write Event %s/%s: %s", namespace, event["reason"], error)
+
+
+def announce_execution(
+    cluster: Cluster, execution: Execution, security_event: str, uid: str | None
+) -> None:
+    """The Events of a newly recorded execution: on its pod and on the SecurityEvent."""
+    target = parse_target(execution.target)
+    pod = refer_to_pod(target.namespace, target.name, execution.pod_uid)
+    involved = refer_to_security_event(security_event, uid)
+    publish_events(cluster, build_step_events(execution, pod, involved, target.namespace))

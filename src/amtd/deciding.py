@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from amtd.matching import Choice, PolicyIndex, choose_best_match
+from amtd.matching import Candidate, Choice, PolicyIndex, choose_best_match
 from amtd.policies import clean_rule
 from amtd.rules import Rule
 from amtd.securityevents import Decision, Execution
@@ -50,17 +50,22 @@ def decide_matched(
     choice: Choice, target: Target, pod_uid: str, step_id: str, now: str
 ) -> Decision:
     """The decision for a pod that exists: the winner's action, or Unmatched with the reason."""
-    winner = choice.winner
-    if winner is None:
-        reason = "NoRuleMatched" if choice.is_covered else "NoPolicyCovers"
+    if choice.winner is None:
         return Decision(
             target=str(target),
             outcome="Unmatched",
             step_id=step_id,
             pod_uid=pod_uid,
-            reason=reason,
+            reason=choice.reason,
             decided_at=now,
         )
+    return decide_winner(choice, choice.winner, target, pod_uid, step_id, now)
+
+
+def decide_winner(
+    choice: Choice, winner: Candidate, target: Target, pod_uid: str, step_id: str, now: str
+) -> Decision:
+    """The Matched decision: the winning entry's action, with its policy's options and ties."""
     spec = winner.policy.spec
     return Decision(
         target=str(target),
@@ -76,7 +81,7 @@ def decide_matched(
         dry_run=spec.dry_run,
         allow_standalone_pods=spec.allow_standalone_pods,
         ties=[tie.ref for tie in choice.ties],
-        reason="FallbackRule" if winner.is_fallback else "BestMatch",
+        reason=choice.reason,
         decided_at=now,
     )
 

@@ -11,6 +11,7 @@ Exactly one effect per step under at-least-once delivery:
 5. the Execution is recorded and Events are written (:mod:`amtd.auditing`).
 
 Kubernetes 404/409 never escape as errors; TransientError does (the caller answers 503).
+:func:`answer_action_request` is the whole of an executor function: decode → execute → reply.
 """
 
 from __future__ import annotations
@@ -20,20 +21,30 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import flask
 from cloudevents.http import CloudEvent
 from pydantic import ValidationError
 
 from amtd import auditing, quarantining
 from amtd.actionevents import (
     ACTION_REQUESTED,
+    ActionCompletion,
     ActionRequest,
     ActionStep,
     SecurityEventRef,
     from_request_data,
+    to_completion_attributes,
 )
 from amtd.actions import Action
 from amtd.claiming import build_claim_patch
-from amtd.guarding import Verdict, check_dry_run, check_namespace, check_pod, judge_missing_pod
+from amtd.guarding import (
+    Verdict,
+    check_dry_run,
+    check_namespace,
+    check_pod,
+    judge_missing_pod,
+    read_protected_namespaces,
+)
 from amtd.kubeapi import (
     NETWORK_POLICIES,
     PODS,
@@ -43,11 +54,13 @@ from amtd.kubeapi import (
     InvalidError,
     NotFoundError,
     TransientError,
+    shared_cluster,
 )
-from amtd.responding import BadRequestError
+from amtd.responding import BadRequestError, cloudevent_response, decode_cloudevent, no_content
 from amtd.securityevents import Execution, SecurityEventStatus
 from amtd.statuses import find_execution
 from amtd.targets import parse_target
+from amtd.timestamps import format_now
 
 LOG = logging.getLogger(__name__)
 ATTEMPTS = 5
@@ -63,6 +76,34 @@ class Settings:
     action: str
     executor: str
     protected: frozenset[str]
+
+
+def answer_action_request(
+    request: flask.Request, action: str, executor: str, env: Mapping[str, str]
+) -> flask.Response:
+    """Decode the event → execute its ``action`` steps as ``executor`` → reply ``action.completed``.
+
+    204 when the event has no step for this executor; 400 (BadRequestError) for one that can
+    never succeed.
+    """
+    event = decode_cloudevent(request)
+    action_request = read_request(event)
+    if not action_request.steps_for(action):
+        LOG.info("event %s has no %s step: nothing to do", event["id"], action)
+        return no_content()
+    settings = Settings(action, executor, read_protected_namespaces(env))
+    executions = execute_request(shared_cluster(), action_request, settings, format_now())
+    completion = ActionCompletion(
+        security_event=action_request.security_event, executions=executions
+    )
+    return reply_completion(event["id"], action, completion)
+
+
+def reply_completion(event_id: str, action: str, completion: ActionCompletion) -> flask.Response:
+    """The ``action.completed`` CloudEvent answering request ``event_id``."""
+    attributes = to_completion_attributes(event_id, action, completion.security_event.name)
+    data = completion.model_dump(by_alias=True, exclude_none=True, mode="json")
+    return cloudevent_response(attributes, data)
 
 
 def read_request(event: CloudEvent) -> ActionRequest:
@@ -140,18 +181,8 @@ def execute_step(
              verdict.result, verdict.reason, verdict.message)  # fmt: skip
     stored = auditing.record_execution_status(cluster, ref.name, execution)
     if stored is execution:  # else gone, or a racing duplicate recorded (and announced) first
-        announce(cluster, ref, execution)
+        auditing.announce_execution(cluster, execution, ref.name, ref.uid)
     return stored or execution
-
-
-def announce(cluster: Cluster, ref: SecurityEventRef, execution: Execution) -> None:
-    """Events on the pod and on the SecurityEvent for a newly recorded execution."""
-    target = parse_target(execution.target)
-    pod_ref = auditing.pod_reference(target.namespace, target.name, execution.pod_uid)
-    event_ref = auditing.security_event_reference(ref.name, ref.uid)
-    auditing.publish_events(
-        cluster, auditing.build_step_events(execution, pod_ref, event_ref, target.namespace)
-    )
 
 
 def settle_or_fail(cluster: Cluster, step: ActionStep, settings: Settings, name: str) -> Verdict:

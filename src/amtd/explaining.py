@@ -231,23 +231,31 @@ def describe_mismatches(rule: Rule, event_rule: Rule) -> tuple[str, ...]:
 
 
 def decide_verdict(choice: Choice, pod: Pod) -> Verdict:
-    """The matcher's outcome and reason for the choice, with a one-line summary."""
+    """The matcher's outcome and reason for the choice (:attr:`Choice.reason`), summarized."""
     winner = choice.winner
+    summary = summarize_choice(choice, pod)
     if winner is None:
-        if choice.is_covered:
-            summary = "policies cover the pod, but no rule matches and none is a type: default"
-            return Verdict("Unmatched", "NoRuleMatched", None, None, None, (), summary)
-        summary = f"no policy in namespace {pod.namespace!r} selects the pod's labels"
-        return Verdict("Unmatched", "NoPolicyCovers", None, None, None, (), summary)
+        return Verdict("Unmatched", choice.reason, None, None, None, (), summary)
     ties = tuple(tie.ref for tie in choice.ties)
-    if winner.is_fallback:
-        reason, summary = "FallbackRule", f"no rule matches; the fallback {winner.ref} applies"
-    else:
-        reason, summary = "BestMatch", f"{winner.ref} matches {winner.score} key(s), the most"
-    if ties:
-        summary += f"; tied with {', '.join(ties)}: the first policy by name, then entry, wins"
     action = winner.action.kind
-    return Verdict("Matched", reason, winner.ref, action, winner.score, ties, summary)
+    return Verdict("Matched", choice.reason, winner.ref, action, winner.score, ties, summary)
+
+
+def summarize_choice(choice: Choice, pod: Pod) -> str:
+    """One line saying why the choice came out the way it did."""
+    winner = choice.winner
+    if winner is None and choice.is_covered:
+        return "policies cover the pod, but no rule matches and none is a type: default"
+    if winner is None:
+        return f"no policy in namespace {pod.namespace!r} selects the pod's labels"
+    if winner.is_fallback:
+        summary = f"no rule matches; the fallback {winner.ref} applies"
+    else:
+        summary = f"{winner.ref} matches {winner.score} key(s), the most"
+    if choice.ties:
+        ties = ", ".join(tie.ref for tie in choice.ties)
+        summary += f"; tied with {ties}: the first policy by name, then entry, wins"
+    return summary
 
 
 def to_data(explanation: Explanation) -> dict[str, Any]:
@@ -260,7 +268,6 @@ def to_data(explanation: Explanation) -> dict[str, Any]:
 
 def target_to_data(target: TargetExplanation) -> dict[str, Any]:
     """One target's explanation as JSON-ready data."""
-    verdict = target.verdict
     return {
         "target": target.pod.target,
         "namespace": target.pod.namespace,
@@ -270,24 +277,31 @@ def target_to_data(target: TargetExplanation) -> dict[str, Any]:
             {"policy": item.policy, "covers": item.is_covering, "reason": item.reason}
             for item in target.coverage
         ],
-        "rules": [
-            {
-                "entry": item.entry,
-                "rule": item.rule,
-                "action": item.action,
-                "score": item.score,
-                "fallback": item.is_fallback,
-                "mismatches": list(item.mismatches),
-            }
-            for item in target.rules
-        ],
-        "decision": {
-            "outcome": verdict.outcome,
-            "reason": verdict.reason,
-            "winner": verdict.winner,
-            "action": verdict.action,
-            "score": verdict.score,
-            "ties": list(verdict.ties),
-            "summary": verdict.summary,
-        },
+        "rules": [rule_score_to_data(item) for item in target.rules],
+        "decision": verdict_to_data(target.verdict),
+    }
+
+
+def rule_score_to_data(score: RuleScore) -> dict[str, Any]:
+    """One strategy entry's score as JSON-ready data."""
+    return {
+        "entry": score.entry,
+        "rule": score.rule,
+        "action": score.action,
+        "score": score.score,
+        "fallback": score.is_fallback,
+        "mismatches": list(score.mismatches),
+    }
+
+
+def verdict_to_data(verdict: Verdict) -> dict[str, Any]:
+    """The verdict as JSON-ready data."""
+    return {
+        "outcome": verdict.outcome,
+        "reason": verdict.reason,
+        "winner": verdict.winner,
+        "action": verdict.action,
+        "score": verdict.score,
+        "ties": list(verdict.ties),
+        "summary": verdict.summary,
     }

@@ -12,7 +12,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 MAX_TEXT_LENGTH = 1024
@@ -115,11 +115,6 @@ def check_unix_seconds(value: Any, field: str) -> float:
     if not math.isfinite(seconds) or not 0 <= seconds <= MAX_UNIX_SECONDS:
         raise InvalidFieldError(field, f"{value!r} is not a plausible Unix time")
     return seconds
-
-
-def format_time(seconds: float) -> str:
-    """RFC 3339 UTC with a ``Z``, whole seconds."""
-    return datetime.fromtimestamp(int(seconds), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_json(raw: bytes | str, field: str) -> Any:

@@ -20,6 +20,7 @@ from amtd.actionevents import ActionRequest, SecurityEventRef
 from amtd.apiserverevents import InvalidEventError
 from amtd.kubeapi import SECURITY_EVENTS, ApiError, Cluster, ConflictError, NotFoundError
 from amtd.sweeping import SweepPlan, SweepSettings, plan_sweep
+from amtd.timestamps import format_time
 from amtd.triaging import triage_security_event
 
 logger = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ def run_sweep(
     """One sweep: list, judge (pure), then decide, re-request and delete within the bounds."""
     plan = plan_sweep(cluster.list(SECURITY_EVENTS), now, settings)
     report = SweepReport(deferred=plan.deferred)
-    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = format_time(now)
     for ref in plan.to_decide:
         recover(cluster, ref, False, stamp, publish, report)
     for ref in plan.to_rerequest:

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from amtd.alerts import Alert, Outcome, build_event_manifest, make_event_name
+from amtd.alerts import Alert, Outcome, build_event_manifest, make_event_name, read_window_seconds
 from amtd.kubeapi import (
     SECURITY_EVENTS,
     ApiError,
@@ -105,6 +105,26 @@ class OccurrenceCounter:
         """``name`` no longer exists: its next repeat must create it again."""
         with self.lock:
             self.known_until.pop(name, None)
+
+
+@dataclass(frozen=True)
+class AlertRecorder:
+    """How an ingest function records alerts: as ``ingested_by``, repeats counted in ``counter``."""
+
+    ingested_by: str
+    counter: OccurrenceCounter
+
+    @classmethod
+    def from_env(cls, ingested_by: str, env: Mapping[str, str]) -> AlertRecorder:
+        """A recorder whose counter flushes every ``OCCURRENCES_FLUSH_SECONDS``."""
+        return cls(ingested_by, OccurrenceCounter(read_flush_seconds(env)))
+
+    def record(self, alert: Alert, received_at: float, env: Mapping[str, str]) -> Outcome:
+        """:func:`record_alert` on the shared connection, in the configured dedup window."""
+        window = read_window_seconds(env)
+        return record_alert(
+            connect_cluster(), alert, received_at, window, self.ingested_by, self.counter
+        )
 
 
 def record_alert(

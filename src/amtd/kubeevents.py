@@ -28,6 +28,12 @@ def refer_to_security_event(name: str, uid: str | None) -> dict[str, str]:
     return {**involved, "uid": uid} if uid else involved
 
 
+def refer_to_pod(namespace: str, name: str, uid: str | None) -> dict[str, str]:
+    """involvedObject for a pod (uid when known)."""
+    involved = {"apiVersion": "v1", "kind": "Pod", "namespace": namespace, "name": name}
+    return {**involved, "uid": uid} if uid else involved
+
+
 def make_event_name(involved_name: str, key: str) -> str:
     """``<involved name>.<16 hex of sha256(key)>``, a valid name for any involved name."""
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
@@ -45,10 +51,10 @@ def shorten_message(message: str) -> str:
 
 def make_event(
     involved: Mapping[str, str], *, namespace: str, reason: str, message: str, key: str,
-    component: str, now: str, event_type: EventType = "Normal",
+    component: str, now: str, event_type: EventType = "Normal", action: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """A core/v1 Event about ``involved``, named from ``key`` (the same key, the same Event)."""
-    return {
+    event: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Event",
         "metadata": {
@@ -61,7 +67,9 @@ def make_event(
         "type": event_type,
         "source": {"component": component},
         "reportingComponent": component,
+        "reportingInstance": component,
         "firstTimestamp": now,
         "lastTimestamp": now,
         "count": 1,
     }
+    return {**event, "action": action} if action else event

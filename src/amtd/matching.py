@@ -64,6 +64,13 @@ class Choice:
     candidates: tuple[Candidate, ...] = ()
     is_covered: bool = False
 
+    @property
+    def reason(self) -> str:
+        """Why: ``BestMatch`` or ``FallbackRule`` won, else ``NoRuleMatched``/``NoPolicyCovers``."""
+        if self.winner is None:
+            return "NoRuleMatched" if self.is_covered else "NoPolicyCovers"
+        return "FallbackRule" if self.winner.is_fallback else "BestMatch"
+
 
 @dataclass
 class PolicyIndex:

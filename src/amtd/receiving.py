@@ -18,7 +18,6 @@ from typing import Any
 
 import flask
 
-from amtd import kubeapi
 from amtd.alerts import Alert, Ignored, Outcome
 from amtd.authenticating import (
     MODE_ENV,
@@ -35,10 +34,12 @@ from amtd.kubeapi import ApiError, TransientError
 from amtd.responding import (
     HEALTH_PATHS,
     BadRequestError,
-    answer_health,
+    Handler,
+    answer_cluster_health,
     api_error_response,
     error_response,
     read_body,
+    serve,
 )
 
 logger = logging.getLogger(__name__)
@@ -81,7 +82,15 @@ def answer_ingest_health(request: flask.Request, env: Mapping[str, str]) -> flas
     is_readiness = request.path == HEALTH_PATHS[1] and request.method == "GET"
     if is_readiness and not AuthSettings.from_env(env).is_configured:
         return error_response(503, "NotConfigured", not_configured_detail())
-    return answer_health(request, kubeapi.is_configurable)
+    return answer_cluster_health(request)
+
+
+def serve_ingest(request: flask.Request, handle: Handler, env: Mapping[str, str]) -> flask.Response:
+    """An ingest function's entry: :func:`answer_ingest_health`, else ``handle`` the request.
+
+    Its refusals are answered by :func:`handle_refusals`.
+    """
+    return serve(request, handle, lambda probed: answer_ingest_health(probed, env), handle_refusals)
 
 
 def receive(request: flask.Request, env: Mapping[str, str]) -> Delivery:

@@ -122,10 +122,4 @@ def record_release(cluster: Cluster, name: str, execution: Execution, target: Ta
     if security_event is None or auditing.record_execution_status(cluster, name, execution) is None:
         LOG.warning("SecurityEvent %s is gone: release of %s not recorded there", name, target)
         return
-    events = auditing.build_step_events(
-        execution,
-        auditing.pod_reference(target.namespace, target.name, execution.pod_uid),
-        auditing.security_event_reference(name, security_event["metadata"].get("uid")),
-        target.namespace,
-    )
-    auditing.publish_events(cluster, events)
+    auditing.announce_execution(cluster, execution, name, security_event["metadata"].get("uid"))

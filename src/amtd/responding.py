@@ -2,7 +2,8 @@
 
 Status codes follow what a Knative Broker does with them (REFERENCE §6.3): 2xx done, 4xx final
 (the event goes to the dead-letter sink), 5xx retried. A Kubernetes 404/409 is never passed
-through: the broker would retry it.
+through: the broker would retry it. :func:`serve` is every function's entry: probes first, then
+the handler, its refusals and API failures answered.
 """
 
 from __future__ import annotations
@@ -16,10 +17,14 @@ from cloudevents.conversion import to_binary
 from cloudevents.exceptions import GenericException
 from cloudevents.http import CloudEvent, from_http
 
-from amtd.kubeapi import ApiError, InvalidError, TransientError
+from amtd.kubeapi import ApiError, InvalidError, TransientError, is_configurable
 
 HEALTH_PATHS = ("/health/liveness", "/health/readiness")
 MAX_BODY_BYTES = 1 << 20  # CloudEvents asks for 64 KiB; alerts with long outputs get headroom
+
+Handler = Callable[[flask.Request], flask.Response]
+Probe = Callable[[flask.Request], flask.Response | None]
+Guard = Callable[[Callable[[], flask.Response]], flask.Response]
 
 
 class BadRequestError(Exception):
@@ -103,3 +108,19 @@ def handle_errors(handler: Callable[[], flask.Response]) -> flask.Response:
         return error_response(error.status, error.error, error.detail)
     except ApiError as error:
         return api_error_response(error)
+
+
+def answer_cluster_health(request: flask.Request) -> flask.Response | None:
+    """The probes of a function that needs only the Kubernetes client; None for other requests."""
+    return answer_health(request, is_configurable)
+
+
+def serve(
+    request: flask.Request, handle: Handler, probe: Probe = answer_cluster_health,
+    guard: Guard = handle_errors,
+) -> flask.Response:  # fmt: skip
+    """A function's entry: answer its probes, else ``handle`` the request under ``guard``."""
+    health = probe(request)
+    if health is not None:
+        return health
+    return guard(lambda: handle(request))

@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from amtd.actionevents import SecurityEventRef, make_action_request
 from amtd.statuses import derive_phase, is_generation_decided
+from amtd.timestamps import parse_time
 from amtd.triaging import read_ref, read_status
 
 logger = logging.getLogger(__name__)
@@ -94,17 +95,6 @@ def read_number(env: Mapping[str, str], name: str, default: float) -> float:
         logger.warning("%s=%r is not a non-negative number: using %g", name, text, default)
         return default
     return value
-
-
-def parse_time(text: Any) -> datetime | None:
-    """An RFC 3339 timestamp as written by Kubernetes, or None when absent or unreadable."""
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else None
 
 
 def judge_security_event(obj: dict[str, Any], now: datetime, settings: SweepSettings) -> Judgement:

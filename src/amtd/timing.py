@@ -20,6 +20,7 @@ from amtd import SECURITY_EVENT_KIND as KIND
 from amtd.alerts import INGESTED_BY_LABEL
 from amtd.schedules import parse_schedule
 from amtd.targets import Target, check_namespace, check_pod_name
+from amtd.timestamps import parse_time
 
 ENABLED_ANNOTATION = "time-based-trigger.amtd.r6security.com/enabled"
 SCHEDULE_ANNOTATION = "time-based-trigger.amtd.r6security.com/schedule"
@@ -52,24 +53,13 @@ def parse_go_bool(text: str) -> bool:
     raise ValueError(f"{text[:40]!r} is not a boolean (use true or false)")
 
 
-def parse_timestamp(text: Any) -> datetime | None:
-    """A Kubernetes timestamp (``2025-03-14T09:12:44Z``), or None when missing or malformed."""
-    if not isinstance(text, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None
-
-
 def index_last_runs(security_events: Iterable[Mapping[str, Any]]) -> dict[str, datetime]:
     """Per ``namespace/pod``: the creation time of its newest time-based SecurityEvent."""
     last_runs: dict[str, datetime] = {}
     for event in security_events:
         spec = event.get("spec") or {}
         rule = spec.get("rule") or {}
-        created = parse_timestamp((event.get("metadata") or {}).get("creationTimestamp"))
+        created = parse_time((event.get("metadata") or {}).get("creationTimestamp"))
         if not isinstance(rule, dict) or rule.get("source") != TIMER_SOURCE or created is None:
             continue
         for target in spec.get("targets") or []:
@@ -109,7 +99,7 @@ def decide_due(
     if SCHEDULE_ANNOTATION not in annotations:
         raise ValueError(f"{SCHEDULE_ANNOTATION} is missing")
     schedule = parse_schedule(str(annotations[SCHEDULE_ANNOTATION]))
-    last_run = last_runs.get(str(target)) or parse_timestamp(metadata.get("creationTimestamp"))
+    last_run = last_runs.get(str(target)) or parse_time(metadata.get("creationTimestamp"))
     if last_run is None:
         raise ValueError("pod has no creationTimestamp")
     due_at = schedule.next_after(last_run)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from datetime import UTC, datetime
 
 HELP = "end a pod's quarantine: delete it (default) or --restore its labels"
 
@@ -33,10 +32,10 @@ def fail(code: int, message: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Release the pod; see the module docstring for exit codes."""
-    from amtd.auditing import format_time
     from amtd.kubeapi import ApiError, Cluster
     from amtd.releasing import NotQuarantinedError, release_pod
     from amtd.targets import parse_target
+    from amtd.timestamps import format_now
 
     try:
         target = parse_target(args.target)
@@ -49,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     except Exception as error:  # any configuration problem: say what it was
         return fail(1, f"cannot configure the Kubernetes client: {error}")
     try:
-        execution = release_pod(cluster, target, args.restore, format_time(datetime.now(UTC)))
+        execution = release_pod(cluster, target, args.restore, format_now())
     except NotQuarantinedError as error:
         return fail(2, str(error))
     except ApiError as error:

@@ -25,12 +25,12 @@ from kubernetes.watch.watch import iter_resp_lines
 
 from amtd_stack.deliveries import Destination
 from amtd_stack.kubeclients import find_resource, new_dynamic_client
-from amtd_stack.manifests import Manifest
+from amtd_stack.labelselectors import format_label_selector
+from amtd_stack.manifests import Manifest, namespace_of
 from amtd_stack.sources import (
     SOURCES_V1,
     SourceContext,
     build_event,
-    namespace_of,
     parse_extensions,
     parse_sink,
 )
@@ -38,7 +38,6 @@ from amtd_stack.sources import (
 LOG = logging.getLogger(__name__)
 MODES = {"Reference": "ref", "Resource": "resource"}
 VERBS = {"ADDED": "add", "MODIFIED": "update", "DELETED": "delete"}
-SELECTOR_OPERATORS = {"In": "in", "NotIn": "notin"}
 GONE = 410
 RETRY_PAUSE_S = 0.5
 STOP_TIMEOUT_S = 3.0
@@ -81,32 +80,6 @@ class WatchScope:
 def is_apiserversource(manifest: Manifest) -> bool:
     """True for a sources.knative.dev/v1 ApiServerSource."""
     return manifest.api_version == SOURCES_V1 and manifest.kind == "ApiServerSource"
-
-
-def format_label_selector(selector: Any, field: str, manifest: Manifest) -> str:
-    """A LabelSelector (matchLabels + matchExpressions) as the API's selector string (pure)."""
-    if not isinstance(selector, Mapping):
-        raise manifest.refuse(field, "must be a LabelSelector mapping")
-    terms = [f"{k}={v}" for k, v in (selector.get("matchLabels") or {}).items()]
-    for index, expression in enumerate(selector.get("matchExpressions") or []):
-        terms.append(format_expression(expression, f"{field}.matchExpressions[{index}]", manifest))
-    return ",".join(terms)
-
-
-def format_expression(expression: Any, field: str, manifest: Manifest) -> str:
-    """One matchExpressions entry as selector syntax (pure)."""
-    key = expression.get("key") if isinstance(expression, Mapping) else None
-    operator = expression.get("operator") if isinstance(expression, Mapping) else None
-    if not isinstance(key, str) or not key:
-        raise manifest.refuse(f"{field}.key", "is required")
-    if operator == "Exists":
-        return key
-    if operator == "DoesNotExist":
-        return f"!{key}"
-    if operator not in SELECTOR_OPERATORS:
-        raise manifest.refuse(f"{field}.operator", f"unknown operator {operator!r}")
-    values = ",".join(str(v) for v in expression.get("values") or [])
-    return f"{key} {SELECTOR_OPERATORS[operator]} ({values})"
 
 
 def parse_resources(manifest: Manifest) -> tuple[WatchedResource, ...]:
@@ -320,9 +293,8 @@ class ApiServerSourceRunner:
         event = build_apiserver_event(
             self.source, self.context.api_url, scope.resource.name, kind, raw
         )
-        self.context.emitted.append(event)
         try:
-            self.context.send(event)
+            self.context.emit(event)
         except Exception:  # a broken sink must not end the watch
             LOG.exception("source %s could not send event %s", self.source.name, event["id"])
 

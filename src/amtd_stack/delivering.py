@@ -17,6 +17,7 @@ import requests
 from cloudevents.http import CloudEvent
 
 from amtd_stack.deliveries import DeliverySpec, compute_backoff, is_retryable
+from amtd_stack.journals import Journal
 from amtd_stack.messages import EventError, copy_event, encode_binary, is_cloudevent_message
 from amtd_stack.messages import parse_event as parse_message
 
@@ -51,27 +52,7 @@ class DeliveryAttempt:
     at: float = field(default_factory=time.time)
 
 
-class AttemptLog:
-    """Thread-safe, append-only record of delivery attempts."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._attempts: list[DeliveryAttempt] = []
-
-    def record(self, attempt: DeliveryAttempt) -> None:
-        """Append one attempt."""
-        with self._lock:
-            self._attempts.append(attempt)
-
-    def snapshot(self) -> list[DeliveryAttempt]:
-        """A copy of all attempts so far, oldest first."""
-        with self._lock:
-            return list(self._attempts)
-
-    def clear(self) -> None:
-        """Forget recorded attempts."""
-        with self._lock:
-            self._attempts.clear()
+AttemptLog = Journal[DeliveryAttempt]  # every HTTP attempt, oldest first
 
 
 def interpret_response(status: int, headers: Mapping[str, str], body: bytes) -> DeliveryResult:
@@ -132,7 +113,7 @@ def deliver(
             return DeliveryResult(False, None, "stack stopping")
         result = sender(delivery.url, delivery.event, spec.timeout_s, delivery.headers)
         final = result.ok or not is_retryable(result.status) or attempt == spec.retry
-        log.record(attempt_record(delivery, attempt + 1, result, final))
+        log.append(attempt_record(delivery, attempt + 1, result, final))
         if final:
             break
     return result

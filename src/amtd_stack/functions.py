@@ -24,6 +24,7 @@ from amtd_stack.errors import ManifestError, StackError
 from amtd_stack.serving import is_port_open, pick_free_port
 
 DEFAULT_NAMESPACE = "amtd-system"
+SERVICE = ("serving.knative.dev/v1", "Service")  # how manifests address a function
 TEMPLATE = re.compile(r"^\{\{\s*(?P<kind>\w+)\s*:\s*(?P<args>[^}]*?)\s*\}\}$")
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 5.0

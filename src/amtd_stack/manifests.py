@@ -15,6 +15,7 @@ import yaml
 
 from amtd_stack.errors import ManifestError
 
+DEFAULT_NAMESPACE = "default"  # where kubectl places a namespaced object without one
 KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 KUSTOMIZATION_FIELDS = frozenset({"apiVersion", "kind", "metadata", "resources", "namespace"})
 # Built-in cluster-scoped kinds; CRDs in the same set add their own cluster-scoped kinds.
@@ -77,6 +78,11 @@ class Manifest:
     def refuse(self, field: str, problem: str) -> ManifestError:
         """A ManifestError naming this object's file, the object and the field."""
         return ManifestError(field, f"{self.describe()}: {problem}", self.path)
+
+
+def namespace_of(manifest: Manifest) -> str:
+    """The object's namespace, ``default`` when unset (as kubectl would place it)."""
+    return manifest.namespace or DEFAULT_NAMESPACE
 
 
 def find_kustomization(directory: Path) -> Path:

@@ -21,12 +21,11 @@ from cloudevents.http import CloudEvent
 from croniter import croniter
 
 from amtd_stack.deliveries import Destination
-from amtd_stack.manifests import Manifest
+from amtd_stack.manifests import Manifest, namespace_of
 from amtd_stack.sources import (
     SOURCES_V1,
     SourceContext,
     build_event,
-    namespace_of,
     parse_extensions,
     parse_sink,
 )
@@ -144,8 +143,7 @@ class PingSourceRunner:
     def fire(self) -> CloudEvent:
         """Emit one event now (besides the schedule) and return it."""
         event = build_ping_event(self.source, datetime.now(ZoneInfo(self.source.timezone)))
-        self.context.emitted.append(event)
-        self.context.send(event)
+        self.context.emit(event)
         return event
 
     def _loop(self) -> None:

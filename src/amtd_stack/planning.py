@@ -18,11 +18,12 @@ from amtd_stack.apiserversources import (
 )
 from amtd_stack.deliveries import Destination
 from amtd_stack.errors import ManifestError
-from amtd_stack.functions import FunctionDefinition, discover_functions
+from amtd_stack.functions import SERVICE, FunctionDefinition, discover_functions
 from amtd_stack.manifests import Manifest, load_manifests
 from amtd_stack.pingsources import PingSourceDefinition, is_pingsource, parse_pingsource
 from amtd_stack.sinkbindings import SinkBindingDefinition, is_sinkbinding, parse_sinkbinding
 from amtd_stack.triggers import (
+    BROKER,
     BrokerDefinition,
     TriggerDefinition,
     check_trigger_brokers,
@@ -32,8 +33,6 @@ from amtd_stack.triggers import (
     parse_trigger,
 )
 
-SERVICE = ("serving.knative.dev/v1", "Service")
-BROKER = ("eventing.knative.dev/v1", "Broker")
 KNATIVE_GROUP_SUFFIX = ".knative.dev/"
 
 

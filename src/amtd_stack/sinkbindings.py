@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from amtd_stack.deliveries import Destination
-from amtd_stack.manifests import Manifest
-from amtd_stack.sources import SOURCES_V1, namespace_of, parse_extensions, parse_sink
-
-SERVICE = ("serving.knative.dev/v1", "Service")
+from amtd_stack.functions import SERVICE
+from amtd_stack.manifests import Manifest, namespace_of
+from amtd_stack.sources import SOURCES_V1, parse_extensions, parse_sink
 
 
 @dataclass(frozen=True)

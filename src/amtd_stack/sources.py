@@ -18,7 +18,8 @@ from cloudevents.http import CloudEvent
 from amtd_stack.deliveries import DeliverySpec, Destination, SpecError, parse_destination
 from amtd_stack.delivering import AttemptLog, Delivery, deliver
 from amtd_stack.filtering import ATTRIBUTE_NAME
-from amtd_stack.manifests import Manifest
+from amtd_stack.journals import Journal
+from amtd_stack.manifests import Manifest, namespace_of
 
 LOG = logging.getLogger(__name__)
 SOURCES_V1 = "sources.knative.dev/v1"
@@ -26,6 +27,7 @@ SOURCES_V1 = "sources.knative.dev/v1"
 SINK_DELIVERY = DeliverySpec(retry=3, backoff_policy="exponential", backoff_delay_s=0.1)
 
 EventSender = Callable[[CloudEvent], None]
+EmittedLog = Journal[CloudEvent]  # the events one source emitted, oldest first
 
 
 def parse_sink(manifest: Manifest) -> Destination:
@@ -49,29 +51,6 @@ def parse_extensions(manifest: Manifest) -> dict[str, str]:
     return {str(name): str(value) for name, value in extensions.items()}
 
 
-def namespace_of(manifest: Manifest) -> str:
-    """The source's namespace, ``default`` when unset."""
-    return manifest.namespace or "default"
-
-
-class EmittedLog:
-    """Thread-safe list of the events a source emitted."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._events: list[CloudEvent] = []
-
-    def append(self, event: CloudEvent) -> None:
-        """Record one emitted event."""
-        with self._lock:
-            self._events.append(event)
-
-    def snapshot(self) -> list[CloudEvent]:
-        """A copy of the emitted events, oldest first."""
-        with self._lock:
-            return list(self._events)
-
-
 def build_event(attributes: Mapping[str, Any], data: bytes | None) -> CloudEvent:
     """A CloudEvent with exactly these attributes (no invented ``time``)."""
     event = CloudEvent(dict(attributes), data)
@@ -88,6 +67,11 @@ class SourceContext:
     api_url: str
     send: EventSender
     emitted: EmittedLog
+
+    def emit(self, event: CloudEvent) -> None:
+        """Record the event as emitted, then send it (raising whatever sending raises)."""
+        self.emitted.append(event)
+        self.send(event)
 
 
 def make_sink_sender(

@@ -144,9 +144,7 @@ class Stack:
 
     def _function_environment(self, name: str) -> dict[str, str]:
         definition = self.plan.functions[name]
-        identity = self.state_dir / "kubeconfigs" / f"{definition.service_account}.yaml"
-        identity.parent.mkdir(parents=True, exist_ok=True)
-        self._api().write_kubeconfig(identity, user=definition.service_account)
+        identity = self._write_identity(definition.service_account, definition.service_account)
         overrides = {
             "KUBECONFIG": str(identity),
             "AMTD_NAMESPACE": SYSTEM_NAMESPACE,
@@ -155,6 +153,11 @@ class Stack:
             **self.env_overrides.get(name, {}),
         }
         return build_environment(definition, self._read_secret, overrides, os.environ)
+
+    def _write_identity(self, filename: str, user: str) -> Path:
+        """A kubeconfig acting as ``user``, at ``kubeconfigs/<filename>.yaml``."""
+        path = self.state_dir / "kubeconfigs" / f"{filename}.yaml"
+        return self._api().write_kubeconfig(path, user)
 
     def _read_secret(self, namespace: str, name: str, key: str) -> str:
         return read_secret_value(self.kubeconfig, namespace, name, key)
@@ -196,9 +199,7 @@ class Stack:
         self, source: ApiServerSourceDefinition | PingSourceDefinition, service_account: str
     ) -> SourceContext:
         assert self.router is not None
-        identity = self.state_dir / "kubeconfigs" / f"source-{service_account}.yaml"
-        identity.parent.mkdir(parents=True, exist_ok=True)
-        self._api().write_kubeconfig(identity, user=service_account)
+        identity = self._write_identity(f"source-{service_account}", service_account)
         label = f"{source.namespace}/{source.name}"
         emitted = self.emitted.setdefault(label, EmittedLog())
         url = self._resolve(source.sink)

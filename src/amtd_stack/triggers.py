@@ -9,10 +9,11 @@ from pathlib import Path
 from amtd_stack.deliveries import DeliverySpec, Destination, parse_delivery, parse_destination
 from amtd_stack.errors import ManifestError
 from amtd_stack.filtering import Filter, compile_trigger_filter
-from amtd_stack.manifests import Manifest
+from amtd_stack.manifests import Manifest, namespace_of
 
 EVENTING_V1 = "eventing.knative.dev/v1"
-DEFAULT_NAMESPACE = "default"
+BROKER = (EVENTING_V1, "Broker")
+TRIGGER = (EVENTING_V1, "Trigger")
 
 
 @dataclass(frozen=True)
@@ -45,17 +46,12 @@ class TriggerDefinition:
 
 def is_broker(manifest: Manifest) -> bool:
     """True for an eventing.knative.dev/v1 Broker."""
-    return manifest.api_version == EVENTING_V1 and manifest.kind == "Broker"
+    return (manifest.api_version, manifest.kind) == BROKER
 
 
 def is_trigger(manifest: Manifest) -> bool:
     """True for an eventing.knative.dev/v1 Trigger."""
-    return manifest.api_version == EVENTING_V1 and manifest.kind == "Trigger"
-
-
-def namespace_of(manifest: Manifest) -> str:
-    """The object's namespace, ``default`` when unset (as kubectl would place it)."""
-    return manifest.namespace or DEFAULT_NAMESPACE
+    return (manifest.api_version, manifest.kind) == TRIGGER
 
 
 def parse_broker(manifest: Manifest) -> BrokerDefinition:

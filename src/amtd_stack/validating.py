@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from jsonschema import Draft4Validator
+from jsonschema import Draft4Validator  # type: ignore[import-untyped]
 
 from amtd_stack.apiserver.schemas import validation_causes
 from amtd_stack.functions import FunctionDefinition
@@ -45,7 +45,7 @@ class Report:
 
 def check_builtin_kinds(manifests: Iterable[Manifest], version: str = KUBERNETES_VERSION) -> Report:
     """Strict kubernetes_validate of each object; kinds without a built-in schema are unknown."""
-    import kubernetes_validate  # a development tool: imported only when checking
+    import kubernetes_validate  # type: ignore[import-untyped]  # a dev tool, imported when checking
 
     report = Report()
     for manifest in manifests:

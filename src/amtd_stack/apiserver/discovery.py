@@ -104,7 +104,7 @@ def _resource_entries(rtype: ResourceType) -> list[Obj]:
 
 def resource_list(registry: Registry, group: str, version: str) -> Obj | None:
     """GET /api/v1 or /apis/<g>/<v>: the APIResourceList, or None if unknown."""
-    types = [t for t in registry.all() if t.group_version == (group, version)]
+    types = registry.in_group_version(group, version)
     if not types:
         return None
     return {
@@ -154,7 +154,7 @@ def _openapi_path(rtype: ResourceType) -> tuple[str, Obj]:
 
 def openapi_group_version(registry: Registry, group: str, version: str) -> Obj | None:
     """GET /openapi/v3/<gv path>: PATCH operations that advertise fieldValidation."""
-    types = [t for t in registry.all() if t.group_version == (group, version)]
+    types = registry.in_group_version(group, version)
     if not types:
         return None
     return {

@@ -7,17 +7,19 @@ Every client mistake becomes a 4xx `Status`; an unexpected exception becomes a 5
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import select
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import yaml
 from werkzeug.wrappers import Request, Response
+
+from amtd_stack.journals import Journal
 
 from . import discovery, protobufs, tables
 from .errors import ApiError, bad_request
@@ -90,27 +92,7 @@ def _until_client_gone(lines: Iterator[bytes], sock: socket.socket | None) -> It
         yield line
 
 
-class RequestLog:
-    """Thread-safe append-only list of RequestRecords."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._records: list[RequestRecord] = []
-
-    def add(self, record: RequestRecord) -> None:
-        """Append one record."""
-        with self._lock:
-            self._records.append(record)
-
-    def snapshot(self) -> list[RequestRecord]:
-        """A copy of the records so far."""
-        with self._lock:
-            return list(self._records)
-
-    def clear(self) -> None:
-        """Forget every record."""
-        with self._lock:
-            self._records.clear()
+RequestLog = Journal[RequestRecord]  # every resource request, oldest first
 
 
 class Dispatcher:
@@ -184,15 +166,15 @@ class Dispatcher:
         try:
             response = self.execute(request, verb, target)
         except ApiError as error:
-            self.log.add(_with_status(base, error.code, fault))
+            self.log.append(_with_status(base, error.code, fault))
             raise
         if fault is not None and fault.drop:
             self._drop_connection(request)
-        self.log.add(_with_status(base, response.status_code, fault))
+        self.log.append(_with_status(base, response.status_code, fault))
         return response
 
     def _failed(self, base: RequestRecord, fault: Fault) -> Response:
-        self.log.add(_with_status(base, fault.status, fault))
+        self.log.append(_with_status(base, fault.status, fault))
         error = ApiError(fault.status, f"injected fault: {fault.status}")
         headers = {"Retry-After": "1"} if fault.status == 429 else None
         return json_response(fault.status, error.to_status(), headers)
@@ -272,14 +254,4 @@ def _with_status(base: RequestRecord, status: int, fault: Fault | None) -> Reque
     kind = ""
     if fault is not None:
         kind = "drop" if fault.drop else ("status" if fault.status else "latency")
-    return RequestRecord(
-        base.user,
-        base.verb,
-        base.api_group,
-        base.resource,
-        base.subresource,
-        base.namespace,
-        base.name,
-        status,
-        kind,
-    )
+    return dataclasses.replace(base, status=status, fault=kind)

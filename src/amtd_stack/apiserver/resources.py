@@ -148,6 +148,10 @@ class Registry:
         with self._lock:
             return list(self._types.values())
 
+    def in_group_version(self, group: str, version: str) -> list[ResourceType]:
+        """The types served under one group version, in registration order."""
+        return [t for t in self.all() if t.group_version == (group, version)]
+
     def group_versions(self) -> list[tuple[str, str]]:
         """Distinct (group, version) pairs, in registration order."""
         seen: dict[tuple[str, str], None] = {}
