@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import requests
 import yaml
+
+from support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_DIR = ROOT / "knative" / "crds"
@@ -73,14 +74,7 @@ def project_crds() -> list[dict[str, Any]]:
 
 def poll(predicate: Callable[[], Any], timeout_s: float = DEADLINE_S) -> Any:
     """Call `predicate` until it returns something truthy; fail after the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s}s: {predicate}")
-        time.sleep(0.02)
+    return wait_for(predicate, f"{predicate}", timeout_s, interval_s=0.02)
 
 
 def pod_manifest(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from amtd_stack.apiserver import ApiServer
 from .helpers import CRD_DIR, ROOT, poll
 
 KUBECTL = shutil.which("kubectl")
-PHOENIX_FIXTURES = ROOT.parent / "shared" / "fixtures" / "phoenix"
+PHOENIX_FIXTURES = ROOT / "tests" / "unit" / "phoenix"  # upstream samples, kept in the repo
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed on this machine")
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
@@ -47,8 +47,7 @@ def kubectl(kubeconfig: Path, tmp_path: Path) -> Kubectl:
 
 
 def _apply_crds(kubectl: Kubectl) -> None:
-    if not list(CRD_DIR.glob("*.yaml")):
-        pytest.skip("knative/crds/*.yaml are not present yet")
+    assert list(CRD_DIR.glob("*.yaml")), "knative/crds/*.yaml must exist"
     kubectl("apply", "-f", str(CRD_DIR))
 
 
@@ -59,8 +58,6 @@ def test_get_namespaces_as_table(kubectl: Kubectl) -> None:
 
 
 def test_create_namespace_apply_fixtures_and_printer_columns(kubectl: Kubectl) -> None:
-    if not PHOENIX_FIXTURES.is_dir():
-        pytest.skip(f"shared fixtures missing at {PHOENIX_FIXTURES}")
     kubectl("create", "namespace", "scratch")
     _apply_crds(kubectl)
     kubectl("apply", "-f", str(PHOENIX_FIXTURES / "test-deployment.yaml"))

@@ -17,7 +17,7 @@ from .helpers import pod_manifest, poll, raw
 
 def _running(core: client.CoreV1Api, name: str) -> Any:
     pod = core.read_namespaced_pod(name, "default")
-    return pod if pod.status.phase == "Running" else None
+    return pod if pod.status and pod.status.phase == "Running" else None
 
 
 def _status(exc: ApiException) -> dict[str, Any]:
