@@ -2,7 +2,9 @@
 
 Everything is real: functions-framework processes on loopback ports (one gunicorn worker, as
 deployed), the stand-in over HTTP, the official client (``amtd.kubeapi.Cluster``) for setup.
-Every start is a context manager whose exit stops what it started.
+Every start is a context manager whose exit stops what it started. Helpers the tests use as
+well (waiting, processes, the stand-in's CRDs, CloudEvents) come from ``tests/support`` (run.py
+puts ``tests/`` on the path, as pytest's ``pythonpath`` does for the tests).
 """
 
 from __future__ import annotations
@@ -11,30 +13,29 @@ import contextlib
 import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
-from cloudevents.conversion import to_binary
-from cloudevents.http import CloudEvent
 
-from amtd.kubeapi import PODS, POLICIES, SECURITY_EVENTS, Cluster, Resource
+from amtd.kubeapi import POLICIES, SECURITY_EVENTS, Cluster
 from amtd_stack.apiserver import ApiServer, start_apiserver
+from amtd_stack.serving import pick_free_port
+from support.cloudevents import as_binary
+from support.functions import FUNCTIONS, read_target
+from support.processes import stop_process, wait_for_port
+from support.standins import DEPLOYMENTS, NAMESPACES, install_crds, list_pods
+from support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
-FUNCTIONS = ROOT / "functions"
 BIN = Path(sys.executable).parent
-CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", namespaced=False)
-NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)
-DEPLOYMENTS = Resource("apps", "v1", "deployments", namespaced=True)
 NAMESPACE = "demo"
 NOOP_TARGET = "answer_nothing"
 NOOP_SOURCE = '''"""The floor: an HTTP function that reads the body and answers 204."""
@@ -49,26 +50,7 @@ def answer_nothing(request: flask.Request) -> flask.Response:
     request.get_data()
     return flask.Response(status=204)
 '''
-T = TypeVar("T")
 Request = tuple[dict[str, str], bytes]
-
-
-def wait_for(what: str, probe: Callable[[], T | None], deadline_s: float = 30.0) -> T:
-    """Poll ``probe`` until it returns something truthy; TimeoutError naming ``what``."""
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(0.01)
-    raise TimeoutError(f"gave up waiting for {what} after {deadline_s:.0f} s")
-
-
-def pick_free_port() -> int:
-    """A free loopback port (bound to 0 and released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -129,13 +111,6 @@ def run_standin_process(folder: Path) -> Iterator[str]:
         log.close()
 
 
-def install_crds(cluster: Cluster) -> None:
-    """Our CRDs, waited for until SecurityEvents are served."""
-    for path in sorted((ROOT / "knative" / "crds").glob("*.yaml")):
-        cluster.create(CRDS, yaml.safe_load(path.read_text()))
-    wait_for("the CRDs", lambda: cluster.request("GET", SECURITY_EVENTS.path()))
-
-
 def install_workload(cluster: Cluster, replicas: int) -> list[str]:
     """Namespace ``demo``, the demo Deployment with ``replicas`` pods and the demo AMTD."""
     namespace, deployment = yaml.safe_load_all((ROOT / "examples/demo/workload.yaml").read_text())
@@ -144,19 +119,13 @@ def install_workload(cluster: Cluster, replicas: int) -> list[str]:
     cluster.create(DEPLOYMENTS, deployment, NAMESPACE)
     policy = yaml.safe_load((ROOT / "examples/demo/policy.yaml").read_text())
     cluster.create(POLICIES, policy, NAMESPACE)
-    return wait_for("the demo pods", lambda: running_pods(cluster)[replicas - 1 :] and
-                    running_pods(cluster))  # fmt: skip
+    return wait_for(lambda: running_pods(cluster)[replicas - 1 :] and running_pods(cluster),
+                    "the demo pods", 30.0)  # fmt: skip
 
 
 def running_pods(cluster: Cluster) -> list[str]:
-    """Names of the demo Deployment's Running pods that are not being deleted."""
-    pods = cluster.list(PODS, NAMESPACE, label_selector="app=nginx")
-    return sorted(
-        pod["metadata"]["name"]
-        for pod in pods
-        if pod.get("status", {}).get("phase") == "Running"
-        and not pod["metadata"].get("deletionTimestamp")
-    )
+    """Names of the demo Deployment's Running pods that are not being deleted, sorted."""
+    return [pod["metadata"]["name"] for pod in list_pods(cluster, NAMESPACE, "app=nginx")]
 
 
 @dataclass(frozen=True)
@@ -171,9 +140,8 @@ class FunctionCode:
     def of(cls, folder: str) -> FunctionCode:
         """``functions/<folder>`` (e.g. ``matcher``, ``executors/delete``)."""
         path = FUNCTIONS / folder
-        spec = yaml.safe_load((path / "func.yaml").read_text())
-        envs = {env["name"]: env.get("value") for env in spec["run"]["envs"]}
-        return cls(str(spec["name"]), path / "main.py", str(envs["FUNCTION_TARGET"]))
+        name = yaml.safe_load((path / "func.yaml").read_text())["name"]
+        return cls(str(name), path / "main.py", read_target(path))
 
 
 @contextlib.contextmanager
@@ -220,16 +188,6 @@ def image_python_path() -> str:
     return _HIDDEN.name
 
 
-def stop_process(process: subprocess.Popen[Any]) -> None:
-    """SIGTERM, then SIGKILL after 10 s."""
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(10)
-
-
 @contextlib.contextmanager
 def serve(code: FunctionCode, env: Mapping[str, str] | None = None) -> Iterator[int]:
     """The function serving on a free port until the block ends; yields the port."""
@@ -237,17 +195,10 @@ def serve(code: FunctionCode, env: Mapping[str, str] | None = None) -> Iterator[
     with tempfile.NamedTemporaryFile(prefix=f"amtd-{code.target}-", suffix=".log") as log:
         process = start_function(code, env or {}, port, Path(log.name))
         try:
-            wait_for(f"{code.name} to listen", lambda: is_listening(port))
+            wait_for_port(port)
             yield port
         finally:
             stop_process(process)
-
-
-def is_listening(port: int) -> bool:
-    """True when a TCP connection to the loopback port succeeds."""
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-        return True
-    return False
 
 
 class Client:
@@ -273,12 +224,6 @@ class Client:
         self.connection.close()
 
 
-def as_binary_event(attributes: Mapping[str, Any], data: Any) -> Request:
-    """Headers and body of a binary-mode CloudEvent."""
-    headers, body = to_binary(CloudEvent(dict(attributes), data))
-    return dict(headers), body
-
-
 def apiserver_add_event(obj: Mapping[str, Any]) -> Request:
     """The ``resource.add`` CloudEvent an ApiServerSource sends for a new SecurityEvent."""
     name = obj["metadata"]["name"]
@@ -288,7 +233,7 @@ def apiserver_add_event(obj: Mapping[str, Any]) -> Request:
         "subject": f"/apis/amtd.r6security.com/v1beta1/securityevents/{name}",
         "kind": "SecurityEvent", "apiversion": "amtd.r6security.com/v1beta1", "name": name,
     }  # fmt: skip
-    return as_binary_event(attributes, dict(obj))
+    return as_binary(attributes, dict(obj))
 
 
 def create_security_event(cluster: Cluster, name: str, pod: str, rule_type: str) -> dict[str, Any]:

@@ -27,21 +27,21 @@ from launching import (
     Request,
     StandIn,
     apiserver_add_event,
-    as_binary_event,
     create_security_event,
     falco_alert,
     install_workload,
     noop_function,
-    pick_free_port,
     run_standin,
     running_pods,
     start_function,
-    stop_process,
-    wait_for,
 )
 
 from amtd.actionevents import to_request_attributes
 from amtd.triaging import triage_security_event
+from amtd_stack.serving import pick_free_port
+from support.cloudevents import as_binary
+from support.processes import stop_process
+from support.waiting import wait_for
 
 TITLE = "P3 cold start: process start → first answered event, per function, vs a bare app"
 ROUNDS = 7
@@ -86,7 +86,7 @@ def post_when_listening(
 
 def next_pod(stand: StandIn) -> str:
     """A Running demo pod (the Deployment replaces the ones executors take)."""
-    return wait_for("a Running demo pod", lambda: running_pods(stand.cluster))[0]
+    return wait_for(lambda: running_pods(stand.cluster), "a Running demo pod", 30.0)[0]
 
 
 def matcher_event(stand: StandIn, round_: int) -> Request:
@@ -105,7 +105,7 @@ def action_event(rule_type: str) -> Prepare:
         triage = triage_security_event(stand.cluster, name, may_replay=True, now=now)
         assert triage.request is not None, triage.outcome
         data = triage.request.model_dump(by_alias=True, mode="json")
-        return as_binary_event(to_request_attributes(triage.request), data)
+        return as_binary(to_request_attributes(triage.request), data)
 
     return prepare
 
@@ -130,7 +130,7 @@ def ping(stand: StandIn, round_: int) -> Request:
         "source": "/apis/v1/namespaces/amtd-system/pingsources/amtd-timer",
         "datacontenttype": "application/json",
     }  # fmt: skip
-    return as_binary_event(attributes, {"round": round_})
+    return as_binary(attributes, {"round": round_})
 
 
 def dead_letter(stand: StandIn, round_: int) -> Request:
@@ -142,7 +142,7 @@ def dead_letter(stand: StandIn, round_: int) -> Request:
         "knativeerrordest": "http://executor-delete.amtd-system.svc.cluster.local",
         "knativeerrordata": base64.b64encode(b'{"error": "ApiUnavailable"}').decode(),
     }  # fmt: skip
-    return as_binary_event(attributes, {"steps": []})
+    return as_binary(attributes, {"steps": []})
 
 
 def falco(stand: StandIn, round_: int) -> Request:

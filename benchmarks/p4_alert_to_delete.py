@@ -30,12 +30,12 @@ from launching import (
     noop_function,
     running_pods,
     serve,
-    wait_for,
 )
 
 from amtd.kubeapi import Cluster
 from amtd_stack.apiserver.storing import StoreEvent
 from amtd_stack.stack import Stack
+from support.waiting import wait_for
 
 TITLE = "P4 alert POST → pod deleted, on the embedded stack (ratio: loopback HTTP round trips)"
 RUNS = 100
@@ -104,7 +104,7 @@ class Bench:
 def attack(bench: Bench) -> Run:
     """POST an alert about a fresh pod; wait for its deletion and for the stack to be idle."""
     stack, moments, attacked = bench.stack, bench.moments, bench.attacked
-    pod = wait_for("a fresh Running pod", lambda: fresh_pod(bench.cluster, attacked))
+    pod = wait_for(lambda: fresh_pod(bench.cluster, attacked), "a fresh Running pod", 30.0)
     attacked.add(pod)
     api, deliveries = len(api_requests(stack)), len(stack.attempts)
     started = time.perf_counter()

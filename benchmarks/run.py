@@ -21,6 +21,8 @@ FIGURES = [
     "p5_ingest_storm",
 ]
 RESULTS = Path(__file__).resolve().parent / "results.md"
+# As pytest's ``pythonpath`` does for the tests: the figures share their helpers (tests/support).
+sys.path.append(str(Path(__file__).resolve().parents[1] / "tests"))
 
 
 def run_figure(name: str) -> tuple[str, list[Row], float]:

@@ -1,4 +1,4 @@
-"""Shared fixtures: a fresh API server stand-in per test and a kubeconfig pointing at it.
+"""Shared fixtures: a fresh API server stand-in per test, a kubeconfig pointing at it, a Stand.
 
 Imports of the stack happen inside the fixtures, so collecting tests that do not use them stays
 cheap and free of side effects.
@@ -14,6 +14,7 @@ import pytest
 
 if TYPE_CHECKING:
     from amtd_stack.apiserver import ApiServer
+    from support.executors import Stand
 
 
 @pytest.fixture
@@ -32,3 +33,12 @@ def apiserver() -> Iterator[ApiServer]:
 def kubeconfig(apiserver: ApiServer, tmp_path: Path) -> Path:
     """A kubeconfig for `apiserver` acting as user "test"."""
     return apiserver.write_kubeconfig(tmp_path / "kubeconfig", user="test")
+
+
+@pytest.fixture
+def stand(tmp_path: Path) -> Iterator[Stand]:
+    """A stand-in with our CRDs and namespace ``shop``, the test's connection, identities."""
+    from support.executors import run_stand
+
+    with run_stand(tmp_path) as running:
+        yield running

@@ -7,21 +7,19 @@ SecurityEvents with sane and hostile targets. Counts per entry point are printed
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 
 from amtd.kubeapi import POLICIES, SECURITY_EVENTS, Cluster
-from amtd_stack.apiserver import ApiServer, start_apiserver
-from faults.sinks import SinkReceiver
-from support.executors import create_deployment, create_namespace
+from amtd_stack.apiserver import ApiServer
 from support.functions import load_function_client
-from support.ingesting import TOKEN, connect, functions_connected, install_crds
+from support.ingesting import expect_token
+from support.receivers import SinkReceiver
+from support.standins import create_deployment, create_namespace, run_module_world
 
 ENTRIES = {
     "ingest-falco": "ingest-falco",
@@ -107,30 +105,21 @@ def populate(cluster: Cluster) -> tuple[list[dict[str, Any]], list[dict[str, Any
 @pytest.fixture(scope="module")
 def world(sink_url: str) -> Iterator[World]:
     """Every function in-process, connected to one stand-in; the environment they read."""
-    with pytest.MonkeyPatch.context() as monkeypatch, tempfile.TemporaryDirectory() as folder:
-        server = start_apiserver(workloads=True)
-        try:
-            own = connect(server.write_kubeconfig(Path(folder) / "test.kubeconfig", user="test"))
-            install_crds(own)
-            shop, protected, names = populate(own)
-            for name, value in {
-                "INGEST_TOKEN": TOKEN,
-                "K_SINK": sink_url,
-                "AMTD_NAMESPACE": "amtd-system",
-                "SWEEP_GRACE_SECONDS": "0",
-                "SWEEP_MAX_EVENTS": "3",
-                "OCCURRENCES_FLUSH_SECONDS": "0",
-            }.items():
-                monkeypatch.setenv(name, value)  # fmt: skip
-            monkeypatch.delenv("AMTD_INGEST_AUTH", raising=False)
-            with functions_connected(server, Path(folder), "campaign", monkeypatch):
-                clients = {entry: load_function_client(folder_name)
-                           for entry, folder_name in ENTRIES.items()}  # fmt: skip
-                uids = {n: own.get(SECURITY_EVENTS, n)["metadata"]["uid"] for n in names}
-                yield World(server, own, clients, shop, protected, names, uids)
-            own.api_client.close()
-        finally:
-            server.stop()
+    with run_module_world("campaign", workloads=True) as (server, own, monkeypatch):
+        expect_token(monkeypatch)
+        for name, value in {
+            "K_SINK": sink_url,
+            "AMTD_NAMESPACE": "amtd-system",
+            "SWEEP_GRACE_SECONDS": "0",
+            "SWEEP_MAX_EVENTS": "3",
+            "OCCURRENCES_FLUSH_SECONDS": "0",
+        }.items():
+            monkeypatch.setenv(name, value)  # fmt: skip
+        shop, protected, names = populate(own)
+        clients = {entry: load_function_client(folder_name)
+                   for entry, folder_name in ENTRIES.items()}  # fmt: skip
+        uids = {n: own.get(SECURITY_EVENTS, n)["metadata"]["uid"] for n in names}
+        yield World(server, own, clients, shop, protected, names, uids)
 
 
 @pytest.fixture(scope="module")

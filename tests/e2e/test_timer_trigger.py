@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from support.executors import NAMESPACES
 from support.stacks import (
     TIMED_ANNOTATIONS,
     LiveStack,
@@ -23,6 +22,7 @@ from support.stacks import (
     wait_for_executions,
     wait_for_running,
 )
+from support.standins import NAMESPACES
 
 pytestmark = pytest.mark.e2e
 NAMESPACE = "timer"

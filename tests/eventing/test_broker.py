@@ -13,8 +13,10 @@ from cloudevents.http import CloudEvent
 from amtd_stack.brokers import TriggerRoute
 from amtd_stack.deliveries import DeliverySpec
 from amtd_stack.filtering import compile_trigger_filter
+from support.receivers import Answer, Receiver, answers
+from support.waiting import wait_until
 
-from .conftest import Answer, Receiver, RunningBroker, answers, wait_until
+from .conftest import RunningBroker
 
 FAST = DeliverySpec(retry=2, backoff_policy="linear", backoff_delay_s=0.01, timeout_s=5.0)
 TYPE = "com.example.test.v1"

@@ -19,8 +19,10 @@ from amtd_stack.kubeclients import find_resource
 from amtd_stack.manifests import Manifest
 from amtd_stack.pingsources import PingSourceRunner, next_fire, parse_pingsource
 from amtd_stack.sources import EmittedLog, SourceContext, make_sink_sender
+from support.receivers import Receiver
+from support.waiting import wait_until
 
-from .conftest import Receiver, StandIn, wait_until
+from .conftest import StandIn
 
 SECURITY_EVENT = ("amtd.r6security.com/v1beta1", "SecurityEvent")
 

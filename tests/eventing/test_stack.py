@@ -17,8 +17,8 @@ from amtd_stack.cli import main, parse_env_overrides
 from amtd_stack.errors import ManifestError
 from amtd_stack.kubeclients import find_resource, new_dynamic_client
 from amtd_stack.stack import Stack
-
-from .conftest import Answer, Receiver, answers, wait_until
+from support.receivers import Answer, Receiver, answers
+from support.waiting import wait_until
 
 ECHO_MAIN = '''
 """Echo: reply to any CloudEvent with com.example.echoed.v1 describing what arrived."""

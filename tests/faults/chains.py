@@ -7,55 +7,27 @@ server: its recorded execution, the effect in the request log, or its dead-lette
 
 from __future__ import annotations
 
-import contextlib
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import requests
 from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
 
-from amtd.kubeapi import EVENTS, POLICIES, SECURITY_EVENTS, Cluster, ConflictError
+from amtd.kubeapi import EVENTS, SECURITY_EVENTS, Cluster
 from amtd_stack.stack import Stack
-from support.executors import create_deployment, create_namespace
+from support.waiting import wait_for
 
 TOKEN = "fault-suite-token"
-T = TypeVar("T")
 FUNCTION_USERS = frozenset({"matcher", "executor-delete", "executor-quarantine", "dead-letters",
                             "ingest-falco", "ingest-kubearmor", "timer", "sweeper"})  # fmt: skip
-
-
-def wait_until(probe: Callable[[], T | None], what: str, deadline_s: float = 60.0) -> T:
-    """Poll ``probe`` until it returns something truthy; fail naming ``what`` at the deadline."""
-    deadline = time.monotonic() + deadline_s
-    while not (value := probe()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {deadline_s} s waiting for {what}")
-        time.sleep(0.1)
-    return value
 
 
 def is_function_call(record: Any) -> bool:
     """Fault only the functions' calls: not the test's own reads, not the source's watch."""
     return record.user in FUNCTION_USERS
-
-
-def deploy_defended_workload(
-    cluster: Cluster, namespace: str, app: str, replicas: int, action: str
-) -> list[dict[str, Any]]:
-    """A namespace (once), a Deployment and an AMTD whose fallback rule is ``action``."""
-    with contextlib.suppress(ConflictError):
-        create_namespace(cluster, namespace)
-    pods = create_deployment(cluster, namespace, app, replicas)
-    strategy = [{"rule": {"type": "default"}, "action": {action: {}}}]
-    policy = {"apiVersion": "amtd.r6security.com/v1beta1", "kind": "AdaptiveMovingTargetDefense",
-              "metadata": {"name": f"{app}-defence", "namespace": namespace},
-              "spec": {"podSelector": {"app": app}, "strategy": strategy}}  # fmt: skip
-    cluster.create(POLICIES, policy, namespace)
-    return pods
 
 
 def falco_cloudevent(alert_id: str, namespace: str, pod: str, when: datetime) -> CloudEvent:
@@ -165,7 +137,9 @@ def settle(stack: Stack, cluster: Cluster, alerts: list[Alert], deadline_s: floa
         return tally if not tally.lost else None
 
     try:
-        return wait_until(settled, "every alert to end as an effect or a dead letter", deadline_s)
+        return wait_for(
+            settled, "every alert to end as an effect or a dead letter", deadline_s, 0.1
+        )
     except AssertionError:
         return Audit(stack, cluster).tally(alerts)
 

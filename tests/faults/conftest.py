@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from .sinks import SinkReceiver
+from support.receivers import SinkReceiver
 
 
 @pytest.fixture

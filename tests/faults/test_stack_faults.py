@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +23,9 @@ from amtd.kubeapi import SECURITY_EVENTS, Cluster
 from amtd.securityevents import SecurityEventStatus
 from amtd.triaging import read_ref
 from amtd_stack.stack import Stack
+from support.functions import ROOT
+from support.standins import deploy_defended_workload
+from support.waiting import wait_for
 
 from .chains import (
     TOKEN,
@@ -31,17 +33,15 @@ from .chains import (
     Audit,
     count_effects,
     count_isolations,
-    deploy_defended_workload,
     falco_cloudevent,
     is_function_call,
     now,
     post_to_broker,
     settle,
-    wait_until,
 )
 from .conftest import report_counts
 
-ROOT = Path(__file__).resolve().parents[2]
+SETTLE_S = 60.0  # a whole chain on a loaded 2-core machine
 STACK_ENV = {
     "ingest-falco": {"INGEST_TOKEN": TOKEN},
     "ingest-kubearmor": {"INGEST_TOKEN": TOKEN},
@@ -183,7 +183,7 @@ def finish(stack: Stack, cluster: Cluster, names: list[str]) -> int:
             sweeps += 1
         return False
 
-    wait_until(probe, "every SecurityEvent to complete")
+    wait_for(probe, "every SecurityEvent to complete", SETTLE_S, 0.1)
     return sweeps
 
 
@@ -340,11 +340,11 @@ def test_events_missed_by_a_stopped_source_are_swept(stack: Stack, cluster: Clus
     finally:
         stack.start_source("securityevents")  # a fresh adapter: it lists, then watches
     create_security_event(cluster, "outage-after", [pods[3]])
-    wait_until(lambda: is_finished(cluster, ["outage-after"]), "the source to work again")
+    wait_for(lambda: is_finished(cluster, ["outage-after"]), "the source to work again", SETTLE_S)
     announced = {event.get("name") for event in stack.source_events("securityevents")}
     assert announced.isdisjoint(missed)  # the source never sent them: only a sweep can help
     stack.fire_ping("amtd-sweeper")
-    wait_until(lambda: is_finished(cluster, missed), "the sweep to decide and act on them")
+    wait_for(lambda: is_finished(cluster, missed), "the sweep to decide and act on them", SETTLE_S)
     assert decided_by(stack, missed) == {"sweeper"}
     effects = count_effects(stack, "outage")
     report_counts(
@@ -366,9 +366,10 @@ def test_a_request_that_keeps_failing_is_dead_lettered_then_swept(
     report_counts(tally.line("executor down"))
     assert tally.lost == [] and tally.dead_lettered == len(pods)
     stack.fire_ping("amtd-sweeper")  # the API is back: the sweep re-requests what was lost
-    swept = wait_until(
+    swept = wait_for(
         lambda: (tally := Audit(stack, cluster).tally(alerts)).effected == len(pods) and tally,
         "the sweep to recover the dead-lettered requests",
+        SETTLE_S,
     )
     report_counts(swept.line("after the sweep"))
     assert swept.effected == len(pods)

@@ -6,7 +6,6 @@ No ApiServerSource runs here: every SecurityEvent is one the normal path missed.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,23 +13,15 @@ import yaml
 from flask.testing import FlaskClient
 
 from amtd.actionevents import ACTION_REQUESTED, make_action_request, to_request_attributes
-from amtd.kubeapi import EVENTS, POLICIES, SECURITY_EVENTS, Cluster
+from amtd.kubeapi import EVENTS, SECURITY_EVENTS, Cluster
 from amtd.securityevents import SecurityEventStatus
 from amtd.statuses import record_decisions
 from amtd.triaging import read_ref
 from support.cloudevents import as_binary
-from support.executors import (
-    Stand,
-    create_deployment,
-    create_namespace,
-    list_pods,
-    make_decision,
-    run_stand,
-    use_identity,
-)
+from support.executors import Stand, make_decision
 from support.functions import ROOT, load_function_client
-
-from .sinks import SinkReceiver
+from support.receivers import SinkReceiver
+from support.standins import deploy_defended_workload, list_pods
 
 PING = {"type": "dev.knative.sources.ping", "id": "ping-1", "datacontenttype": "application/json",
         "source": "/apis/v1/namespaces/amtd-system/pingsources/amtd-sweeper"}  # fmt: skip
@@ -38,19 +29,10 @@ LONG_AGO = "2020-01-01T00:00:00Z"
 
 
 @pytest.fixture
-def stand(tmp_path: Path) -> Iterator[Stand]:
-    """The stand-in with a shop Deployment (2 pods) covered by a delete-everything policy."""
-    with run_stand(tmp_path) as running:
-        create_namespace(running.cluster, "shop")
-        create_deployment(running.cluster, "shop", "cart")
-        policy = {"apiVersion": "amtd.r6security.com/v1beta1",
-                  "kind": "AdaptiveMovingTargetDefense",
-                  "metadata": {"name": "shop-defence", "namespace": "shop"},
-                  "spec": {"podSelector": {"app": "cart"},
-                           "strategy": [{"rule": {"type": "default"},
-                                         "action": {"delete": {}}}]}}  # fmt: skip
-        running.cluster.create(POLICIES, policy, "shop")
-        yield running
+def stand(stand: Stand) -> Stand:
+    """The shared stand-in plus a shop Deployment (2 pods) covered by a delete-everything policy."""
+    deploy_defended_workload(stand.cluster, "shop", "cart", 2, "delete")
+    return stand
 
 
 @pytest.fixture
@@ -60,7 +42,7 @@ def sweeper(
     """The sweeper in-process as ServiceAccount ``sweeper``, no grace, the test sink bound."""
     monkeypatch.setenv("K_SINK", sink.url)
     monkeypatch.setenv("SWEEP_GRACE_SECONDS", "0")
-    with use_identity(stand, monkeypatch, "sweeper"):
+    with stand.connect_functions("sweeper", monkeypatch):
         yield load_function_client("sweeper")
 
 

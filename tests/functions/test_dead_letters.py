@@ -12,17 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from flask.testing import FlaskClient
-from kubernetes import client, config
 
-from amtd.kubeapi import EVENTS, SECURITY_EVENTS, Cluster, Resource, reset_shared_cluster
+from amtd.kubeapi import EVENTS, SECURITY_EVENTS, Cluster
 from support.cloudevents import as_binary, as_structured
 from support.functions import load_function_client
+from support.standins import open_world
 
-ROOT = Path(__file__).resolve().parents[2]
-CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", namespaced=False)
-NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)
 MATCHER_URL = "http://matcher.amtd-system.svc.cluster.local"
 
 
@@ -34,20 +30,10 @@ def dead_letters() -> FlaskClient:
 
 @pytest.fixture
 def cluster(apiserver: Any, kubeconfig: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
-    """SecurityEvent CRD and namespace amtd-system; the function connects as ``dead-letters``."""
-    identity = apiserver.write_kubeconfig(kubeconfig.with_name("dl.kubeconfig"), "dead-letters")
-    monkeypatch.setenv("KUBECONFIG", str(identity))
+    """Our CRDs and namespace amtd-system; the function connects as ``dead-letters``."""
     monkeypatch.setenv("AMTD_NAMESPACE", "amtd-system")
-    reset_shared_cluster()
-    configuration = client.Configuration()
-    config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
-    own = Cluster(client.ApiClient(configuration))
-    crd = ROOT / "knative" / "crds" / "securityevents.yaml"
-    own.create(CRDS, yaml.safe_load(crd.read_text()))
-    own.create(NAMESPACES, {"metadata": {"name": "amtd-system"}})
-    yield own
-    reset_shared_cluster()
-    own.api_client.close()
+    with open_world(apiserver, kubeconfig, "dead-letters", monkeypatch, ("amtd-system",)) as own:
+        yield own
 
 
 def post(function: FlaskClient, request: tuple[dict[str, str], bytes]) -> Any:

@@ -4,33 +4,24 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from amtd.kubeapi import NETWORK_POLICIES, PODS
 from support.cloudevents import read_reply
-from support.executors import (
-    Stand,
-    create_deployment,
-    create_namespace,
-    create_security_event,
-    post_event,
-    read_status,
-    run_stand,
-    use_identity,
-)
+from support.executors import Stand, create_security_event, post_event, read_status
 from support.functions import load_function_client
+from support.standins import create_deployment
 
 ROUNDS = 3
 
 
 @pytest.fixture
-def stand(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stand]:
-    with run_stand(tmp_path) as running, use_identity(running, monkeypatch, "executors"):
-        create_namespace(running.cluster, "shop")
-        yield running
+def stand(stand: Stand, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stand]:
+    """The shared stand-in; in-process executors act as ``executors``."""
+    with stand.connect_functions("executors", monkeypatch):
+        yield stand
 
 
 def run_together(calls: list[Callable[[], Any]]) -> list[Any]:

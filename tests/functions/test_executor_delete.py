@@ -14,32 +14,21 @@ from amtd.kubeapi import PODS, SECURITY_EVENTS
 from support.cloudevents import read_reply
 from support.executors import (
     Stand,
-    create_deployment,
-    create_namespace,
     create_security_event,
-    create_standalone_pod,
     list_events_about,
+    only_execution,
     post_event,
     read_status,
-    run_stand,
-    use_identity,
-    wait_for_pods,
 )
 from support.functions import load_function_client
+from support.standins import create_deployment, create_pod, wait_for_pods
 
 USER = "executor-delete"
 
 
 @pytest.fixture
-def stand(tmp_path: Path) -> Iterator[Stand]:
-    with run_stand(tmp_path) as running:
-        create_namespace(running.cluster, "shop")
-        yield running
-
-
-@pytest.fixture
 def client(stand: Stand, monkeypatch: pytest.MonkeyPatch) -> Iterator[FlaskClient]:
-    with use_identity(stand, monkeypatch, USER):
+    with stand.connect_functions(USER, monkeypatch):
         yield load_function_client("executors/delete")
 
 
@@ -50,13 +39,6 @@ def pod_deletes(stand: Stand) -> list[Any]:
         for record in stand.server.requests
         if record.user == USER and record.resource == "pods" and record.verb == "delete"
     ]
-
-
-def only_execution(reply: Any) -> dict[str, Any]:
-    """The single execution of an action.completed reply."""
-    _, data = read_reply(reply.headers, reply.data)
-    (execution,) = data["executions"]
-    return dict(execution)
 
 
 def test_deletes_the_pod_and_the_workload_replaces_it(stand: Stand, client: FlaskClient) -> None:
@@ -122,7 +104,7 @@ def test_a_replay_after_restart_does_nothing(
     wait_for_pods(stand.cluster, "shop", "app=web", 2)
     stand.server.clear_requests()
 
-    with use_identity(stand, monkeypatch, USER):  # a new connection, a freshly loaded function
+    with stand.connect_functions(USER, monkeypatch):  # a new connection, a freshly loaded function
         reply = post_event(load_function_client("executors/delete"), request)
 
     assert reply.status_code == 200
@@ -146,12 +128,12 @@ def test_a_pod_already_gone_counts_as_deleted(stand: Stand, client: FlaskClient)
 
 
 def test_a_namesake_is_not_deleted(stand: Stand, client: FlaskClient) -> None:
-    pod = create_standalone_pod(stand.cluster, "shop", "db-0")
+    pod = create_pod(stand.cluster, "shop", "db-0", labels={"app": "db-0"})
     request = create_security_event(
         stand.cluster, "sev-namesake", [pod], "delete", allow_standalone_pods=True
     )
     stand.cluster.delete(PODS, "db-0", "shop")
-    namesake = create_standalone_pod(stand.cluster, "shop", "db-0")
+    namesake = create_pod(stand.cluster, "shop", "db-0", labels={"app": "db-0"})
 
     reply = post_event(client, request)
 
@@ -180,7 +162,7 @@ def test_protected_namespaces_are_left_alone(
 
 
 def test_standalone_pods_need_an_opt_in(stand: Stand, client: FlaskClient) -> None:
-    lone = create_standalone_pod(stand.cluster, "shop", "lone")
+    lone = create_pod(stand.cluster, "shop", "lone", labels={"app": "lone"})
     refused = create_security_event(stand.cluster, "sev-lone", [lone], "delete")
     allowed = create_security_event(
         stand.cluster, "sev-lone-ok", [lone], "delete", allow_standalone_pods=True

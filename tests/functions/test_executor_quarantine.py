@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,18 +15,14 @@ from amtd.targets import DNS1123_LABEL
 from support.cloudevents import read_reply
 from support.executors import (
     Stand,
-    create_deployment,
-    create_namespace,
     create_security_event,
-    create_standalone_pod,
     list_events_about,
+    only_execution,
     post_event,
     read_status,
-    run_stand,
-    use_identity,
-    wait_for_pods,
 )
 from support.functions import load_function_client
+from support.standins import create_deployment, create_namespace, create_pod, wait_for_pods
 
 USER = "executor-quarantine"
 LABEL = "amtd.r6security.com/quarantine"
@@ -35,24 +30,9 @@ MOVED = "amtd.r6security.com/quarantined-labels"
 
 
 @pytest.fixture
-def stand(tmp_path: Path) -> Iterator[Stand]:
-    with run_stand(tmp_path) as running:
-        create_namespace(running.cluster, "shop")
-        yield running
-
-
-@pytest.fixture
 def client(stand: Stand, monkeypatch: pytest.MonkeyPatch) -> Iterator[FlaskClient]:
-    with use_identity(stand, monkeypatch, USER):
+    with stand.connect_functions(USER, monkeypatch):
         yield load_function_client("executors/quarantine")
-
-
-def only_execution(reply: Any) -> dict[str, Any]:
-    """The single execution of an action.completed reply."""
-    assert reply.status_code == 200, reply.data
-    _, data = read_reply(reply.headers, reply.data)
-    (execution,) = data["executions"]
-    return dict(execution)
 
 
 def policies_of(stand: Stand, namespace: str) -> list[dict[str, Any]]:
@@ -109,7 +89,7 @@ def test_long_names_give_valid_bounded_names(stand: Stand, client: FlaskClient) 
     namespace, name = "n" * 55 + "-shop", "p" * 50 + "-frontend.v2"
     assert (len(namespace), len(name)) == (60, 62)
     create_namespace(stand.cluster, namespace)
-    pod = create_standalone_pod(stand.cluster, namespace, name)
+    pod = create_pod(stand.cluster, namespace, name, labels={"app": name})
     request = create_security_event(
         stand.cluster, "sev-long", [pod], "quarantine", allow_standalone_pods=True
     )
@@ -191,7 +171,7 @@ def test_dry_run_changes_nothing(stand: Stand, client: FlaskClient) -> None:
 
 
 def test_standalone_and_protected_pods_are_skipped(stand: Stand, client: FlaskClient) -> None:
-    lone = create_standalone_pod(stand.cluster, "shop", "lone")
+    lone = create_pod(stand.cluster, "shop", "lone", labels={"app": "lone"})
     system_pod, _ = create_deployment(stand.cluster, "kube-system", "dns")
     request = create_security_event(stand.cluster, "sev-skip", [lone, system_pod], "quarantine")
 

@@ -17,16 +17,9 @@ import requests
 import yaml
 
 from amtd.kubeapi import NETWORK_POLICIES, PODS
-from support.executors import (
-    Stand,
-    create_deployment,
-    create_namespace,
-    create_security_event,
-    event_of,
-    read_status,
-    run_stand,
-)
+from support.executors import Stand, create_security_event, event_of, read_status, run_stand
 from support.functions import FUNCTIONS, ROOT, serve_function
+from support.standins import create_deployment
 
 Call = tuple[str, str, str, str]
 RBAC = ROOT / "knative" / "rbac"
@@ -63,7 +56,6 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, set
 
 def run_scenario(stand: Stand) -> None:
     """Delete one pod and quarantine another, each through its executor's own process."""
-    create_namespace(stand.cluster, "shop")
     victim, suspect = create_deployment(stand.cluster, "shop", "web")
     requests_by_user = {
         "executor-delete": create_security_event(stand.cluster, "sev-del", [victim], "delete"),

@@ -25,12 +25,11 @@ from support.ingesting import (
     FALCO_CE_HEADERS,
     TOKEN,
     bearer,
-    connect,
+    expect_token,
     falco_alert,
-    functions_connected,
-    install_crds,
     security_events,
 )
+from support.standins import open_world
 
 USER = "ingest-falco"
 EXPECTED_SPEC = {
@@ -53,18 +52,11 @@ def falco() -> FlaskClient:
 
 
 @pytest.fixture
-def cluster(
-    apiserver: Any, kubeconfig: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Cluster]:
+def cluster(apiserver: Any, kubeconfig: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
     """CRDs installed; the function connects as ``ingest-falco`` and expects TOKEN."""
-    monkeypatch.setenv("INGEST_TOKEN", TOKEN)
-    monkeypatch.delenv("AMTD_INGEST_AUTH", raising=False)
-    monkeypatch.delenv("RULE_SOURCE", raising=False)
-    own = connect(kubeconfig)
-    install_crds(own)
-    with functions_connected(apiserver, tmp_path, USER, monkeypatch):
+    expect_token(monkeypatch)
+    with open_world(apiserver, kubeconfig, USER, monkeypatch) as own:
         yield own
-    own.api_client.close()
 
 
 def post_json(client: FlaskClient, document: Any, headers: dict[str, str] | None = None) -> Any:

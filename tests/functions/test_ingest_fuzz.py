@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import copy
 import json
-import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +19,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from amtd.timing import ENABLED_ANNOTATION, SCHEDULE_ANNOTATION, check_pod
-from amtd_stack.apiserver import start_apiserver
 from support.cloudevents import as_binary, as_structured
 from support.functions import load_function_client
 from support.ingesting import (
@@ -30,10 +27,9 @@ from support.ingesting import (
     KUBEARMOR_ALERT,
     TOKEN,
     bearer,
-    connect,
-    functions_connected,
-    install_crds,
+    expect_token,
 )
+from support.standins import run_module_world
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ACCEPTABLE = {200, 201, 202, 204, 400, 401, 405, 413, 415}
@@ -56,19 +52,10 @@ json_values = st.recursive(
 @pytest.fixture(scope="module")
 def functions() -> Iterator[dict[str, FlaskClient]]:
     """One stand-in for the module; the three functions connected to it with a token set."""
-    with pytest.MonkeyPatch.context() as monkeypatch, tempfile.TemporaryDirectory() as folder:
-        server = start_apiserver(workloads=False)
-        try:
-            own = connect(server.write_kubeconfig(Path(folder) / "test.kubeconfig", user="test"))
-            install_crds(own)
-            monkeypatch.setenv("INGEST_TOKEN", TOKEN)
-            monkeypatch.delenv("AMTD_INGEST_AUTH", raising=False)
-            with functions_connected(server, Path(folder), "fuzz", monkeypatch):
-                yield {name: load_function_client(name)
-                       for name in ("ingest-falco", "ingest-kubearmor", "timer")}  # fmt: skip
-            own.api_client.close()
-        finally:
-            server.stop()
+    with run_module_world("fuzz") as (_, _, monkeypatch):
+        expect_token(monkeypatch)
+        yield {name: load_function_client(name)
+               for name in ("ingest-falco", "ingest-kubearmor", "timer")}  # fmt: skip
 
 
 @st.composite

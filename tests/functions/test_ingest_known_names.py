@@ -17,31 +17,18 @@ from flask.testing import FlaskClient
 
 from amtd.kubeapi import SECURITY_EVENTS, Cluster
 from support.functions import load_function_client
-from support.ingesting import (
-    TOKEN,
-    bearer,
-    connect,
-    falco_alert,
-    functions_connected,
-    install_crds,
-    security_events,
-)
+from support.ingesting import bearer, expect_token, falco_alert, security_events
+from support.standins import open_world
 
 USER = "ingest-falco"
 
 
 @pytest.fixture
-def cluster(
-    apiserver: Any, kubeconfig: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Cluster]:
+def cluster(apiserver: Any, kubeconfig: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
     """CRDs installed; the function connects as ``ingest-falco`` and expects TOKEN."""
-    monkeypatch.setenv("INGEST_TOKEN", TOKEN)
-    monkeypatch.delenv("AMTD_INGEST_AUTH", raising=False)
-    own = connect(kubeconfig)
-    install_crds(own)
-    with functions_connected(apiserver, tmp_path, USER, monkeypatch):
+    expect_token(monkeypatch)
+    with open_world(apiserver, kubeconfig, USER, monkeypatch) as own:
         yield own
-    own.api_client.close()
 
 
 def load_falco(monkeypatch: pytest.MonkeyPatch, flush_seconds: str) -> FlaskClient:

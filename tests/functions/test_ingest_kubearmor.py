@@ -21,12 +21,11 @@ from support.ingesting import (
     KUBEARMOR_ALERT,
     TOKEN,
     bearer,
-    connect,
-    functions_connected,
-    install_crds,
+    expect_token,
     kubearmor_alert,
     security_events,
 )
+from support.standins import open_world
 
 USER = "ingest-kubearmor"
 EXPECTED_SPEC = {
@@ -50,18 +49,11 @@ def kubearmor() -> FlaskClient:
 
 
 @pytest.fixture
-def cluster(
-    apiserver: Any, kubeconfig: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Cluster]:
+def cluster(apiserver: Any, kubeconfig: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
     """CRDs installed; the function connects as ``ingest-kubearmor`` and expects TOKEN."""
-    monkeypatch.setenv("INGEST_TOKEN", TOKEN)
-    for name in ("AMTD_INGEST_AUTH", "RULE_SOURCE", "KUBEARMOR_EXTRA_TYPES"):
-        monkeypatch.delenv(name, raising=False)
-    own = connect(kubeconfig)
-    install_crds(own)
-    with functions_connected(apiserver, tmp_path, USER, monkeypatch):
+    expect_token(monkeypatch)
+    with open_world(apiserver, kubeconfig, USER, monkeypatch) as own:
         yield own
-    own.api_client.close()
 
 
 def post(client: FlaskClient, body: bytes | str, content_type: str = "application/json") -> Any:

@@ -11,81 +11,23 @@ import json
 import os
 import shutil
 import subprocess
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-import yaml
 from flask.testing import FlaskClient
-from kubernetes import client, config
 
 from amtd.actionevents import ACTION_REQUESTED, to_request_attributes
-from amtd.kubeapi import (
-    EVENTS,
-    PODS,
-    POLICIES,
-    SECURITY_EVENTS,
-    Cluster,
-    Resource,
-    reset_shared_cluster,
-)
+from amtd.kubeapi import EVENTS, PODS, POLICIES, SECURITY_EVENTS, Cluster
 from amtd.triaging import decide_security_event, read_ref, record_and_request
 from support.cloudevents import as_binary, as_structured, read_reply
 from support.functions import load_function_client, serve_function
+from support.standins import install_phoenix_sample, list_pods, open_world
 
-ROOT = Path(__file__).resolve().parents[2]
-PHOENIX = ROOT / "tests" / "unit" / "phoenix"  # copies of /work/shared/fixtures/phoenix
-CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", namespaced=False)
-NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)
-DEPLOYMENTS = Resource("apps", "v1", "deployments", namespaced=True)
 SAMPLE_POLICY = "demo/adaptivemovingtargetdefense-sample"
-DEADLINE_S = 20.0
-
-
-def poll(predicate: Callable[[], Any], timeout_s: float = DEADLINE_S) -> Any:
-    """Call ``predicate`` until it returns something truthy; fail after the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while not (result := predicate()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {timeout_s} s: {predicate}")
-        time.sleep(0.05)
-    return result
-
-
-def connect(kubeconfig: Path) -> Cluster:
-    """A Cluster for the test itself, on the official client."""
-    configuration = client.Configuration()
-    config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
-    return Cluster(client.ApiClient(configuration))
-
-
-def load_yaml(name: str) -> list[dict[str, Any]]:
-    """The documents of a Phoenix fixture."""
-    return [doc for doc in yaml.safe_load_all((PHOENIX / name).read_text()) if doc]
-
-
-def install_world(cluster: Cluster) -> None:
-    """CRDs, namespaces, the sample AMTD and Deployment; returns when both pods run."""
-    for path in sorted((ROOT / "knative" / "crds").glob("*.yaml")):
-        cluster.create(CRDS, yaml.safe_load(path.read_text()))
-    for name in ("amtd-system", "shop"):
-        cluster.create(NAMESPACES, {"metadata": {"name": name}})
-    namespace, deployment = load_yaml("test-deployment.yaml")
-    cluster.create(NAMESPACES, namespace)
-    cluster.create(DEPLOYMENTS, deployment, "demo")
-    cluster.create(POLICIES, load_yaml("amtd-sample.yaml")[0], "demo")
-    poll(lambda: len(running_pods(cluster, "demo")) == 2)
-
-
-def running_pods(cluster: Cluster, namespace: str) -> list[dict[str, Any]]:
-    """The Running pods of the sample Deployment, by name."""
-    pods = cluster.list(PODS, namespace, label_selector="app=nginx")
-    running = [pod for pod in pods if pod.get("status", {}).get("phase") == "Running"]
-    return sorted(running, key=lambda pod: pod["metadata"]["name"])
 
 
 @pytest.fixture(scope="module")
@@ -96,21 +38,16 @@ def matcher() -> FlaskClient:
 
 @pytest.fixture
 def cluster(apiserver: Any, kubeconfig: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
-    """The world installed; the matcher connects as user ``matcher`` through KUBECONFIG."""
-    identity = apiserver.write_kubeconfig(kubeconfig.with_name("matcher.kubeconfig"), "matcher")
-    monkeypatch.setenv("KUBECONFIG", str(identity))
-    reset_shared_cluster()
-    own = connect(kubeconfig)
-    install_world(own)
-    yield own
-    reset_shared_cluster()
-    own.api_client.close()
+    """Phoenix's sample installed (both pods running); the matcher connects as ``matcher``."""
+    with open_world(apiserver, kubeconfig, "matcher", monkeypatch, ("amtd-system", "shop")) as own:
+        install_phoenix_sample(own)
+        yield own
 
 
 @pytest.fixture
 def pods(cluster: Cluster) -> list[dict[str, Any]]:
-    """The sample Deployment's two running pods."""
-    return running_pods(cluster, "demo")
+    """The sample Deployment's two running pods, by name."""
+    return list_pods(cluster, "demo", "app=nginx")
 
 
 def create_security_event(

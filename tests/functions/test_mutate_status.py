@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from amtd.kubeapi import SECURITY_EVENTS, Cluster
-from support.ingesting import connect, install_crds
+from support.standins import connect, install_crds
 
 NAME = "mutate-status-test"
 
@@ -23,7 +23,7 @@ NAME = "mutate-status-test"
 def cluster(apiserver: Any, kubeconfig: Path) -> Iterator[Cluster]:
     """CRDs installed, one SecurityEvent."""
     own = connect(kubeconfig)
-    install_crds(own)
+    install_crds(own, ("shop",))
     body = {
         "apiVersion": "amtd.r6security.com/v1beta1", "kind": "SecurityEvent",
         "metadata": {"name": NAME},

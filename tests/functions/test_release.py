@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +14,13 @@ from amtd.kubeapi import NETWORK_POLICIES, PODS
 from amtd_cli import main
 from support.executors import (
     Stand,
-    create_deployment,
-    create_namespace,
     create_security_event,
     list_events_about,
     post_event,
     read_status,
-    run_stand,
-    use_identity,
 )
 from support.functions import load_function_client
+from support.standins import create_deployment
 
 QUARANTINE_MARKS = (
     "amtd.r6security.com/quarantined-labels",
@@ -34,18 +30,11 @@ QUARANTINE_MARKS = (
 
 
 @pytest.fixture
-def stand(tmp_path: Path) -> Iterator[Stand]:
-    with run_stand(tmp_path) as running:
-        create_namespace(running.cluster, "shop")
-        yield running
-
-
-@pytest.fixture
 def quarantined(stand: Stand, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """A Deployment pod quarantined by the real executor (SecurityEvent sev-q)."""
     pod, _ = create_deployment(stand.cluster, "shop", "web")
     request = create_security_event(stand.cluster, "sev-q", [pod], "quarantine")
-    with use_identity(stand, monkeypatch, "executor-quarantine"):
+    with stand.connect_functions("executor-quarantine", monkeypatch):
         reply = post_event(load_function_client("executors/quarantine"), request)
     assert reply.status_code == 200
     assert len(stand.cluster.list(NETWORK_POLICIES, "shop")) == 1

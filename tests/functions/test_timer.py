@@ -19,13 +19,8 @@ from amtd.kubeapi import PODS, SECURITY_EVENTS, Cluster
 from amtd.timing import DESCRIPTION, ENABLED_ANNOTATION, SCHEDULE_ANNOTATION
 from support.cloudevents import as_binary, as_structured
 from support.functions import load_function_client
-from support.ingesting import (
-    connect,
-    create_pod,
-    functions_connected,
-    install_crds,
-    security_events,
-)
+from support.ingesting import security_events
+from support.standins import create_pod, open_world
 
 USER = "timer"
 PING = {
@@ -43,15 +38,10 @@ def timer() -> FlaskClient:
 
 
 @pytest.fixture
-def cluster(
-    apiserver: Any, kubeconfig: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Cluster]:
+def cluster(apiserver: Any, kubeconfig: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
     """CRDs and namespaces; the function connects as ``timer``."""
-    own = connect(kubeconfig)
-    install_crds(own, namespaces=("shop", "other"))
-    with functions_connected(apiserver, tmp_path, USER, monkeypatch):
+    with open_world(apiserver, kubeconfig, USER, monkeypatch, ("shop", "other")) as own:
         yield own
-    own.api_client.close()
 
 
 def annotated(schedule: str, enabled: str = "true") -> dict[str, str]:

@@ -17,22 +17,23 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 import yaml
-from kubernetes import client, config
 
 from amtd.actionevents import ACTION_REQUESTED
-from amtd.kubeapi import PODS, POLICIES, SECURITY_EVENTS, Cluster, Resource
+from amtd.kubeapi import SECURITY_EVENTS
+from amtd_stack.serving import pick_free_port
 from amtd_stack.staging import HATCHLING, StagedFunction, plan_requirements, stage_function
 from support.cloudevents import as_binary, read_reply
-from support.functions import pick_free_port, wait_for_port
+from support.processes import serve_process
+from support.standins import connect, install_crds, install_phoenix_sample
+from support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNC_PYTHON = "func-python==0.7.0"
@@ -48,10 +49,6 @@ except ImportError:
     from function import handle as function
 serve(function)
 """
-CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", namespaced=False)
-NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)
-DEPLOYMENTS = Resource("apps", "v1", "deployments", namespaced=True)
-DEADLINE_S = 20.0
 
 
 def run(command: list[str], **options: Any) -> subprocess.CompletedProcess[str]:
@@ -113,41 +110,6 @@ def test_staged_build_installs_and_imports_in_a_fresh_venv(
     assert has_handle and has_new
 
 
-def poll(predicate: Callable[[], Any], timeout_s: float = DEADLINE_S) -> Any:
-    """Call ``predicate`` until it returns something truthy; fail after the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while not (result := predicate()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {timeout_s} s: {predicate}")
-        time.sleep(0.1)
-    return result
-
-
-def connect(kubeconfig: Path) -> Cluster:
-    """A Cluster for the test itself, on the official client."""
-    configuration = client.Configuration()
-    config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
-    return Cluster(client.ApiClient(configuration))
-
-
-def install_world(cluster: Cluster) -> dict[str, Any]:
-    """CRDs, the Phoenix sample AMTD + Deployment in ``demo``; one running pod of it."""
-    for path in sorted((ROOT / "knative" / "crds").glob("*.yaml")):
-        cluster.create(CRDS, yaml.safe_load(path.read_text()))
-    phoenix = ROOT / "tests" / "unit" / "phoenix"
-    namespace, deployment = yaml.safe_load_all((phoenix / "test-deployment.yaml").read_text())
-    cluster.create(NAMESPACES, namespace)
-    cluster.create(DEPLOYMENTS, deployment, "demo")
-    cluster.create(POLICIES, yaml.safe_load((phoenix / "amtd-sample.yaml").read_text()), "demo")
-
-    def running() -> list[dict[str, Any]]:
-        pods = cluster.list(PODS, "demo", label_selector="app=nginx")
-        return [p for p in pods if p.get("status", {}).get("phase") == "Running"]
-
-    pod: dict[str, Any] = poll(running)[0]
-    return pod
-
-
 @pytest.fixture
 def func_python_matcher(
     staged: dict[str, StagedFunction], wheelhouse: Path, tmp_path: Path
@@ -157,21 +119,13 @@ def func_python_matcher(
     port = pick_free_port()
     kubeconfig = tmp_path / "matcher.kubeconfig"
     env = clean_env(LISTEN_ADDRESS=f"127.0.0.1:{port}", KUBECONFIG=str(kubeconfig))
-    log = (tmp_path / "matcher.log").open("w")
-    process = subprocess.Popen(
-        [str(python), "-c", RUNNER], cwd=tmp_path, env=env, stdout=log, stderr=log
-    )
-    try:
-        wait_for_port(port)
-        yield f"http://127.0.0.1:{port}", kubeconfig
-    finally:
-        process.terminate()  # func-python traps SIGTERM without always exiting: then kill
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-        log.close()
+    command = [str(python), "-c", RUNNER]
+    with (
+        (tmp_path / "matcher.log").open("w") as log,
+        # func-python traps SIGTERM without always exiting: killed after a short grace
+        serve_process(command, port, 5, cwd=tmp_path, env=env, stdout=log, stderr=log) as url,
+    ):
+        yield url, kubeconfig
 
 
 def is_ready(url: str) -> bool:
@@ -190,9 +144,10 @@ def test_matcher_runs_under_func_python(
     assert "NotReady" in not_ready.text  # the function's own readiness, passed through
 
     cluster = connect(kubeconfig)
-    pod = install_world(cluster)
+    install_crds(cluster)
+    pod = install_phoenix_sample(cluster)[0]
     apiserver.write_kubeconfig(matcher_kubeconfig, user="matcher")
-    poll(lambda: is_ready(url))
+    wait_for(lambda: is_ready(url), "the matcher to be ready", interval_s=0.1)
 
     target = f"demo/{pod['metadata']['name']}"
     obj = cluster.create(
@@ -241,16 +196,6 @@ def test_staged_folder_serves_with_functions_framework_from_requirements(
         *("--target", build.source.target, "--host", "127.0.0.1", "--port", str(port)),
     ]
     env = clean_env(KUBECONFIG=str(tmp_path / "missing-kubeconfig"))
-    process = subprocess.Popen(command, cwd=build.path, env=env, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port(port)
-        url = f"http://127.0.0.1:{port}"
+    with serve_process(command, port, cwd=build.path, env=env, stderr=subprocess.DEVNULL) as url:
         assert requests.get(f"{url}/health/liveness", timeout=10).status_code == 200
         assert requests.get(f"{url}/health/readiness", timeout=10).status_code == 503
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)

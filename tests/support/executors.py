@@ -1,56 +1,33 @@
-"""Scenarios for the executor and release tests: the API stand-in, workloads, SecurityEvents.
+"""Scenarios for the executor and release tests: a :class:`Stand`, decided SecurityEvents.
 
-Everything reaches Kubernetes through the official client (wrapped by ``amtd.kubeapi.Cluster``)
-over HTTP to the stand-in. A SecurityEvent is created with the matcher's decisions already in its
+A Stand is a running API stand-in with our CRDs (see ``support.standins``), reached through the
+official client over HTTP. A SecurityEvent is created with the matcher's decisions already in its
 status, as the matcher leaves it, and the matching ``action.requested`` event is built from them.
 """
 
 from __future__ import annotations
 
 import contextlib
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import yaml
+import pytest
 from flask.testing import FlaskClient
-from kubernetes import config
 
 from amtd import kubeapi
 from amtd.actionevents import ActionRequest, ActionStep, SecurityEventRef, to_request_attributes
 from amtd.deciding import make_step_id
-from amtd.kubeapi import PODS, SECURITY_EVENTS, Cluster, Resource
+from amtd.kubeapi import SECURITY_EVENTS, Cluster
 from amtd.securityevents import Decision, SecurityEventStatus
 from amtd.statuses import record_decisions
 from amtd.targets import parse_target
 from amtd_stack.apiserver import ApiServer, start_apiserver
-from support.cloudevents import as_binary, as_structured
-from support.functions import ROOT
+from support.cloudevents import as_binary, as_structured, read_reply
+from support.standins import connect, connect_functions, install_crds
 
-CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", namespaced=False)
-NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)
-DEPLOYMENTS = Resource("apps", "v1", "deployments", namespaced=True)
 NOW = "2026-11-26T12:00:00Z"
-T = TypeVar("T")
-
-
-def wait_for(probe: Callable[[], T | None], what: str, deadline_s: float = 20.0) -> T:
-    """Poll until ``probe`` returns something truthy; fail naming ``what`` after the deadline."""
-    deadline = time.monotonic() + deadline_s
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {deadline_s} s waiting for {what}")
-        time.sleep(0.05)
-
-
-def connect(kubeconfig: Path) -> Cluster:
-    """A Cluster over the official client, configured from a kubeconfig file."""
-    return Cluster(config.new_client_from_config(config_file=str(kubeconfig)))
 
 
 @dataclass
@@ -65,6 +42,12 @@ class Stand:
         """A kubeconfig file whose identity is ``user``."""
         return self.server.write_kubeconfig(self.folder / f"kubeconfig-{user}", user=user)
 
+    def connect_functions(
+        self, user: str, monkeypatch: pytest.MonkeyPatch
+    ) -> contextlib.AbstractContextManager[Path]:
+        """Point in-process functions at this stand-in as ``user`` (fresh shared connection)."""
+        return connect_functions(self.server, self.folder, user, monkeypatch)
+
     def calls_by(self, user: str) -> set[tuple[str, str, str, str]]:
         """(group, resource, subresource, verb) of every request ``user`` sent."""
         return {
@@ -75,89 +58,12 @@ class Stand:
 
 
 @contextlib.contextmanager
-def run_stand(folder: Path) -> Iterator[Stand]:
-    """Start the stand-in with our CRDs installed; stopped when the block ends."""
-    server = start_apiserver(workloads=True)
-    try:
+def run_stand(folder: Path, namespaces: Sequence[str] = ("shop",)) -> Iterator[Stand]:
+    """Start the stand-in with our CRDs and ``namespaces``; stopped when the block ends."""
+    with start_apiserver(workloads=True) as server:
         cluster = connect(server.write_kubeconfig(folder / "kubeconfig-test", user="test"))
-        for path in sorted((ROOT / "knative" / "crds").glob("*.yaml")):
-            cluster.create(CRDS, yaml.safe_load(path.read_text()))
-        wait_for(lambda: cluster.request("GET", SECURITY_EVENTS.path()), "the CRDs to be served")
+        install_crds(cluster, namespaces)
         yield Stand(server, cluster, folder)
-    finally:
-        server.stop()
-
-
-@contextlib.contextmanager
-def use_identity(stand: Stand, monkeypatch: Any, user: str) -> Iterator[Path]:
-    """Point in-process functions at the stand-in as ``user`` (fresh shared connection)."""
-    path = stand.kubeconfig(user)
-    monkeypatch.setenv("KUBECONFIG", str(path))
-    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    kubeapi.reset_shared_cluster()
-    try:
-        yield path
-    finally:
-        kubeapi.reset_shared_cluster()
-
-
-def create_namespace(cluster: Cluster, name: str) -> None:
-    """Create a namespace."""
-    cluster.create(NAMESPACES, {"metadata": {"name": name}})
-
-
-def list_pods(cluster: Cluster, namespace: str, selector: str = "") -> list[dict[str, Any]]:
-    """Running, not terminating pods (optionally by label selector)."""
-    return [
-        pod
-        for pod in cluster.list(PODS, namespace, label_selector=selector)
-        if pod.get("status", {}).get("phase") == "Running"
-        and not pod["metadata"].get("deletionTimestamp")
-    ]
-
-
-def create_deployment(
-    cluster: Cluster, namespace: str, name: str, replicas: int = 2
-) -> list[dict[str, Any]]:
-    """A Deployment of ``replicas`` pods labelled ``app=<name>``; returns them once Running."""
-    labels = {"app": name, "mtdSecured": "true"}
-    cluster.create(
-        DEPLOYMENTS,
-        {
-            "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
-            "spec": {
-                "replicas": replicas,
-                "selector": {"matchLabels": {"app": name}},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {"containers": [{"name": "web", "image": "nginx"}]},
-                },
-            },
-        },
-        namespace,
-    )
-    return wait_for_pods(cluster, namespace, f"app={name}", replicas)
-
-
-def wait_for_pods(
-    cluster: Cluster, namespace: str, selector: str, count: int
-) -> list[dict[str, Any]]:
-    """Wait until exactly ``count`` running pods match the selector; returns them."""
-
-    def probe() -> list[dict[str, Any]] | None:
-        pods = list_pods(cluster, namespace, selector)
-        return pods if len(pods) == count else None
-
-    return wait_for(probe, f"{count} running pods {selector} in {namespace}")
-
-
-def create_standalone_pod(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
-    """A pod without a controller owner."""
-    body = {
-        "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
-        "spec": {"containers": [{"name": "web", "image": "nginx"}]},
-    }
-    return cluster.create(PODS, body, namespace)
 
 
 def create_security_event(
@@ -230,6 +136,14 @@ def post_event(client: FlaskClient, request: ActionRequest, structured: bool = F
     """POST the request's event to an in-process function; returns the Flask response."""
     headers, body = event_of(request, structured)
     return client.post("/", headers=headers, data=body)
+
+
+def only_execution(reply: Any) -> dict[str, Any]:
+    """The single execution of an ``action.completed`` reply (which answers 200)."""
+    assert reply.status_code == 200, reply.data
+    _, data = read_reply(reply.headers, reply.data)
+    (execution,) = data["executions"]
+    return dict(execution)
 
 
 def read_status(cluster: Cluster, name: str) -> SecurityEventStatus:

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import functions_framework
 import yaml
 from flask.testing import FlaskClient
+
+from amtd_stack.serving import pick_free_port
+from support.processes import serve_process
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = ROOT / "functions"
@@ -33,23 +33,6 @@ def load_function_client(name: str) -> FlaskClient:
     return app.test_client()
 
 
-def pick_free_port() -> int:
-    """A free TCP port on loopback."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_for_port(port: int, deadline_s: float = 30.0) -> None:
-    """Block until something accepts connections on the port."""
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on port {port} after {deadline_s} s")
-
-
 @contextlib.contextmanager
 def serve_function(name: str, env: Mapping[str, str] | None = None) -> Iterator[str]:
     """Run ``functions/<name>`` under functions-framework as its own process; yield its URL."""
@@ -60,13 +43,5 @@ def serve_function(name: str, env: Mapping[str, str] | None = None) -> Iterator[
         *("--target", read_target(folder), "--source", str(folder / "main.py")),
         *("--host", "127.0.0.1", "--port", str(port)),
     ]
-    process = subprocess.Popen(command, env={**os.environ, **(env or {})})
-    try:
-        wait_for_port(port)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    with serve_process(command, port, env={**os.environ, **(env or {})}) as url:
+        yield url

@@ -1,30 +1,21 @@
-"""Helpers for the ingest and timer tests: the stand-in with our CRDs, alert fixtures, requests.
+"""Helpers for the ingest and timer tests: alert fixtures, the ingest settings, requests.
 
-Alert fixtures are the tools' real formats (REFERENCE §4.1, §4.2, §4.4). Everything reaches
-Kubernetes through the official client over HTTP to the API server stand-in.
+Alert fixtures are the tools' real formats (REFERENCE §4.1, §4.2, §4.4).
 """
 
 from __future__ import annotations
 
 import copy
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any
 
 import pytest
-import yaml
-from kubernetes import client, config
 
-from amtd import kubeapi
-from amtd.kubeapi import PODS, SECURITY_EVENTS, Cluster, Resource
+from amtd.kubeapi import SECURITY_EVENTS, Cluster
 
-ROOT = Path(__file__).resolve().parents[2]
-CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", namespaced=False)
-NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)
 TOKEN = "s3cret-ingest-token"
-T = TypeVar("T")
+# Optional switches of the ingest functions, unset so each test sees the deployed defaults.
+INGEST_SWITCHES = ("AMTD_INGEST_AUTH", "RULE_SOURCE", "KUBEARMOR_EXTRA_TYPES")
 
 FALCO_ALERT: dict[str, Any] = {
     "uuid": "5c0e9d2a-3f4b-4a8e-9d1c-7b2e6f0a1c34",
@@ -95,24 +86,30 @@ FALCO_CE_HEADERS = {
 
 def falco_alert(**changes: Any) -> dict[str, Any]:
     """A copy of the §4.1 alert with top-level changes (None removes a key)."""
-    alert = copy.deepcopy(FALCO_ALERT)
-    for key, value in changes.items():
-        if value is None:
-            alert.pop(key, None)
-        else:
-            alert[key] = value
-    return alert
+    return change_copy(FALCO_ALERT, changes)
 
 
 def kubearmor_alert(**changes: Any) -> dict[str, Any]:
     """A copy of the §4.4 alert with changes (None removes a key)."""
-    alert = copy.deepcopy(KUBEARMOR_ALERT)
+    return change_copy(KUBEARMOR_ALERT, changes)
+
+
+def change_copy(alert: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of ``alert`` with top-level ``changes`` (None removes a key)."""
+    changed = copy.deepcopy(dict(alert))
     for key, value in changes.items():
         if value is None:
-            alert.pop(key, None)
+            changed.pop(key, None)
         else:
-            alert[key] = value
-    return alert
+            changed[key] = value
+    return changed
+
+
+def expect_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ingest functions expect TOKEN, with every optional switch at its default."""
+    monkeypatch.setenv("INGEST_TOKEN", TOKEN)
+    for name in INGEST_SWITCHES:
+        monkeypatch.delenv(name, raising=False)
 
 
 def bearer(token: str = TOKEN) -> dict[str, str]:
@@ -120,61 +117,6 @@ def bearer(token: str = TOKEN) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def poll(probe: Callable[[], T | None], what: str, deadline_s: float = 20.0) -> T:
-    """Call ``probe`` until it returns something truthy; fail naming ``what`` at the deadline."""
-    deadline = time.monotonic() + deadline_s
-    while not (value := probe()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {deadline_s} s waiting for {what}")
-        time.sleep(0.05)
-    return value
-
-
-def connect(kubeconfig: Path) -> Cluster:
-    """The test's own Cluster on the official client."""
-    configuration = client.Configuration()
-    config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
-    return Cluster(client.ApiClient(configuration))
-
-
-def install_crds(cluster: Cluster, namespaces: tuple[str, ...] = ("shop",)) -> None:
-    """Our CRDs (served at once) and the namespaces the fixtures use."""
-    for path in sorted((ROOT / "knative" / "crds").glob("*.yaml")):
-        cluster.create(CRDS, yaml.safe_load(path.read_text()))
-    poll(lambda: cluster.request("GET", SECURITY_EVENTS.path()), "the CRDs to be served")
-    for name in namespaces:
-        cluster.create(NAMESPACES, {"metadata": {"name": name}})
-
-
-@contextmanager
-def functions_connected(
-    apiserver: Any, folder: Path, user: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Path]:
-    """Point in-process functions at the stand-in as ``user`` (fresh shared connection)."""
-    path = apiserver.write_kubeconfig(folder / f"{user}.kubeconfig", user=user)
-    monkeypatch.setenv("KUBECONFIG", str(path))
-    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    kubeapi.reset_shared_cluster()
-    try:
-        yield path
-    finally:
-        kubeapi.reset_shared_cluster()
-
-
 def security_events(cluster: Cluster) -> list[dict[str, Any]]:
     """Every SecurityEvent, by name."""
     return sorted(cluster.list(SECURITY_EVENTS), key=lambda item: item["metadata"]["name"])
-
-
-def create_pod(
-    cluster: Cluster, namespace: str, name: str, annotations: dict[str, str] | None = None,
-    finalizers: list[str] | None = None,
-) -> dict[str, Any]:  # fmt: skip
-    """A standalone pod (the stand-in makes it Running)."""
-    metadata: dict[str, Any] = {"name": name, "namespace": namespace}
-    if annotations:
-        metadata["annotations"] = annotations
-    if finalizers:
-        metadata["finalizers"] = finalizers
-    body = {"metadata": metadata, "spec": {"containers": [{"name": "web", "image": "nginx"}]}}
-    return cluster.create(PODS, body, namespace)

@@ -25,13 +25,13 @@ from urllib.parse import quote
 
 import requests
 
-from amtd.kubeapi import PODS, POLICIES, SECURITY_EVENTS, Cluster, ConflictError
+from amtd.kubeapi import PODS, POLICIES, SECURITY_EVENTS, Cluster
 from amtd_stack.apiserver import RequestRecord
 from amtd_stack.delivering import DeliveryAttempt
 from amtd_stack.stack import Stack
-from support.executors import DEPLOYMENTS, NAMESPACES, list_pods
-from support.executors import wait_for as wait_for  # re-exported: the e2e tests poll with it
 from support.functions import ROOT
+from support.standins import create_deployment, ensure_namespace, list_pods, wait_for_pods
+from support.waiting import wait_for as wait_for  # re-exported: the e2e tests poll with it
 
 KUBECTL = shutil.which("kubectl")
 AMTD_CLI = Path(sys.executable).parent / "amtd"
@@ -126,41 +126,13 @@ def run_stack(state_dir: Path) -> Iterator[LiveStack]:
 # Workloads and policies
 
 
-def ensure_namespace(cluster: Cluster, name: str) -> None:
-    """Create a namespace unless it exists (kube-system always does)."""
-    with contextlib.suppress(ConflictError):
-        cluster.create(NAMESPACES, {"metadata": {"name": name}})
-
-
 def create_workload(
-    cluster: Cluster,
-    namespace: str,
-    name: str,
-    replicas: int = 2,
+    cluster: Cluster, namespace: str, name: str, replicas: int = 2,
     annotations: Mapping[str, str] | None = None,
-) -> list[Object]:
-    """Phoenix's sample Deployment shape (``app=<name>``, ``mtdSecured``); its Running pods."""
+) -> list[Object]:  # fmt: skip
+    """Phoenix's sample Deployment shape in ``namespace`` (made if need be); its Running pods."""
     ensure_namespace(cluster, namespace)
-    template_meta: Object = {"labels": {"app": name, "mtdSecured": "true"}}
-    if annotations:
-        template_meta["annotations"] = dict(annotations)
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {"metadata": template_meta, "spec": {"containers": [nginx()]}},
-        },
-    }
-    cluster.create(DEPLOYMENTS, deployment, namespace)
-    return wait_for_running(cluster, namespace, name, replicas)
-
-
-def nginx() -> Object:
-    """The sample's container."""
-    return {"name": "nginx", "image": "nginx"}
+    return create_deployment(cluster, namespace, name, replicas, annotations)
 
 
 def create_policy(
@@ -188,13 +160,7 @@ def wait_for_running(
     cluster: Cluster, namespace: str, app: str, count: int, excluding: Sequence[str] = ()
 ) -> list[Object]:
     """Wait until exactly ``count`` pods of ``app`` run and none is named in ``excluding``."""
-
-    def probe() -> list[Object] | None:
-        pods = running_pods(cluster, namespace, app)
-        names = {pod["metadata"]["name"] for pod in pods}
-        return pods if len(pods) == count and not names & set(excluding) else None
-
-    return wait_for(probe, f"{count} running pods app={app} in {namespace} without {excluding}")
+    return wait_for_pods(cluster, namespace, f"app={app}", count, excluding)
 
 
 def is_gone(cluster: Cluster, namespace: str, name: str) -> bool:
