@@ -5,8 +5,9 @@ same keep-alive HTTP client, calls interleaved so load hits both alike. The matc
 real ``resource.add`` CloudEvents an ApiServerSource sends, one per distinct SecurityEvent, each
 about a Running pod of the demo Deployment, against the API stand-in in its own process. So the
 matcher's figure *includes* its API round trips: read the event, read the pod, list the
-namespace's AMTDs, write the status, write the Event (counted in a short second run against an
-in-process stand-in, whose request log sees every call). Also measured: a redelivered ``add`` of
+namespace's AMTDs, write the status, and write the Event (after its reply, by its background
+worker, while the next calls are timed; counted in a short second run against an in-process
+stand-in, whose request log sees every call). Also measured: a redelivered ``add`` of
 a decided event (re-requests the recorded steps), the ``update`` its own status write causes (no
 decision, no reply), and one API round trip alone."""
 

@@ -1,7 +1,8 @@
 """Shared fixtures: a fresh API server stand-in per test, a kubeconfig pointing at it, a Stand.
 
 Imports of the stack happen inside the fixtures, so collecting tests that do not use them stays
-cheap and free of side effects.
+cheap and free of side effects. Functions run in-process write their Events after replying
+(amtd.deferring): every test ends by waiting for those writes, so none lands in the next test.
 """
 
 from __future__ import annotations
@@ -15,6 +16,15 @@ import pytest
 if TYPE_CHECKING:
     from amtd_stack.apiserver import ApiServer
     from support.executors import Stand
+
+
+@pytest.fixture(autouse=True)
+def _finish_deferred_writes() -> Iterator[None]:
+    """After the test: wait for the Event writes in-process functions deferred (bounded)."""
+    yield
+    from amtd.deferring import shared_deferrer
+
+    shared_deferrer().flush()
 
 
 @pytest.fixture

@@ -4,6 +4,8 @@ ApiServerSource → Broker → here (binary or structured CloudEvents, Resource 
 A thin adapter: decode the event (amtd.apiserverevents), decide and record against the API
 server (amtd.triaging), and reply one ``action.requested`` CloudEvent with the steps executors
 must perform (amtd.actionevents), or 204 when there are none. docs/events.md has the contract.
+The decision's Kubernetes Event is written after the reply, by the process's background worker
+(amtd.deferring): it is an audit record, not part of the decision.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from amtd.apiserverevents import (
     read_change,
     read_change_type,
 )
+from amtd.deferring import shared_deferrer
 from amtd.responding import (
     BadRequestError,
     cloudevent_response,
@@ -62,6 +65,7 @@ def decide_and_reply(request: flask.Request) -> flask.Response:
         change.name,
         may_replay=change.verb == "add" or is_announcing_undecided(change),
         now=format_now(),
+        defer=shared_deferrer().defer,  # its Event is written after the reply
     )
     if triage.request is None:
         logger.info("SecurityEvent %s: %s, nothing for executors", change.name, triage.outcome)

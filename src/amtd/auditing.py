@@ -71,10 +71,13 @@ def build_step_events(
     ]
 
 
-def record_execution_status(cluster: Cluster, name: str, execution: Execution) -> Execution | None:
+def record_execution_status(
+    cluster: Cluster, name: str, execution: Execution, current: Object | None = None
+) -> Execution | None:
     """Record the step's execution unless one is there; returns the one recorded (None: gone).
 
-    A duplicate racing with the first attempt gets the first attempt's record back.
+    A duplicate racing with the first attempt gets the first attempt's record back. ``current``
+    (the SecurityEvent as the caller read it) saves a read unless it is stale (409: read again).
     """
     recorded: list[Execution] = []
 
@@ -84,7 +87,7 @@ def record_execution_status(cluster: Cluster, name: str, execution: Execution) -
         return record_execution(status, execution)
 
     try:
-        cluster.mutate_status(SECURITY_EVENTS, name, mutate)
+        cluster.mutate_status(SECURITY_EVENTS, name, mutate, current=current)
     except NotFoundError:
         LOG.warning(
             "SecurityEvent %s is gone: execution of %s not recorded", name, execution.step_id

@@ -8,7 +8,8 @@ Exactly one effect per step under at-least-once delivery:
    the pod in between, so it is read again and the guards run again;
 4. the action, in a retry-safe order (quarantine: NetworkPolicy, 409 = exists, then relabel);
    a 404 means the pod went away and is judged like any missing pod;
-5. the Execution is recorded and Events are written (:mod:`amtd.auditing`).
+5. the Execution is recorded and Events are written (:mod:`amtd.auditing`); the Events are
+   best effort and go to ``Settings.defer`` (an executor writes them after its reply).
 
 Kubernetes 404/409 never escape as errors; TransientError does (the caller answers 503).
 :func:`answer_action_request` is the whole of an executor function: decode → execute → reply.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import flask
@@ -37,6 +39,7 @@ from amtd.actionevents import (
 )
 from amtd.actions import Action
 from amtd.claiming import build_claim_patch
+from amtd.deferring import Defer, run_now, shared_deferrer
 from amtd.guarding import (
     Verdict,
     check_dry_run,
@@ -71,11 +74,12 @@ Pod = Mapping[str, Any]
 
 @dataclass(frozen=True)
 class Settings:
-    """Who is executing and what it must leave alone."""
+    """Who is executing, what it must leave alone, and how its Events are written."""
 
     action: str
     executor: str
     protected: frozenset[str]
+    defer: Defer = run_now  # the Events of an execution (after the reply, in a function)
 
 
 def answer_action_request(
@@ -84,14 +88,14 @@ def answer_action_request(
     """Decode the event → execute its ``action`` steps as ``executor`` → reply ``action.completed``.
 
     204 when the event has no step for this executor; 400 (BadRequestError) for one that can
-    never succeed.
+    never succeed. The steps' Events are written after the reply (the process's deferrer).
     """
     event = decode_cloudevent(request)
     action_request = read_request(event)
     if not action_request.steps_for(action):
         LOG.info("event %s has no %s step: nothing to do", event["id"], action)
         return no_content()
-    settings = Settings(action, executor, read_protected_namespaces(env))
+    settings = Settings(action, executor, read_protected_namespaces(env), shared_deferrer().defer)
     executions = execute_request(shared_cluster(), action_request, settings, format_now())
     completion = ActionCompletion(
         security_event=action_request.security_event, executions=executions
@@ -146,30 +150,40 @@ def check_step(step: ActionStep) -> None:
 def execute_request(
     cluster: Cluster, request: ActionRequest, settings: Settings, now: str
 ) -> list[Execution]:
-    """Execute this executor's steps; returns their Executions (recorded ones included)."""
+    """Execute this executor's steps; returns their Executions (recorded ones included).
+
+    The first step's record is written against the SecurityEvent as read here (a read fewer;
+    if it changed meanwhile, the write is refused with a 409 and retried on a fresh read).
+    """
     ref = request.security_event
-    status = read_security_event_status(cluster, ref.name, ref.uid)
+    found = read_security_event(cluster, ref.name, ref.uid)
     steps = request.steps_for(settings.action)
-    if status is None:
+    if found is None:
         LOG.warning("SecurityEvent %s (uid %s) is gone: its steps are skipped", ref.name, ref.uid)
         gone = Verdict("Skipped", "SecurityEventGone", f"SecurityEvent {ref.name} no longer exists")
         return [auditing.make_execution(step, gone, settings.executor, now) for step in steps]
-    return [execute_step(cluster, ref, step, settings, status, now) for step in steps]
+    status = SecurityEventStatus.model_validate(found.get("status") or {})
+    executions = []
+    for step in steps:
+        executions.append(execute_step(cluster, ref, step, settings, status, now, found))
+        found = None  # written since: later records read it afresh
+    return executions
 
 
-def read_security_event_status(cluster: Cluster, name: str, uid: str) -> SecurityEventStatus | None:
-    """The SecurityEvent's status, or None when it (that incarnation) no longer exists."""
+def read_security_event(cluster: Cluster, name: str, uid: str) -> Object | None:
+    """The SecurityEvent, or None when it (that incarnation) no longer exists."""
     found = cluster.find(SECURITY_EVENTS, name)
     if found is None or found["metadata"].get("uid") != uid:
         return None
-    return SecurityEventStatus.model_validate(found.get("status") or {})
+    return found
 
 
 def execute_step(
     cluster: Cluster, ref: SecurityEventRef, step: ActionStep, settings: Settings,
-    status: SecurityEventStatus, now: str,
+    status: SecurityEventStatus, now: str, read: Object | None = None,
 ) -> Execution:  # fmt: skip
-    """One step, exactly once: a recorded step is not repeated; a new one is settled, recorded."""
+    """One step, exactly once: a recorded step is not repeated; a new one is settled, recorded
+    (against ``read``, the SecurityEvent as last read, when given)."""
     recorded = find_execution(status, step.step_id)
     if recorded is not None:
         LOG.info("step %s already executed (%s %s): nothing to do", step.step_id,
@@ -179,9 +193,9 @@ def execute_step(
     execution = auditing.make_execution(step, verdict, settings.executor, now)
     LOG.info("step %s on %s: %s %s %s: %s", step.step_id, step.target, step.action,
              verdict.result, verdict.reason, verdict.message)  # fmt: skip
-    stored = auditing.record_execution_status(cluster, ref.name, execution)
+    stored = auditing.record_execution_status(cluster, ref.name, execution, current=read)
     if stored is execution:  # else gone, or a racing duplicate recorded (and announced) first
-        auditing.announce_execution(cluster, execution, ref.name, ref.uid)
+        settings.defer(partial(auditing.announce_execution, cluster, execution, ref.name, ref.uid))
     return stored or execution
 
 

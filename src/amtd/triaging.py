@@ -8,6 +8,8 @@ conflict-safe status write, and return the steps executors must perform.
 Status writes fire ``update`` events of their own; they never re-decide, because a generation
 already recorded (``status.observedGeneration``) is not decided again. Only a redelivery (the
 caller says ``may_replay``) of a decided generation re-emits the recorded, unexecuted steps.
+The decision's Kubernetes Event is best effort and handed to ``defer`` (the matcher writes it
+after its reply, :mod:`amtd.deferring`); by default it is written at once.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from amtd.deciding import (
     read_event_spec,
     record_executions_without_executor,
 )
+from amtd.deferring import Defer, run_now
 from amtd.kubeapi import (
     EVENTS,
     PODS,
@@ -65,7 +68,9 @@ class Triage:
     decisions: tuple[Decision, ...] = field(default_factory=tuple)
 
 
-def triage_security_event(cluster: Cluster, name: str, *, may_replay: bool, now: str) -> Triage:
+def triage_security_event(
+    cluster: Cluster, name: str, *, may_replay: bool, now: str, defer: Defer = run_now
+) -> Triage:
     """Decide and record the SecurityEvent's current generation, or replay what was recorded."""
     obj = cluster.find(SECURITY_EVENTS, name)
     if obj is None:
@@ -76,7 +81,7 @@ def triage_security_event(cluster: Cluster, name: str, *, may_replay: bool, now:
     if is_generation_decided(status, ref.generation):
         return replay_decisions(ref, status, may_replay)
     decisions, executions = decide_security_event(cluster, obj, ref, now)
-    return record_and_request(cluster, ref, decisions, executions, now, read=obj)
+    return record_and_request(cluster, ref, decisions, executions, now, read=obj, defer=defer)
 
 
 def read_ref(obj: Object) -> SecurityEventRef:
@@ -195,11 +200,13 @@ def record_if_current(
 def record_and_request(
     cluster: Cluster, ref: SecurityEventRef, decisions: Sequence[Decision],
     executions: Sequence[Execution], now: str, read: Object | None = None,
+    defer: Defer = run_now,
 ) -> Triage:  # fmt: skip
     """Write the decisions (conflict-safe); if another matcher won the race, use its record.
 
     ``read`` is the object the decision was made from: writing against it saves a read (if it
-    changed since, the write is refused with a 409 and retried on a fresh read).
+    changed since, the write is refused with a 409 and retried on a fresh read). The decision's
+    Event goes to ``defer``.
     """
     mutate = partial(record_if_current, ref, decisions, executions)
     try:
@@ -211,7 +218,7 @@ def record_and_request(
         return adopt_recorded(cluster, ref)
     for decision in decisions:
         logger.info("SecurityEvent %s decided %s", ref.name, explain_decision(decision))
-    emit_decision_event(cluster, ref, written, decisions, now)
+    defer(partial(emit_decision_event, cluster, ref, written, tuple(decisions), now))
     return Triage("Decided", make_action_request(ref, decisions, executions), tuple(decisions))
 
 

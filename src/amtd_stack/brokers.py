@@ -22,6 +22,7 @@ from werkzeug.wrappers import Request, Response
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
+from amtd_stack.connections import ConnectionPool
 from amtd_stack.deliveries import DeliverySpec
 from amtd_stack.delivering import (
     AttemptLog,
@@ -29,6 +30,7 @@ from amtd_stack.delivering import (
     DeliveryResult,
     dead_letter_event,
     deliver,
+    make_sender,
 )
 from amtd_stack.filtering import Filter, is_match
 from amtd_stack.messages import EventError, copy_event, event_attributes, parse_event
@@ -100,6 +102,8 @@ class EventRouter:
         self.dropped: list[DroppedEvent] = []
         self.stopping = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="delivery")
+        self.connections = ConnectionPool()  # kept alive per subscriber, shared by the workers
+        self._send = make_sender(self.connections)
         self._idle = threading.Condition()
         self._pending = 0
 
@@ -155,7 +159,7 @@ class EventRouter:
         headers = {"Prefer": "reply", "Kn-Namespace": route.namespace}
         hidden = copy_event(event, remove=(TTL,))
         delivery = Delivery(route.key, route.subscriber_url, hidden, route.delivery, headers)
-        result = deliver(delivery, self.attempts, self.stopping)
+        result = deliver(delivery, self.attempts, self.stopping, self._send)
         if result.ok:
             self._publish_reply(route, event, result)
         elif not self.stopping.is_set():
@@ -178,7 +182,7 @@ class EventRouter:
                 letter,
                 DeliverySpec(timeout_s=route.delivery.timeout_s),
             )
-            if deliver(sink, self.attempts, self.stopping).ok:
+            if deliver(sink, self.attempts, self.stopping, self._send).ok:
                 return
         LOG.error(
             "DEAD LETTER: trigger %s could not deliver event %s (%s) to %s: %s",
@@ -199,6 +203,7 @@ class EventRouter:
         """Abort backoffs, drop queued deliveries, optionally wait for running ones."""
         self.stopping.set()
         self._pool.shutdown(wait=wait, cancel_futures=True)
+        self.connections.close()
 
 
 class BrokerIngress:

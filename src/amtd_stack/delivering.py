@@ -2,20 +2,24 @@
 
 Every attempt is recorded in an AttemptLog so tests and ``amtd up`` users can see exactly what
 the broker did. Response interpretation (what counts as success, reply or failure) is pure.
+Attempts go over kept-alive connections (:mod:`amtd_stack.connections`) when the caller gives
+a pool, as the broker and sources do.
 """
 
 from __future__ import annotations
 
 import base64
+import http.client
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 
-import requests
 from cloudevents.http import CloudEvent
 
+from amtd_stack.connections import ConnectionPool
 from amtd_stack.deliveries import DeliverySpec, compute_backoff, is_retryable
 from amtd_stack.journals import Journal
 from amtd_stack.messages import EventError, copy_event, encode_binary, is_cloudevent_message
@@ -74,18 +78,32 @@ def interpret_response(status: int, headers: Mapping[str, str], body: bytes) -> 
 
 
 def send_once(
-    url: str, event: CloudEvent, timeout_s: float, extra_headers: Mapping[str, str]
-) -> DeliveryResult:
-    """POST the event in binary mode once and classify the answer."""
+    url: str, event: CloudEvent, timeout_s: float, extra_headers: Mapping[str, str],
+    connections: ConnectionPool | None = None,
+) -> DeliveryResult:  # fmt: skip
+    """POST the event in binary mode once (on a kept-alive connection of ``connections``, else
+    a new one) and classify the answer."""
     headers, body = encode_binary(event)
     headers.update(extra_headers)
+    pool = connections or ConnectionPool(max_idle_s=0.0)
     try:
-        response = requests.post(url, data=body, headers=headers, timeout=timeout_s)
-    except requests.Timeout:
+        answer = pool.post(url, body, headers, timeout_s)
+    except TimeoutError:
         return DeliveryResult(False, None, f"no answer within {timeout_s:g}s")
-    except requests.RequestException as error:
-        return DeliveryResult(False, None, f"no response: {error}")
-    return interpret_response(response.status_code, response.headers, response.content)
+    except (OSError, http.client.HTTPException, ValueError) as error:
+        return DeliveryResult(False, None, f"no response: {error or type(error).__name__}")
+    finally:
+        if connections is None:
+            pool.close()
+    return interpret_response(answer.status, answer.headers, answer.body)
+
+
+Sender = Callable[[str, CloudEvent, float, Mapping[str, str]], DeliveryResult]
+
+
+def make_sender(connections: ConnectionPool) -> Sender:
+    """:func:`send_once` over the connections of ``connections``."""
+    return partial(send_once, connections=connections)
 
 
 @dataclass
@@ -103,7 +121,7 @@ def deliver(
     delivery: Delivery,
     log: AttemptLog,
     stopping: threading.Event,
-    sender: Callable[[str, CloudEvent, float, Mapping[str, str]], DeliveryResult] = send_once,
+    sender: Sender = send_once,
 ) -> DeliveryResult:
     """Send with retries and backoff per the spec; return the last result."""
     spec = delivery.spec

@@ -15,8 +15,9 @@ from typing import Any
 
 from cloudevents.http import CloudEvent
 
+from amtd_stack.connections import ConnectionPool
 from amtd_stack.deliveries import DeliverySpec, Destination, SpecError, parse_destination
-from amtd_stack.delivering import AttemptLog, Delivery, deliver
+from amtd_stack.delivering import AttemptLog, Delivery, deliver, make_sender
 from amtd_stack.filtering import ATTRIBUTE_NAME
 from amtd_stack.journals import Journal
 from amtd_stack.manifests import Manifest, namespace_of
@@ -75,12 +76,16 @@ class SourceContext:
 
 
 def make_sink_sender(
-    label: str, url: str, attempts: AttemptLog, stopping: threading.Event
-) -> EventSender:
-    """An EventSender posting to ``url`` in binary mode with a few retries, logged as ``label``."""
+    label: str, url: str, attempts: AttemptLog, stopping: threading.Event,
+    connections: ConnectionPool | None = None,
+) -> EventSender:  # fmt: skip
+    """An EventSender posting to ``url`` in binary mode with a few retries, logged as ``label``;
+    over kept-alive ``connections`` (its own pool when not given)."""
+    sender = make_sender(connections or ConnectionPool())
 
     def send(event: CloudEvent) -> None:
-        result = deliver(Delivery(label, url, event, SINK_DELIVERY), attempts, stopping)
+        delivery = Delivery(label, url, event, SINK_DELIVERY)
+        result = deliver(delivery, attempts, stopping, sender)
         if not result.ok:
             LOG.error("%s could not send event %s to %s: %s", label, event["id"], url, result.error)
 

@@ -203,7 +203,9 @@ class Stack:
         label = f"{source.namespace}/{source.name}"
         emitted = self.emitted.setdefault(label, EmittedLog())
         url = self._resolve(source.sink)
-        sender = make_sink_sender(f"source {label}", url, self.router.attempts, self._stopping)
+        sender = make_sink_sender(
+            f"source {label}", url, self.router.attempts, self._stopping, self.router.connections
+        )
         return SourceContext(identity, self._api().url, sender, emitted)
 
     def _write_endpoints(self) -> None:

@@ -15,10 +15,10 @@ from support.cloudevents import read_reply
 from support.executors import (
     Stand,
     create_security_event,
-    list_events_about,
     only_execution,
     post_event,
     read_status,
+    wait_for_events_about,
 )
 from support.functions import load_function_client
 from support.standins import create_deployment, create_pod, wait_for_pods
@@ -72,10 +72,10 @@ def test_writes_events_on_the_pod_and_the_security_event(stand: Stand, client: F
 
     assert post_event(client, request).status_code == 200
 
-    (on_pod,) = list_events_about(stand.cluster, "shop", pod["metadata"]["name"])
+    (on_pod,) = wait_for_events_about(stand.cluster, "shop", pod["metadata"]["name"])
     assert on_pod["involvedObject"]["uid"] == pod["metadata"]["uid"]
     assert (on_pod["reason"], on_pod["type"]) == ("PodDeleted", "Normal")
-    (on_event,) = list_events_about(stand.cluster, "default", "sev-events")
+    (on_event,) = wait_for_events_about(stand.cluster, "default", "sev-events")
     assert on_event["involvedObject"]["kind"] == "SecurityEvent"
     assert on_event["involvedObject"]["apiVersion"] == "amtd.r6security.com/v1beta1"
     assert on_event["involvedObject"]["uid"] == request.security_event.uid
@@ -92,7 +92,7 @@ def test_a_duplicate_has_one_effect_and_one_record(stand: Stand, client: FlaskCl
     assert {only_execution(reply)["reason"] for reply in replies} == {"PodDeleted"}
     assert len(pod_deletes(stand)) == 1
     assert len(read_status(stand.cluster, "sev-dup").executions) == 1
-    assert len(list_events_about(stand.cluster, "default", "sev-dup")) == 1
+    assert len(wait_for_events_about(stand.cluster, "default", "sev-dup")) == 1
 
 
 def test_a_replay_after_restart_does_nothing(
@@ -102,6 +102,7 @@ def test_a_replay_after_restart_does_nothing(
     request = create_security_event(stand.cluster, "sev-replay", [pod], "delete")
     assert post_event(client, request).status_code == 200
     wait_for_pods(stand.cluster, "shop", "app=web", 2)
+    wait_for_events_about(stand.cluster, "default", "sev-replay")  # the last write of the first
     stand.server.clear_requests()
 
     with stand.connect_functions(USER, monkeypatch):  # a new connection, a freshly loaded function

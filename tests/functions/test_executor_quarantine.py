@@ -16,10 +16,10 @@ from support.cloudevents import read_reply
 from support.executors import (
     Stand,
     create_security_event,
-    list_events_about,
     only_execution,
     post_event,
     read_status,
+    wait_for_events_about,
 )
 from support.functions import load_function_client
 from support.standins import create_deployment, create_namespace, create_pod, wait_for_pods
@@ -81,7 +81,7 @@ def test_isolates_the_pod_which_keeps_running_while_a_replacement_starts(
     isolated = stand.cluster.get(PODS, pod["metadata"]["name"], "shop")
     assert isolated["status"]["phase"] == "Running"
     assert read_status(stand.cluster, "sev-q").phase == "Completed"
-    (on_pod,) = list_events_about(stand.cluster, "shop", pod["metadata"]["name"])
+    (on_pod,) = wait_for_events_about(stand.cluster, "shop", pod["metadata"]["name"])
     assert on_pod["reason"] == "PodQuarantined"
 
 
@@ -119,7 +119,7 @@ def test_a_duplicate_has_one_effect_and_one_record(stand: Stand, client: FlaskCl
     assert [record.status for record in creates] == [201]
     assert len(policies_of(stand, "shop")) == 1
     assert len(read_status(stand.cluster, "sev-dup").executions) == 1
-    assert len(list_events_about(stand.cluster, "default", "sev-dup")) == 1
+    assert len(wait_for_events_about(stand.cluster, "default", "sev-dup")) == 1
 
 
 def test_a_retry_after_a_partial_attempt_completes(stand: Stand, client: FlaskClient) -> None:

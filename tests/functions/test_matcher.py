@@ -26,6 +26,7 @@ from amtd.triaging import decide_security_event, read_ref, record_and_request
 from support.cloudevents import as_binary, as_structured, read_reply
 from support.functions import load_function_client, serve_function
 from support.standins import install_phoenix_sample, list_pods, open_world
+from support.waiting import wait_for
 
 SAMPLE_POLICY = "demo/adaptivemovingtargetdefense-sample"
 
@@ -119,6 +120,12 @@ def events_about(cluster: Cluster, obj: dict[str, Any]) -> list[dict[str, Any]]:
     return cluster.list(EVENTS, "default", field_selector=selector)
 
 
+def wait_for_events_about(cluster: Cluster, obj: dict[str, Any]) -> list[dict[str, Any]]:
+    """:func:`events_about`, once there is one (the matcher writes it after its reply)."""
+    name = obj["metadata"]["name"]
+    return wait_for(lambda: events_about(cluster, obj), f"an Event about {name}")
+
+
 def test_network_attack_quarantines_the_pod(matcher: FlaskClient, cluster: Cluster, pods: Any):
     target = f"demo/{pods[0]['metadata']['name']}"
     obj = create_security_event(cluster, [target], {"type": "network-attack"})
@@ -137,7 +144,7 @@ def test_network_attack_quarantines_the_pod(matcher: FlaskClient, cluster: Clust
     assert (status["phase"], status["action"], status["observedGeneration"]) == (
         "Decided", "quarantine", obj["metadata"]["generation"],
     )  # fmt: skip
-    [event] = events_about(cluster, obj)
+    [event] = wait_for_events_about(cluster, obj)
     assert (event["reason"], event["type"]) == ("Decided", "Normal")
     assert target in event["message"] and "quarantine" in event["message"]
 
@@ -192,7 +199,7 @@ def test_pod_without_covering_policy_is_unmatched(matcher: FlaskClient, cluster:
     [decision] = status["decisions"]
     assert (decision["outcome"], decision["reason"]) == ("Unmatched", "NoPolicyCovers")
     assert status["phase"] == "Unmatched"
-    [event] = events_about(cluster, obj)
+    [event] = wait_for_events_about(cluster, obj)
     assert (event["reason"], event["type"]) == ("Unmatched", "Warning")
     assert "NoPolicyCovers" in event["message"]
 
@@ -223,6 +230,7 @@ def test_status_update_is_not_decided_again(
     obj = create_security_event(cluster, [f"demo/{pods[0]['metadata']['name']}"], {"type": "x"})
     assert decide(matcher, obj)[0] == 204
     decided = cluster.get(SECURITY_EVENTS, obj["metadata"]["name"])  # what the update announces
+    wait_for_events_about(cluster, obj)  # the decision's last write
     apiserver.clear_requests()
     assert decide(matcher, decided, verb="update")[0] == 204
     assert decide(matcher, decided, verb="update", mode="ref")[0] == 204
@@ -237,6 +245,7 @@ def test_redelivered_add_repeats_the_same_event(
         cluster, [f"demo/{pods[0]['metadata']['name']}"], {"type": "network-attack"}
     )
     _, first, first_data = decide(matcher, obj)
+    wait_for_events_about(cluster, obj)  # the decision's last write
     apiserver.clear_requests()
     code, again, again_data = decide(matcher, obj, mode="ref")
     assert code == 200 and again["id"] == first["id"] and again_data == first_data
@@ -366,7 +375,7 @@ def test_a_concurrent_decision_recorded_first_is_adopted(
     assert triage.decisions[0].decided_at != "2000-01-01T00:00:00Z"  # theirs, not ours
     [decision] = status_of(cluster, obj["metadata"]["name"])["decisions"]
     assert decision["decidedAt"] != "2000-01-01T00:00:00Z"
-    assert len(events_about(cluster, obj)) == 1
+    assert len(wait_for_events_about(cluster, obj)) == 1
 
 
 def test_a_decision_for_an_outdated_spec_is_not_written(cluster: Cluster, pods: Any):
@@ -390,6 +399,7 @@ def test_kubectl_describe_shows_the_decision(
         cluster, [f"demo/{pods[0]['metadata']['name']}"], {"type": "network-attack"}
     )
     assert decide(matcher, obj)[0] == 200
+    wait_for_events_about(cluster, obj)
     command = ["kubectl", "--kubeconfig", str(kubeconfig), "describe", "securityevent"]
     shown = subprocess.run(
         [*command, obj["metadata"]["name"]], capture_output=True, text=True, timeout=60, check=True

@@ -18,6 +18,7 @@ from support.executors import (
     list_events_about,
     post_event,
     read_status,
+    wait_for_events_about,
 )
 from support.functions import load_function_client
 from support.standins import create_deployment
@@ -69,7 +70,8 @@ def test_release_deletes_the_isolated_pod_and_its_policy(
     assert release_record.step_id == f"{status.executions[0].step_id}/release"
     assert release_record.pod_uid == quarantined["metadata"]["uid"]
     assert status.phase == "Completed"
-    reasons = {event["reason"] for event in list_events_about(stand.cluster, "default", "sev-q")}
+    events = wait_for_events_about(stand.cluster, "default", "sev-q", count=2)
+    reasons = {event["reason"] for event in events}
     assert reasons == {"PodQuarantined", "Released"}
 
 

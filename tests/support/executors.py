@@ -26,6 +26,7 @@ from amtd.targets import parse_target
 from amtd_stack.apiserver import ApiServer, start_apiserver
 from support.cloudevents import as_binary, as_structured, read_reply
 from support.standins import connect, connect_functions, install_crds
+from support.waiting import wait_for
 
 NOW = "2026-11-26T12:00:00Z"
 
@@ -156,3 +157,15 @@ def list_events_about(cluster: Cluster, namespace: str, name: str) -> list[dict[
     """core/v1 Events in ``namespace`` whose involvedObject is named ``name``."""
     events = cluster.list(kubeapi.EVENTS, namespace)
     return [event for event in events if event["involvedObject"].get("name") == name]
+
+
+def wait_for_events_about(
+    cluster: Cluster, namespace: str, name: str, count: int = 1
+) -> list[dict[str, Any]]:
+    """:func:`list_events_about`, once there are ``count`` (executors write them after replying)."""
+
+    def enough() -> list[dict[str, Any]] | None:
+        events = list_events_about(cluster, namespace, name)
+        return events if len(events) >= count else None
+
+    return wait_for(enough, f"{count} Events about {namespace}/{name}")

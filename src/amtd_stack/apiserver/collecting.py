@@ -2,6 +2,9 @@
 
 One `collect_garbage` sweep runs under the store lock and reports whether it changed anything;
 the controller loop repeats sweeps until nothing changes. Owners are matched by uid only.
+A sweep looks at the whole store only when told nothing about what changed (at start); given
+the changes, it looks at the objects they can unblock: each changed object, its dependents,
+its owners (before and after) and its namespace, so a sweep costs what changed, not the store.
 """
 
 from __future__ import annotations
@@ -17,15 +20,11 @@ from .deleting import (
     request_deletion,
 )
 from .resources import Registry
-from .storing import KindKey, Obj, Store
-
-
-def _owner_uids(obj: Obj) -> list[str]:
-    return [str(ref.get("uid")) for ref in obj["metadata"].get("ownerReferences") or []]
+from .storing import KindKey, Obj, Store, StoreEvent, owner_uids
 
 
 def _dependents(store: Store, uid: str) -> list[tuple[KindKey, Obj]]:
-    return [(kk, o) for kk, o in store.all_items() if uid in _owner_uids(o)]
+    return store.dependents(uid)
 
 
 def _drop_finalizer(
@@ -93,15 +92,38 @@ def _finish_deletion(store: Store, registry: Registry, kind_key: KindKey, obj: O
 
 
 def _is_abandoned(store: Store, obj: Obj) -> bool:
-    uids = _owner_uids(obj)
+    uids = owner_uids(obj)
     return bool(uids) and all(store.by_uid(uid) is None for uid in uids)
 
 
-def collect_garbage(store: Store, registry: Registry) -> bool:
-    """One sweep; True if it changed anything (then sweep again)."""
+def _neighbours(store: Store, event: StoreEvent) -> list[tuple[KindKey, Obj]]:
+    """What a change can unblock: the object, its dependents, its owners, its namespace."""
+    meta = event.obj["metadata"]
+    found = [(event.kind_key, event.obj), *store.dependents(meta["uid"])]
+    for uid in owner_uids(event.obj) | owner_uids(event.old):
+        owner = store.by_uid(uid)
+        found += [owner] if owner is not None else []
+    namespace = store.get(NAMESPACES, "", meta.get("namespace") or "")
+    return [*found, (NAMESPACES, namespace)] if namespace is not None else found
+
+
+def _affected(store: Store, changes: list[StoreEvent]) -> list[tuple[KindKey, Obj]]:
+    """The objects a sweep must look at after `changes`, once each (in change order)."""
+    affected: dict[str, tuple[KindKey, Obj]] = {}
+    for event in changes:
+        for kind_key, obj in _neighbours(store, event):
+            affected.setdefault(obj["metadata"]["uid"], (kind_key, obj))
+    return list(affected.values())
+
+
+def collect_garbage(
+    store: Store, registry: Registry, changes: list[StoreEvent] | None = None
+) -> bool:
+    """One sweep over everything, or over what `changes` affect; True if it changed anything."""
     changed = False
     with store.lock:
-        for kind_key, obj in store.all_items():
+        candidates = store.all_items() if changes is None else iter(_affected(store, changes))
+        for kind_key, obj in candidates:
             meta = obj["metadata"]
             current = store.get(kind_key, meta.get("namespace", ""), meta["name"])
             if current is None or current["metadata"]["uid"] != meta["uid"]:

@@ -1,7 +1,9 @@
 """The background controller loop: garbage collection and workload emulation.
 
-Event-driven, not polled: every store change sets a flag; the loop wakes, sweeps until a sweep
-changes nothing (its own writes set the flag again), and sleeps until the next change.
+Event-driven, not polled: every store change is queued and sets a flag; the loop wakes, sweeps
+what the queued changes affect until a sweep changes nothing (its own writes queue more), and
+sleeps until the next change. The first sweep looks at everything. Sweeps hold the store lock,
+so they are kept to the changes: an alert must not pay for every object stored before it.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ import threading
 
 from .collecting import collect_garbage
 from .resources import Registry
-from .storing import Store
-from .workloads import Workloads
+from .storing import Store, StoreEvent
+from .workloads import Workloads, is_workload_change
 
 LOG = logging.getLogger(__name__)
 MAX_SWEEPS = 100  # a safety net against a reconcile that never converges
@@ -28,7 +30,22 @@ class Controllers:
         self._dirty = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="apiserver-controllers", daemon=True)
-        store.add_listener(lambda _event: self._dirty.set())
+        self._changes: list[StoreEvent] | None = None  # None: look at everything
+        self._changes_lock = threading.Lock()
+        store.add_listener(self._note)
+
+    def _note(self, event: StoreEvent) -> None:
+        """Store listener (under the store lock): queue the change, wake the loop."""
+        with self._changes_lock:
+            if self._changes is not None:
+                self._changes.append(event)
+        self._dirty.set()
+
+    def _take_changes(self) -> list[StoreEvent] | None:
+        """The changes queued since the last call (None: everything), leaving the queue empty."""
+        with self._changes_lock:
+            changes, self._changes = self._changes, []
+        return changes
 
     def start(self) -> None:
         """Start the loop (an initial sweep runs at once)."""
@@ -52,14 +69,18 @@ class Controllers:
                 self.sweep()
             except Exception:  # keep the controllers alive; a bug shows in the log
                 LOG.exception("controller sweep failed")
+                with self._changes_lock:
+                    self._changes = None  # what it was sweeping is lost: look at everything
 
     def sweep(self) -> None:
         """Collect garbage, then reconcile workloads, until a round changes nothing."""
         for _ in range(MAX_SWEEPS):
-            before = self.store.rv
-            collect_garbage(self.store, self.registry)
-            if self.workloads is not None:
-                self.workloads.reconcile()
-            if self.store.rv == before or self._stopping.is_set():
+            changes = self._take_changes()
+            if changes == [] or self._stopping.is_set():
                 return
+            collect_garbage(self.store, self.registry, changes)
+            if self.workloads is not None and (
+                changes is None or any(is_workload_change(event) for event in changes)
+            ):
+                self.workloads.reconcile()
         LOG.warning("controllers did not converge after %d sweeps", MAX_SWEEPS)

@@ -87,7 +87,4 @@ def request_deletion(
 
 
 def _has_dependents(store: Store, uid: str) -> bool:
-    return any(
-        any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences") or [])
-        for _, obj in store.all_items()
-    )
+    return bool(store.dependents(uid))

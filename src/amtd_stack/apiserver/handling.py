@@ -1,6 +1,8 @@
 """REST verbs on the store: create, get, list, update, patch, delete, deletecollection.
 
-HTTP-agnostic: callers pass a `Target` and decoded bodies, and get objects or `ApiError`s.
+HTTP-agnostic: callers pass a `Target` and decoded bodies (a write takes ownership of its body),
+and get objects or `ApiError`s. Answers are views sharing parts with the store: encode them,
+never change them (stored objects are only ever replaced, so a view stays consistent).
 Every read-modify-write runs under the store lock. Status subresource rules: writes to the main
 resource keep the stored `.status`; writes to `/status` change only `.status` (and never bump
 generation). Create keeps a client-supplied status for built-ins (handy for fixtures) but drops it
@@ -57,6 +59,12 @@ def present(rtype: ResourceType, obj: Obj) -> Obj:
     out = copy.deepcopy(obj)
     out["apiVersion"], out["kind"] = rtype.api_version, rtype.kind
     return out
+
+
+def view(rtype: ResourceType, obj: Obj) -> Obj:
+    """:func:`present` for reads that are only encoded: a shallow copy sharing its parts with
+    the store (stored objects are never changed in place), so a GET copies nothing deep."""
+    return {**obj, "apiVersion": rtype.api_version, "kind": rtype.kind}
 
 
 def _check_body(rtype: ResourceType, body: Any) -> Obj:
@@ -127,7 +135,7 @@ class Api:
     def create(self, target: Target, body: Any, options: WriteOptions = NO_OPTIONS) -> Obj:
         """POST: 201 semantics; 409 AlreadyExists, 404 if the namespace is missing."""
         rtype = target.rtype
-        obj = _check_body(rtype, copy.deepcopy(body))
+        obj = _check_body(rtype, body)
         if rtype.is_custom and "status" in rtype.subresources:
             obj.pop("status", None)
         with self.store.lock:
@@ -144,7 +152,7 @@ class Api:
             if not options.dry_run:
                 obj = self.store.write(target.kind_key, obj)
                 self._after_write(rtype, obj)
-            return present(rtype, obj)
+            return view(rtype, obj)
 
     def _after_write(self, rtype: ResourceType, obj: Obj) -> None:
         if rtype.group == definitions.CRD_GROUP and rtype.kind == definitions.CRD_KIND:
@@ -152,11 +160,12 @@ class Api:
             self.registry.register(definitions.resource_types(obj))
 
     def get(self, target: Target) -> Obj:
-        """GET one object (also for `/status`)."""
-        return present(target.rtype, self._existing(target))
+        """GET one object (also for `/status`), as a :func:`view`: encode it, never change it."""
+        return view(target.rtype, self._existing(target))
 
     def list(self, target: Target, label_selector: str = "", field_selector: str = "") -> Obj:
-        """GET a collection, filtered by selectors, with the list's resourceVersion."""
+        """GET a collection, filtered by selectors, with the list's resourceVersion (items are
+        :func:`view` s: encode them, never change them)."""
         labels = parse_label_selector(label_selector)
         fields = parse_field_selector(field_selector, target.rtype.kind)
         with self.store.lock:
@@ -166,16 +175,14 @@ class Api:
             "kind": f"{target.rtype.kind}List",
             "apiVersion": target.rtype.api_version,
             "metadata": {"resourceVersion": str(rv)},
-            "items": [present(target.rtype, o) for o in items if is_selected(o, labels, fields)],
+            "items": [view(target.rtype, o) for o in items if is_selected(o, labels, fields)],
         }
 
     def update(self, target: Target, body: Any, options: WriteOptions = NO_OPTIONS) -> Obj:
         """PUT: 409 Conflict on a stale resourceVersion, 404 if missing."""
         with self.store.lock:
             old = self._existing(target)
-            new = check_update_target(
-                target.rtype, copy.deepcopy(body), target.namespace, target.name
-            )
+            new = check_update_target(target.rtype, body, target.namespace, target.name)
             _check_body(target.rtype, new)
             return self._replace(target, old, new, options)
 
@@ -204,11 +211,11 @@ class Api:
         new = admit(rtype, stamp_updated(rtype, old, new), options.strict)
         new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
         if new == old or options.dry_run:
-            return present(rtype, new)  # a no-op write keeps the resourceVersion, as upstream
+            return view(rtype, new)  # a no-op write keeps the resourceVersion, as upstream
         stored, exists = deleting.finalize_or_write(self.store, self.registry, target.kind_key, new)
         if exists:
             self._after_write(rtype, stored)
-        return present(rtype, stored)
+        return view(rtype, stored)
 
     def delete(self, target: Target, options: dict[str, Any]) -> tuple[int, Obj]:
         """DELETE one object: 200 with the object if finalizers keep it (or the kind always
@@ -218,12 +225,12 @@ class Api:
             obj = self._existing(target)
             self._check_preconditions(target, obj, options.get("preconditions") or {})
             if options.get("dryRun"):
-                return 200, present(target.rtype, obj)
+                return 200, view(target.rtype, obj)
             stored, exists = deleting.request_deletion(
                 self.store, self.registry, target.kind_key, obj, policy
             )
         if exists or target.rtype.kind in RETURNS_DELETED or target.rtype.is_custom:
-            return 200, present(target.rtype, stored)
+            return 200, view(target.rtype, stored)
         return 200, success_status(
             {
                 "name": target.name,

@@ -148,9 +148,25 @@ def _causes_for(error: ValidationError) -> list[dict[str, str]]:
     return [{"reason": "FieldValueInvalid", "message": message, "field": field}]
 
 
+_VALIDATORS: dict[int, tuple[Mapping[str, Any], Any]] = {}  # id(schema) -> (schema, validator)
+_MAX_VALIDATORS = 256
+
+
+def schema_validator(open_api_schema: Mapping[str, Any]) -> Any:
+    """The Draft 4 validator of an openAPIV3Schema, converted once per schema object (a CRD's
+    schema is never changed in place; keeping it in the cache keeps its id unique)."""
+    cached = _VALIDATORS.get(id(open_api_schema))
+    if cached is None or cached[0] is not open_api_schema:
+        if len(_VALIDATORS) >= _MAX_VALIDATORS:
+            _VALIDATORS.clear()
+        cached = (open_api_schema, Draft4Validator(to_json_schema(open_api_schema)))
+        _VALIDATORS[id(open_api_schema)] = cached
+    return cached[1]
+
+
 def validation_causes(obj: Any, open_api_schema: Mapping[str, Any]) -> list[dict[str, str]]:
     """Status causes (reason, message, field) for every schema violation; [] when valid."""
-    validator = Draft4Validator(to_json_schema(open_api_schema))
+    validator = schema_validator(open_api_schema)
     errors = sorted(validator.iter_errors(obj), key=lambda e: [str(p) for p in e.absolute_path])
     causes: list[dict[str, str]] = []
     for error in errors:

@@ -1,4 +1,8 @@
-"""The API server object: threaded HTTP on loopback, kubeconfigs, request log, faults, lifecycle."""
+"""The API server object: threaded HTTP on loopback, kubeconfigs, request log, faults, lifecycle.
+
+Connections are kept alive between requests, as a real API server keeps them (HTTP/1.1), so a
+client's connection pool is used as it would be in a cluster.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,8 @@ from types import TracebackType
 from typing import Any
 
 import yaml
-from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler, make_server
+
+from amtd_stack.serving import KeepAliveHandler, KeepAliveServer
 
 from .controlling import Controllers
 from .dispatching import Dispatcher, RequestLog
@@ -26,10 +31,11 @@ INITIAL_NAMESPACES = ("default", "kube-system", "kube-public")
 CLUSTER_NAME = "amtd-local"
 
 
-class _QuietHandler(WSGIRequestHandler):
-    """No per-request logging; tolerate clients (or injected drops) closing early."""
+class _QuietHandler(KeepAliveHandler):
+    """Kept-alive connections, no per-request logging; tolerate clients (or injected drops)
+    closing early."""
 
-    timeout = 60  # a client that stalls mid-request cannot pin a thread forever
+    timeout = 60  # a client that stalls (or keeps a connection idle) cannot pin a thread
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         """Silence the access log."""
@@ -52,9 +58,7 @@ class ApiServer:
         self._seed(workloads)
         self._controllers = Controllers(self.store, self.registry, workloads)
         app = Dispatcher(self.api, self._log, self._faults, lambda: self.address)
-        self._server: ThreadedWSGIServer = make_server(  # type: ignore[assignment]
-            host, port, app, threaded=True, request_handler=_QuietHandler
-        )
+        self._server = KeepAliveServer(host, port, app, handler=_QuietHandler)
         self.host = host
         self.port = int(self._server.socket.getsockname()[1])
         self._thread: threading.Thread | None = None

@@ -2,6 +2,8 @@
 
 Stored dicts are never mutated in place: every write replaces the object, so events and readers
 may share references. Callers that hold `store.lock` can compose read-modify-write atomically.
+An owner index (owner uid -> dependents) lets the garbage collector look at the dependents of
+one object without scanning the store.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class Store:
         self.lock = threading.Condition(threading.RLock())
         self._objects: dict[KindKey, dict[ObjKey, Obj]] = {}
         self._uids: dict[str, tuple[KindKey, ObjKey]] = {}
+        self._dependents: dict[str, set[tuple[KindKey, ObjKey]]] = {}  # by owner uid
         self._history: list[StoreEvent] = []
         self._history_rvs: list[int] = []
         self.history_limit = history_limit  # events kept for resourceVersion watches
@@ -69,6 +72,12 @@ class Store:
                 return None
             return where[0], self._objects[where[0]][where[1]]
 
+    def dependents(self, uid: str) -> list[tuple[KindKey, Obj]]:
+        """The objects with an ownerReference to `uid` (the owner may be gone already)."""
+        with self.lock:
+            found = self._dependents.get(uid, ())
+            return [(kk, self._objects[kk][key]) for kk, key in found]
+
     def items(self, kind_key: KindKey, namespace: str | None = None) -> list[Obj]:
         """Objects of a kind, optionally in one namespace, ordered by namespace and name."""
         with self.lock:
@@ -95,6 +104,7 @@ class Store:
             meta["resourceVersion"] = str(self._rv)
             bucket[key] = obj
             self._uids[meta["uid"]] = (kind_key, key)
+            self._index_owners(kind_key, key, old, obj)
             self._record(StoreEvent(self._rv, "MODIFIED" if old else "ADDED", kind_key, obj, old))
             return obj
 
@@ -105,6 +115,7 @@ class Store:
             if old is None:
                 return None
             self._uids.pop(old["metadata"]["uid"], None)
+            self._index_owners(kind_key, (namespace, name), old, None)
             self._rv += 1
             gone = {**old, "metadata": {**old["metadata"], "resourceVersion": str(self._rv)}}
             self._record(StoreEvent(self._rv, "DELETED", kind_key, gone, old))
@@ -120,6 +131,20 @@ class Store:
                 if gone is not None:
                     removed.append(gone)
             return removed
+
+    def _index_owners(
+        self, kind_key: KindKey, key: ObjKey, old: Obj | None, new: Obj | None
+    ) -> None:
+        """Move the object's entries in the owner index from `old`'s owners to `new`'s."""
+        where = (kind_key, key)
+        for uid in owner_uids(old) - owner_uids(new):
+            dependents = self._dependents.get(uid)
+            if dependents is not None:
+                dependents.discard(where)
+                if not dependents:
+                    del self._dependents[uid]
+        for uid in owner_uids(new):
+            self._dependents.setdefault(uid, set()).add(where)
 
     def _record(self, event: StoreEvent) -> None:
         self._history.append(event)
@@ -155,3 +180,10 @@ class Store:
         with self.lock:
             self.closed = True
             self.lock.notify_all()
+
+
+def owner_uids(obj: Obj | None) -> set[str]:
+    """The uids the object's ownerReferences name (none for None)."""
+    if obj is None:
+        return set()
+    return {str(ref.get("uid")) for ref in obj["metadata"].get("ownerReferences") or []}

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import bad_request, failure_status
-from .handling import Api, Target, present
+from .handling import Api, Target, view
 from .selectors import is_selected, parse_field_selector, parse_label_selector
 from .storing import Obj, StoreEvent
 
@@ -79,7 +79,7 @@ def _line(event_type: str, obj: Obj) -> bytes:
 def stream_watch(api: Api, spec: WatchSpec, render: Render | None = None) -> Iterator[bytes]:
     """Yield event lines until the timeout, the server stopping, or history expiring."""
     rtype = spec.target.rtype
-    draw: Render = render or (lambda obj, _type: present(rtype, obj))
+    draw: Render = render or (lambda obj, _type: view(rtype, obj))
     with api.store.lock:
         cursor = api.store.rv if spec.since is None else spec.since
         initial = [] if spec.since else api.store.items(spec.target.kind_key)

@@ -20,7 +20,7 @@ from .deleting import request_deletion
 from .resources import Registry
 from .selectors import match_label_selector_object
 from .stamping import now_rfc3339, random_suffix, stamp_created
-from .storing import KindKey, Obj, Store
+from .storing import KindKey, Obj, Store, StoreEvent
 
 DEPLOYMENTS: KindKey = ("apps", "deployments")
 REPLICASETS: KindKey = ("apps", "replicasets")
@@ -55,6 +55,23 @@ def controller_uid(obj: Obj) -> str | None:
         if ref.get("controller"):
             return str(ref.get("uid"))
     return None
+
+
+def is_workload_change(event: StoreEvent) -> bool:
+    """Whether a change can give the workload controller work: other kinds never do, nor a
+    pod change the controllers do not read (an annotation, such as an executor's claim)."""
+    if event.kind_key not in (DEPLOYMENTS, REPLICASETS, PODS, NAMESPACES):
+        return False
+    if event.kind_key != PODS or event.type != "MODIFIED" or event.old is None:
+        return True
+    return _controlled_parts(event.old) != _controlled_parts(event.obj)
+
+
+def _controlled_parts(pod: Obj) -> tuple[Any, ...]:
+    """What the controllers read of a pod: labels, owners, deletion, spec and status."""
+    meta = pod["metadata"]
+    parts = ("labels", "ownerReferences", "deletionTimestamp")
+    return (*(meta.get(part) for part in parts), pod.get("spec"), pod.get("status"))
 
 
 def _write_if_changed(store: Store, kind_key: KindKey, old: Obj, new: Obj) -> None:
