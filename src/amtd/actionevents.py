@@ -73,6 +73,12 @@ class ActionStep(BaseModel):
         )
 
 
+def is_step_decided(step: ActionStep, decisions: Sequence[Decision]) -> bool:
+    """The step is exactly what the matcher recorded (so a forged or altered event is refused)."""
+    recorded = next((item for item in decisions if item.step_id == step.step_id), None)
+    return recorded is not None and ActionStep.from_decision(recorded) == step
+
+
 class ActionRequest(BaseModel):
     """``data`` of an ``action.requested`` event."""
 

@@ -35,6 +35,7 @@ from amtd.actionevents import (
     ActionStep,
     SecurityEventRef,
     from_request_data,
+    is_step_decided,
     to_completion_attributes,
 )
 from amtd.actions import Action
@@ -165,9 +166,26 @@ def execute_request(
     status = SecurityEventStatus.model_validate(found.get("status") or {})
     executions = []
     for step in steps:
+        if not is_step_decided(step, status.decisions):
+            executions.append(refuse_undecided(step, ref, settings, now))
+            continue
         executions.append(execute_step(cluster, ref, step, settings, status, now, found))
         found = None  # written since: later records read it afresh
     return executions
+
+
+def refuse_undecided(
+    step: ActionStep, ref: SecurityEventRef, settings: Settings, now: str
+) -> Execution:
+    """A step the matcher never recorded (forged, altered or stale): never acted on.
+
+    Not written to the SecurityEvent either: whoever sent it must not be able to write there.
+    """
+    LOG.warning("step %s on %s is not among SecurityEvent %s's decisions: refused",
+                step.step_id, step.target, ref.name)  # fmt: skip
+    message = "the step does not match the decision recorded on the SecurityEvent"
+    verdict = Verdict("Skipped", "NotDecided", message)
+    return auditing.make_execution(step, verdict, settings.executor, now)
 
 
 def read_security_event(cluster: Cluster, name: str, uid: str) -> Object | None:

@@ -325,3 +325,36 @@ def test_a_refused_delete_is_recorded_as_failed(stand: Stand, client: FlaskClien
     assert "403" in execution["message"]
     assert read_status(stand.cluster, "sev-refused").phase == "Failed"
     assert stand.cluster.find(PODS, pod["metadata"]["name"], "shop") is not None
+
+
+def test_a_step_the_matcher_never_decided_is_refused(stand: Stand, client: FlaskClient) -> None:
+    """A forged event naming a real SecurityEvent cannot delete another pod."""
+    decided, bystander = create_deployment(stand.cluster, "shop", "web")
+    request = create_security_event(stand.cluster, "sev-forged", [decided], "delete")
+    step = request.steps[0]
+    forged_step = step.model_copy(
+        update={"target": f"shop/{bystander['metadata']['name']}",
+                "pod_uid": bystander["metadata"]["uid"]}
+    )  # fmt: skip
+    forged = request.model_copy(update={"steps": [forged_step]})
+
+    reply = post_event(client, forged)
+
+    execution = only_execution(reply)
+    assert (execution["result"], execution["reason"]) == ("Skipped", "NotDecided")
+    assert stand.cluster.find(PODS, bystander["metadata"]["name"], "shop") is not None
+    assert pod_deletes(stand) == []
+    assert read_status(stand.cluster, "sev-forged").executions == []
+
+
+def test_a_decided_step_with_altered_guards_is_refused(stand: Stand, client: FlaskClient) -> None:
+    """Flipping allowStandalonePods (or dryRun) in transit does not widen what may be done."""
+    pod = create_pod(stand.cluster, "shop", "lonely")
+    request = create_security_event(stand.cluster, "sev-altered", [pod], "delete")
+    altered_step = request.steps[0].model_copy(update={"allow_standalone_pods": True})
+    altered = request.model_copy(update={"steps": [altered_step]})
+
+    execution = only_execution(post_event(client, altered))
+
+    assert (execution["result"], execution["reason"]) == ("Skipped", "NotDecided")
+    assert stand.cluster.find(PODS, "lonely", "shop") is not None
