@@ -81,6 +81,9 @@ class Settings:
     executor: str
     protected: frozenset[str]
     defer: Defer = run_now  # the Events of an execution (after the reply, in a function)
+    # Whether the operator declared that the cluster's CNI enforces NetworkPolicy: the executor
+    # cannot observe it, and without enforcement a quarantine isolates nothing.
+    isolation_enforced: bool = False
 
 
 def answer_action_request(
@@ -96,7 +99,13 @@ def answer_action_request(
     if not action_request.steps_for(action):
         LOG.info("event %s has no %s step: nothing to do", event["id"], action)
         return no_content()
-    settings = Settings(action, executor, read_protected_namespaces(env), shared_deferrer().defer)
+    settings = Settings(
+        action,
+        executor,
+        read_protected_namespaces(env),
+        shared_deferrer().defer,
+        quarantining.is_isolation_enforced(env),
+    )
     executions = execute_request(shared_cluster(), action_request, settings, format_now())
     completion = ActionCompletion(
         security_event=action_request.security_event, executions=executions
@@ -239,7 +248,8 @@ def settle_step(cluster: Cluster, step: ActionStep, settings: Settings, name: st
         if verdict is not None:
             return verdict
         try:
-            return PERFORMERS[step.action](cluster, step, claim_pod(cluster, step, pod), name)
+            claimed = claim_pod(cluster, step, pod)
+            return PERFORMERS[step.action](cluster, step, claimed, name, settings)
         except ConflictError:
             pod = cluster.find(PODS, target.name, target.namespace)
         except NotFoundError:
@@ -273,7 +283,9 @@ def describe_quarantine(step: ActionStep, pod: Pod) -> str:
     return quarantining.describe_quarantine(pod, name)
 
 
-def delete_pod(cluster: Cluster, step: ActionStep, pod: Pod, security_event: str) -> Verdict:
+def delete_pod(
+    cluster: Cluster, step: ActionStep, pod: Pod, security_event: str, settings: Settings
+) -> Verdict:
     """Delete exactly this incarnation of the pod (uid precondition); its workload replaces it."""
     meta = pod["metadata"]
     grace = step.parameters.get("gracePeriodSeconds")
@@ -283,8 +295,13 @@ def delete_pod(cluster: Cluster, step: ActionStep, pod: Pod, security_event: str
     return Verdict("Succeeded", "PodDeleted", message)
 
 
-def quarantine_pod(cluster: Cluster, step: ActionStep, pod: Pod, security_event: str) -> Verdict:
-    """Isolate the pod: deny-all NetworkPolicy first (409 = exists), then move its labels."""
+def quarantine_pod(
+    cluster: Cluster, step: ActionStep, pod: Pod, security_event: str, settings: Settings
+) -> Verdict:
+    """Isolate the pod: deny-all NetworkPolicy first (409 = exists), then move its labels.
+
+    The record says so when nobody declared that NetworkPolicy is enforced in this cluster.
+    """
     meta = pod["metadata"]
     name = quarantining.make_quarantine_name(meta["namespace"], meta["name"], meta["uid"])
     by = quarantining.make_quarantined_by(security_event, step.step_id)
@@ -297,10 +314,13 @@ def quarantine_pod(cluster: Cluster, step: ActionStep, pod: Pod, security_event:
     patch = quarantining.build_quarantine_patch(pod, name, by)
     if patch is not None:
         cluster.patch(PODS, meta["name"], patch, meta["namespace"])
-    return Verdict("Succeeded", "PodQuarantined", quarantining.describe_quarantine(pod, name))
+    message = quarantining.describe_quarantine(pod, name)
+    if not settings.isolation_enforced:
+        message = f"{message}; {quarantining.UNENFORCED_CAVEAT}"
+    return Verdict("Succeeded", "PodQuarantined", message)
 
 
-Performer = Callable[[Cluster, ActionStep, Pod, str], Verdict]
+Performer = Callable[[Cluster, ActionStep, Pod, str, Settings], Verdict]
 PERFORMERS: dict[str, Performer] = {"delete": delete_pod, "quarantine": quarantine_pod}
 DESCRIPTIONS: dict[str, Callable[[ActionStep, Pod], str]] = {
     "delete": describe_delete,

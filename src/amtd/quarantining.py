@@ -30,6 +30,12 @@ MAX_NAME_LENGTH = 63
 NAME_HEAD = "amtd-q-"
 HASH_LENGTH = 10
 UNSAFE_CHARACTERS = re.compile(r"[^a-z0-9-]+")
+# The operator's word that the CNI enforces NetworkPolicy (nothing in the API shows it).
+ENFORCED_VARIABLE = "NETWORKPOLICY_ENFORCED"
+UNENFORCED_CAVEAT = (
+    "isolation not confirmed: the cluster's CNI is not declared to enforce NetworkPolicy "
+    f"(set {ENFORCED_VARIABLE}=true on executor-quarantine once it is checked, docs/DEPLOY.md)"
+)
 
 Object = dict[str, Any]
 
@@ -50,6 +56,11 @@ def make_quarantine_name(namespace: str, pod_name: str, pod_uid: str) -> str:
     room = MAX_NAME_LENGTH - len(NAME_HEAD) - 1 - HASH_LENGTH
     stem = UNSAFE_CHARACTERS.sub("-", pod_name.lower())[:room].strip("-")
     return f"{NAME_HEAD}{stem}-{digest[:HASH_LENGTH]}" if stem else f"{NAME_HEAD}{digest[:16]}"
+
+
+def is_isolation_enforced(env: Mapping[str, str]) -> bool:
+    """Whether the operator declared NetworkPolicy enforced (``NETWORKPOLICY_ENFORCED=true``)."""
+    return env.get(ENFORCED_VARIABLE, "").strip().lower() == "true"
 
 
 def make_quarantined_by(security_event: str, step_id: str) -> str:

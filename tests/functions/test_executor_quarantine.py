@@ -10,7 +10,13 @@ import pytest
 from flask.testing import FlaskClient
 
 from amtd.kubeapi import NETWORK_POLICIES, PODS
-from amtd.quarantining import build_network_policy, make_quarantine_name, make_quarantined_by
+from amtd.quarantining import (
+    ENFORCED_VARIABLE,
+    UNENFORCED_CAVEAT,
+    build_network_policy,
+    make_quarantine_name,
+    make_quarantined_by,
+)
 from amtd.targets import DNS1123_LABEL
 from support.cloudevents import read_reply
 from support.executors import (
@@ -83,6 +89,32 @@ def test_isolates_the_pod_which_keeps_running_while_a_replacement_starts(
     assert read_status(stand.cluster, "sev-q").phase == "Completed"
     (on_pod,) = wait_for_events_about(stand.cluster, "shop", pod["metadata"]["name"])
     assert on_pod["reason"] == "PodQuarantined"
+
+
+@pytest.mark.parametrize(
+    ("declared", "caveat"), [(None, True), ("false", True), ("TRUE", False), ("true", False)]
+)
+def test_the_record_says_when_isolation_is_not_confirmed(
+    stand: Stand,
+    client: FlaskClient,
+    monkeypatch: pytest.MonkeyPatch,
+    declared: str | None,
+    caveat: bool,
+) -> None:
+    if declared is None:
+        monkeypatch.delenv(ENFORCED_VARIABLE, raising=False)
+    else:
+        monkeypatch.setenv(ENFORCED_VARIABLE, declared)
+    pod, _ = create_deployment(stand.cluster, "shop", "web")
+    request = create_security_event(stand.cluster, "sev-cni", [pod], "quarantine")
+
+    execution = only_execution(post_event(client, request))
+
+    assert execution["reason"] == "PodQuarantined"
+    (recorded,) = read_status(stand.cluster, "sev-cni").executions
+    assert recorded.message == execution["message"]
+    assert (UNENFORCED_CAVEAT in recorded.message) is caveat
+    assert len(policies_of(stand, "shop")) == 1  # isolated either way
 
 
 def test_long_names_give_valid_bounded_names(stand: Stand, client: FlaskClient) -> None:

@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from amtd.actionevents import (
     ActionRequest,
@@ -112,3 +113,26 @@ def test_sources_reach_their_functions(plan: StackPlan) -> None:
     for source in ("https://falco.org", "falco.org"):
         falco = {"type": "falco.rule.output.v1", "source": source}
         assert routes(plan, falco) == {"ingest-falco"}
+
+
+@pytest.mark.parametrize("name", ["timer-ping", "sweeper-ping"])
+def test_long_runs_get_their_own_delivery(plan: StackPlan, name: str) -> None:
+    """A timer run or a sweep outlasts the Broker's timeout; a missed ping is caught up later."""
+    (trigger,) = [t for t in plan.triggers if t.name == name]
+    broker = plan.brokers[0].delivery
+    assert trigger.delivery is not None and broker is not None
+    assert trigger.delivery.timeout_s >= 3 * broker.timeout_s
+    assert trigger.delivery.timeout_s < 60  # done before the next ping (once a minute)
+    assert trigger.delivery.retry <= 1
+    assert trigger.delivery.dead_letter_sink == broker.dead_letter_sink
+
+
+def test_the_fast_paths_keep_the_broker_default(plan: StackPlan) -> None:
+    fast = {"matcher-securityevents", "executor-delete", "executor-quarantine"}
+    assert {t.name for t in plan.triggers if t.name in fast and t.delivery is None} == fast
+
+
+def test_the_sweeper_runs_one_request_at_a_time() -> None:
+    options = yaml.safe_load((ROOT / "functions/sweeper/func.yaml").read_text())["deploy"]
+    assert options["options"]["resources"]["limits"]["concurrency"] == 1
+    assert options["options"]["scale"]["max"] == 1
