@@ -1,7 +1,8 @@
 """The dead-letters function: the Broker's deadLetterSink; every lost event becomes visible.
 
 Each dead-lettered CloudEvent is logged loudly and recorded as a Warning Event (reason
-DeadLetter) on the SecurityEvent it concerns, else on the Broker. 204 when recorded (or already
+DeadLetter) on the SecurityEvent it concerns, else on the Broker; with or without the broker's
+``knativeerror*`` extensions (it adds none after a timeout). 204 when recorded (or already
 recorded), 503 when the API server is unreachable (the broker retries), 400 for a non-CloudEvent.
 """
 

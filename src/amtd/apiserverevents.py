@@ -1,10 +1,11 @@
 """ApiServer events: read the CloudEvents a Knative ApiServerSource sends. Pure.
 
 Types are ``dev.knative.apiserver.<mode>.<verb>``: mode ``resource`` carries the whole object in
-``data``, mode ``ref`` only ``{kind, namespace, name, apiVersion}`` (REFERENCE §6.1). The matcher
-re-reads the object either way (an event may be stale), so both modes come out as the same
-:class:`Change`. Problems are raised as :class:`InvalidEventError` with a short error code and a
-detail naming what is wrong; the HTTP edge answers them 400.
+``data``, mode ``ref`` only ``{kind, namespace, name, apiVersion}`` (no namespace for a
+cluster-scoped kind such as SecurityEvent, whose ``namespace`` extension is present but empty).
+The matcher re-reads the object either way (an event may be stale), so both modes come out as
+the same :class:`Change`. Problems are raised as :class:`InvalidEventError` with a short error
+code and a detail naming what is wrong; the HTTP edge answers them 400.
 """
 
 from __future__ import annotations
@@ -123,8 +124,9 @@ def is_announcing_undecided(change: Change) -> bool:
     """Resource mode: the object in the event was not yet decided for its spec generation.
 
     Such an event is the one that asked for the decision, so if the object is decided by the
-    time it is handled, the event is a redelivery (the broker lost the reply) and the recorded
-    steps are sent again. Status writes announce decided objects and so never replay.
+    time it is handled, the event is a redelivery (the broker retried after the matcher had
+    decided: its answer came too late, or never reached the broker) and the recorded steps are
+    sent again. Status writes announce decided objects and so never replay.
     """
     if change.obj is None:
         return False

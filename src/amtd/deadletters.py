@@ -1,10 +1,13 @@
 """Dead letters: read what a Knative Broker hands its dead-letter sink, and describe it. Pure.
 
-When a delivery fails for good (retries spent, or a final 4xx), the broker sends the original
-CloudEvent to the dead-letter sink with three extensions (REFERENCE §6.3): ``knativeerrordest``
-(the subscriber it was going to), ``knativeerrorcode`` (the last HTTP status) and
-``knativeerrordata`` (the start of the last response body, base64). The dead-letters function
-turns each one into a Warning Event where an operator looks.
+When a delivery fails for good (retries spent, or a final 4xx), the broker sends the ORIGINAL
+CloudEvent to the dead-letter sink, also when it was delivered but the broker could not store
+its reply. Extensions say how it failed when the broker could tell: ``knativeerrordest`` (the
+subscriber, or the broker itself for a refused reply), ``knativeerrorcode`` (the HTTP status; 500
+when the subscriber was unreachable) and ``knativeerrordata`` (the start of the response body,
+base64). After a timeout, or a 2xx answer that was not a CloudEvent, there are none: such a
+dead letter is just the original event. The dead-letters function turns each one into a Warning
+Event where an operator looks.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ BROKER_API_VERSION = "eventing.knative.dev/v1"
 SECURITY_EVENTS_PATH = "/securityevents/"
 MAX_RESPONSE_CHARS = 300
 MAX_NAME_LENGTH = 253
+UNKNOWN = "unknown"  # destination or code of a dead letter without error extensions
+NO_DETAILS = "the broker reported no error (a timeout, or a 2xx answer that was not a CloudEvent)"
 
 
 @dataclass(frozen=True)
@@ -46,8 +51,8 @@ def read_dead_letter(attributes: Mapping[str, Any]) -> DeadLetter:
         event_type=str(attributes.get("type", "")),
         event_id=str(attributes.get("id", "")),
         source=str(attributes.get("source", "")),
-        destination=str(attributes.get("knativeerrordest") or "unknown"),
-        code=str(attributes.get("knativeerrorcode") or "unknown"),
+        destination=str(attributes.get("knativeerrordest") or UNKNOWN),
+        code=str(attributes.get("knativeerrorcode") or UNKNOWN),
         response=decode_error_data(attributes.get("knativeerrordata")),
         security_event=find_security_event_name(attributes),
     )
@@ -87,10 +92,10 @@ def is_object_name(value: Any) -> bool:
 
 def describe_dead_letter(letter: DeadLetter) -> str:
     """One line: which event, from where, to where, and the failure."""
-    text = (
-        f"{letter.event_type} event {letter.event_id} from {letter.source} was not delivered "
-        f"to {letter.destination}: HTTP {letter.code}"
-    )
+    text = f"{letter.event_type} event {letter.event_id} from {letter.source} was not delivered"
+    if letter.destination != UNKNOWN:
+        text += f" to {letter.destination}"
+    text += f": {NO_DETAILS}" if letter.code == UNKNOWN else f": HTTP {letter.code}"
     return f"{text}; response: {letter.response}" if letter.response else text
 
 

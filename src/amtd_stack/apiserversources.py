@@ -127,9 +127,9 @@ def parse_apiserversource(manifest: Manifest) -> ApiServerSourceDefinition:
 
 
 def build_subject(api_version: str, plural: str, namespace: str, name: str) -> str:
-    """``/apis/<apiVersion>/[namespaces/<ns>/]<plural>/<name>`` (pure)."""
-    scope = f"namespaces/{namespace}/" if namespace else ""
-    return f"/apis/{api_version}/{scope}{plural}/{name}"
+    """``/apis/<apiVersion>/namespaces/<ns>/<plural>/<name>`` as Knative's adapter builds it:
+    ``/apis/v1/...`` for core kinds, ``namespaces//`` for cluster-scoped ones (pure)."""
+    return f"/apis/{api_version}/namespaces/{namespace}/{plural}/{name}"
 
 
 def build_apiserver_event(
@@ -153,7 +153,7 @@ def build_apiserver_event(
         "kind": kind,
         "apiversion": api_version,
         "name": name,
-        **({"namespace": namespace} if namespace else {}),
+        "namespace": namespace,  # present, and empty for cluster-scoped kinds
         **source.extensions,
     }
     data: Mapping[str, Any] = obj

@@ -1,9 +1,11 @@
 """Local Knative Brokers: an HTTP ingress plus fan-out of each event to every matching Trigger.
 
-Semantics follow the MT channel-based broker (REFERENCE §6.3-6.4): ``knativearrivaltime`` and
-``knativebrokerttl`` are added at ingress, the TTL is hidden from subscribers and re-attached
-(decremented) to replies, replies are re-published to the same broker, failures go to the
-dead-letter sink or, without one, into ``dead_letters``.
+Semantics follow the MT channel-based broker. The ingress stamps ``knativearrivaltime`` and
+``knativebrokerttl`` (255 when absent, else one less) and refuses (400) an event whose TTL is
+spent. The TTL is hidden from subscribers and re-attached to their replies, which are stored
+like any event at the ingress, so a reply loop ends in a refusal. Failed deliveries go to the
+dead-letter sink or, without one, into ``dead_letters``; a reply the broker refuses sends the
+ORIGINAL event there (Knative's dispatcher does the same), naming the broker as the destination.
 """
 
 from __future__ import annotations
@@ -70,20 +72,34 @@ class DeadLetter:
     error: str
 
 
-@dataclass(frozen=True)
-class DroppedEvent:
-    """An event dropped because its broker TTL ran out."""
+class RefusalError(Exception):
+    """The ingress will not store an event; ``status`` is its HTTP answer."""
 
-    broker: str
-    event: CloudEvent
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
-def read_ttl(event: CloudEvent) -> int:
-    """The event's broker TTL, or the default for events arriving from outside (pure)."""
+def next_ttl(event: CloudEvent) -> int:
+    """The TTL the ingress stores: 255 when absent or not a number, else one less, never < 0."""
+    raw = event.get_attributes().get(TTL)
     try:
-        return int(event.get_attributes().get(TTL, DEFAULT_TTL))
+        return DEFAULT_TTL if raw is None else max(int(raw) - 1, 0)
     except (TypeError, ValueError):
         return DEFAULT_TTL
+
+
+def stamp_arrival(event: CloudEvent) -> CloudEvent:
+    """The event as the ingress stores it (arrival time, TTL); RefusalError(400) at TTL 0."""
+    ttl = next_ttl(event)
+    if ttl <= 0:
+        raise RefusalError(400, f"event {event['id']}: {TTL} exhausted (an event loop?)")
+    return copy_event(event, {"knativearrivaltime": now_rfc3339(), TTL: str(ttl)})
+
+
+def name_broker(namespace: str, broker: str) -> str:
+    """How a broker without an HTTP ingress is named in dead letters."""
+    return f"broker {namespace}/{broker}"
 
 
 def now_rfc3339() -> str:
@@ -99,7 +115,7 @@ class EventRouter:
         self.routes = list(routes)
         self.attempts = AttemptLog()
         self.dead_letters: list[DeadLetter] = []
-        self.dropped: list[DroppedEvent] = []
+        self.address_of = name_broker  # the ingress replaces it with its broker URLs
         self.stopping = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="delivery")
         self.connections = ConnectionPool()  # kept alive per subscriber, shared by the workers
@@ -108,25 +124,13 @@ class EventRouter:
         self._pending = 0
 
     def ingest(self, namespace: str, broker: str, event: CloudEvent) -> None:
-        """Accept an event from outside: stamp arrival time and TTL, then fan out."""
-        stamped = copy_event(
-            event, {"knativearrivaltime": now_rfc3339(), TTL: str(read_ttl(event))}
-        )
-        self.publish(namespace, broker, stamped)
+        """Store an event as the ingress does, then fan out; RefusalError once its TTL is spent."""
+        self.publish(namespace, broker, stamp_arrival(event))
 
     def publish(self, namespace: str, broker: str, event: CloudEvent) -> None:
-        """Fan a stamped event out to every matching Trigger of the broker (TTL 0 = drop)."""
+        """Fan a stored (stamped) event out to every matching Trigger of the broker."""
         if (namespace, broker) not in self.brokers:
             raise KeyError(f"no broker {namespace}/{broker}")
-        if read_ttl(event) <= 0:
-            LOG.warning(
-                "broker %s/%s dropped event %s: TTL exhausted (event loop?)",
-                namespace,
-                broker,
-                event["id"],
-            )
-            self.dropped.append(DroppedEvent(f"{namespace}/{broker}", event))
-            return
         attributes = event_attributes(event)
         for route in self.routes:
             if (route.namespace, route.broker) == (namespace, broker) and is_match(
@@ -160,27 +164,36 @@ class EventRouter:
         hidden = copy_event(event, remove=(TTL,))
         delivery = Delivery(route.key, route.subscriber_url, hidden, route.delivery, headers)
         result = deliver(delivery, self.attempts, self.stopping, self._send)
-        if result.ok:
-            self._publish_reply(route, event, result)
-        elif not self.stopping.is_set():
-            self._dead_letter(route, hidden, result)
+        if result.ok and result.reply is not None:
+            self._store_reply(route, event, hidden, result.reply)
+        elif not result.ok and not self.stopping.is_set():
+            self._dead_letter(route, hidden, result, route.subscriber_url)
 
-    def _publish_reply(
-        self, route: TriggerRoute, event: CloudEvent, result: DeliveryResult
+    def _store_reply(
+        self, route: TriggerRoute, event: CloudEvent, original: CloudEvent, reply: CloudEvent
     ) -> None:
-        if result.reply is None:
-            return
-        changes = {TTL: str(read_ttl(event) - 1), "knativearrivaltime": now_rfc3339()}
-        self.publish(route.namespace, route.broker, copy_event(result.reply, changes))
+        """Store the reply with the delivered event's TTL; if refused, dead-letter the original.
 
-    def _dead_letter(self, route: TriggerRoute, event: CloudEvent, result: DeliveryResult) -> None:
-        letter = dead_letter_event(event, route.subscriber_url, result)
+        In a cluster a retryable refusal is retried under the Trigger's delivery first; here
+        the store is in-process and refuses only finally (400, TTL spent).
+        """
+        try:
+            self.ingest(route.namespace, route.broker, copy_event(reply, {TTL: str(event[TTL])}))
+        except RefusalError as refusal:
+            LOG.warning("broker refused the reply of trigger %s: %s", route.key, refusal)
+            failure = DeliveryResult(False, refusal.status, str(refusal), str(refusal).encode())
+            self._dead_letter(
+                route, original, failure, self.address_of(route.namespace, route.broker)
+            )
+
+    def _dead_letter(
+        self, route: TriggerRoute, event: CloudEvent, result: DeliveryResult, destination: str
+    ) -> None:
+        letter = dead_letter_event(event, destination, result)
         if route.dead_letter_url:
+            # retried under the Trigger's delivery, as Knative's dispatcher does
             sink = Delivery(
-                f"{route.key} dead-letter sink",
-                route.dead_letter_url,
-                letter,
-                DeliverySpec(timeout_s=route.delivery.timeout_s),
+                f"{route.key} dead-letter sink", route.dead_letter_url, letter, route.delivery
             )
             if deliver(sink, self.attempts, self.stopping, self._send).ok:
                 return
@@ -189,7 +202,7 @@ class EventRouter:
             route.key,
             event["id"],
             event["type"],
-            route.subscriber_url,
+            destination,
             result.error,
         )
         self.dead_letters.append(DeadLetter(route.key, letter, result.status, result.error))
@@ -207,11 +220,13 @@ class EventRouter:
 
 
 class BrokerIngress:
-    """HTTP ingress ``POST /<namespace>/<broker>``: 202 accepted, 400 not a CloudEvent, 404."""
+    """HTTP ingress ``POST /<namespace>/<broker>``: 202 stored; 400 not a CloudEvent or TTL
+    spent; 404 no such broker; 405 not a POST."""
 
     def __init__(self, router: EventRouter, host: str = "127.0.0.1", port: int = 0) -> None:
         self.router = router
         self._server = RunningServer(self._app, host, port)
+        router.address_of = self.broker_url  # dead letters of refused replies name this ingress
 
     @property
     def url(self) -> str:
@@ -238,7 +253,9 @@ class BrokerIngress:
             return Response("use POST\n", status=405, headers={"Allow": "POST"})
         try:
             event = parse_event(dict(request.headers), request.get_data())
+            self.router.ingest(parts[0], parts[1], event)
         except EventError as error:
             return Response(f"{error}\n", status=400)
-        self.router.ingest(parts[0], parts[1], event)
+        except RefusalError as refusal:
+            return Response(f"{refusal}\n", status=refusal.status)
         return Response(status=202)

@@ -1,7 +1,11 @@
 """Delivering one event to one subscriber: HTTP attempts, retries with backoff, dead letters.
 
 Every attempt is recorded in an AttemptLog so tests and ``amtd up`` users can see exactly what
-the broker did. Response interpretation (what counts as success, reply or failure) is pure.
+the broker did. Response interpretation (what counts as success, reply or failure) and the dead
+letter a failure yields are pure, and follow Knative's MT channel-based broker: its dead letters
+carry ``knativeerror*`` extensions only when its broker-filter could report the subscriber's
+answer (or its unreachability, as a 500 "dispatch error"), never after a timeout or a 2xx that
+is not a CloudEvent.
 Attempts go over kept-alive connections (:mod:`amtd_stack.connections`) when the caller gives
 a pool, as the broker and sources do.
 """
@@ -26,19 +30,25 @@ from amtd_stack.messages import EventError, copy_event, encode_binary, is_cloude
 from amtd_stack.messages import parse_event as parse_message
 
 LOG = logging.getLogger(__name__)
-ERROR_DATA_LIMIT = 1024  # bytes of the failing response kept in knativeerrordata
+ERROR_DATA_BYTES = 768  # knativeerrordata: Knative keeps 1024 characters of base64, 768 bytes
 BAD_GATEWAY = 502
+DISPATCH_ERROR = 500  # Knative's code for a subscriber that gave no HTTP answer at all
 
 
 @dataclass(frozen=True)
 class DeliveryResult:
-    """Outcome of one HTTP attempt: ok, the status (None = no response), any reply event."""
+    """Outcome of one HTTP attempt: ok, the status (None = no response), any reply event.
+
+    ``reported`` is False for failures Knative's broker dead-letters without ``knativeerror*``
+    extensions: a timeout, a 2xx whose body is not a CloudEvent (its 502 has no body to report).
+    """
 
     ok: bool
     status: int | None
     error: str = ""
     body: bytes = b""
     reply: CloudEvent | None = None
+    reported: bool = True
 
 
 @dataclass(frozen=True)
@@ -62,19 +72,26 @@ AttemptLog = Journal[DeliveryAttempt]  # every HTTP attempt, oldest first
 def interpret_response(status: int, headers: Mapping[str, str], body: bytes) -> DeliveryResult:
     """Classify a subscriber's answer the way the Knative broker does (pure).
 
-    2xx with a CloudEvent = success with a reply; 202 or an empty 2xx = success; a 2xx with any
-    other body is a failure treated as 502; anything else fails with its own status.
+    Any 2xx with a non-empty body that is not a CloudEvent fails as a 502 (202 included); a 2xx
+    with a CloudEvent is a reply, except a 202 (accepted, never a reply); an empty 2xx is plain
+    success; anything else fails with its own status.
     """
     if not 200 <= status < 300:
         return DeliveryResult(False, status, f"subscriber answered {status}", body)
-    if status == 202 or (not body.strip() and not is_cloudevent_message(headers)):
+    is_event = is_cloudevent_message(headers)
+    if body and not is_event:
+        return unreported_502(f"{status} answer's body is not a CloudEvent", body)
+    if status == 202 or not is_event:
         return DeliveryResult(True, status, body=body)
-    if not is_cloudevent_message(headers):
-        return DeliveryResult(False, BAD_GATEWAY, "2xx reply is not a CloudEvent", body)
     try:
         return DeliveryResult(True, status, body=body, reply=parse_message(headers, body))
     except EventError as error:
-        return DeliveryResult(False, BAD_GATEWAY, f"reply is not a valid CloudEvent: {error}", body)
+        return unreported_502(f"reply is not a valid CloudEvent: {error}", body)
+
+
+def unreported_502(error: str, body: bytes) -> DeliveryResult:
+    """A 2xx answer the broker cannot use: a retried 502 its dead letter does not describe."""
+    return DeliveryResult(False, BAD_GATEWAY, error, body, reported=False)
 
 
 def send_once(
@@ -89,7 +106,7 @@ def send_once(
     try:
         answer = pool.post(url, body, headers, timeout_s)
     except TimeoutError:
-        return DeliveryResult(False, None, f"no answer within {timeout_s:g}s")
+        return DeliveryResult(False, None, f"no answer within {timeout_s:g}s", reported=False)
     except (OSError, http.client.HTTPException, ValueError) as error:
         return DeliveryResult(False, None, f"no response: {error or type(error).__name__}")
     finally:
@@ -154,12 +171,16 @@ def attempt_record(
 
 
 def dead_letter_event(event: CloudEvent, destination: str, result: DeliveryResult) -> CloudEvent:
-    """The event as sent to a dead-letter sink, with Knative's error extensions (pure)."""
-    evidence = result.body or result.error.encode()
+    """The event as sent to a dead-letter sink, with Knative's error extensions when the broker
+    can report the failure: the answer's status and body, or a 500 "dispatch error" (pure)."""
+    if not result.reported:
+        return copy_event(event)
+    code, evidence = result.status, result.body
+    if code is None:
+        code, evidence = DISPATCH_ERROR, f"dispatch error: {result.error}".encode()
     changes = {
         "knativeerrordest": destination,
-        "knativeerrordata": base64.b64encode(evidence[:ERROR_DATA_LIMIT]).decode(),
+        "knativeerrorcode": str(code),
+        "knativeerrordata": base64.b64encode(evidence[:ERROR_DATA_BYTES]).decode(),
     }
-    if result.status is not None:
-        changes["knativeerrorcode"] = str(result.status)
     return copy_event(event, changes)

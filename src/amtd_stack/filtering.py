@@ -1,8 +1,11 @@
 """Trigger filters: compile a Trigger spec into a filter tree and evaluate it (pure logic).
 
-Compilation applies the Knative webhook rules (one dialect per entry, exactly one pair for
-exact/prefix/suffix, attribute names ``^[a-z][a-z0-9]*$``); CESQL and unknown dialects are refused
-with the offending field path, so a bad Trigger stops the stack instead of silently matching.
+Compilation applies the Knative webhook rules (one dialect per entry; exact/prefix/suffix hold
+one or more attribute: value pairs, each of which must hold, as since Knative 1.7; attribute
+names ``^[a-z][a-z0-9]*$``). CESQL and unknown dialects are refused with the offending field
+path, so a bad Trigger stops the stack instead of silently matching. So are an empty pair map
+and an empty value, which the webhook lets through but Knative's filter then skips: such an
+entry would match every event in a cluster.
 """
 
 from __future__ import annotations
@@ -88,12 +91,17 @@ def compile_entry(entry: Any, field: str) -> Filter:
 
 
 def compile_pair(dialect: str, body: Any, field: str) -> Filter:
-    """Compile ``exact``/``prefix``/``suffix``: exactly one attribute-value pair (pure)."""
-    if not isinstance(body, Mapping) or len(body) != 1:
-        raise FilterError(field, "must hold exactly one attribute: value pair")
-    ((name, value),) = body.items()
-    check_attribute(name, value, f"{field}.{name}")
-    return Filter(dialect, name, value)
+    """Compile ``exact``/``prefix``/``suffix``: one or more pairs, all of which must hold (pure)."""
+    if not isinstance(body, Mapping) or not body:
+        raise FilterError(field, "must hold at least one attribute: value pair")
+    pairs = []
+    for name, value in body.items():
+        check_attribute(name, value, f"{field}.{name}")
+        if value == "":
+            problem = "must not be empty (Knative skips such a filter: it matches every event)"
+            raise FilterError(f"{field}.{name}", problem)
+        pairs.append(Filter(dialect, name, value))
+    return pairs[0] if len(pairs) == 1 else Filter("all", children=tuple(pairs))
 
 
 def check_attribute(name: Any, value: Any, field: str) -> None:

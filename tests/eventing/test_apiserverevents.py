@@ -46,7 +46,7 @@ def test_subjects_for_namespaced_and_cluster_scoped_objects() -> None:
     assert build_subject("v1", "pods", "demo", "web-1") == "/apis/v1/namespaces/demo/pods/web-1"
     assert (
         build_subject("amtd.r6security.com/v1beta1", "securityevents", "", "se")
-        == "/apis/amtd.r6security.com/v1beta1/securityevents/se"
+        == "/apis/amtd.r6security.com/v1beta1/namespaces//securityevents/se"
     )
 
 
@@ -64,6 +64,15 @@ def test_reference_mode_event_defaults() -> None:
         "apiVersion": "v1",
     }
     assert "time" not in event.get_attributes()
+
+
+def test_cluster_scoped_event_has_an_empty_namespace_extension() -> None:
+    source = parse_apiserversource(MANIFEST)
+    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}}
+    event = build_apiserver_event(source, "http://api", "nodes", "ADDED", node)
+    assert event["subject"] == "/apis/v1/namespaces//nodes/n1"  # core kinds: /apis/v1 too
+    assert event.get_attributes()["namespace"] == ""
+    assert json.loads(event.data) == {"kind": "Node", "name": "n1", "apiVersion": "v1"}
 
 
 def test_owner_filter() -> None:

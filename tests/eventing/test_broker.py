@@ -1,4 +1,9 @@
-"""The broker over real HTTP: ingress, fan-out, retries, timeouts, dead letters, replies, TTL."""
+"""The broker over real HTTP: ingress, fan-out, retries, timeouts, dead letters, replies, TTL.
+
+Dead letters follow Knative's MT channel-based broker: ``knativeerror*`` extensions only when
+its broker-filter could report an answer (or an unreachable subscriber, as a 500), and the
+ORIGINAL event when the broker refuses a reply.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import base64
 import json
 from collections.abc import Callable
 
+import pytest
 import requests
 from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
@@ -13,18 +19,19 @@ from cloudevents.http import CloudEvent
 from amtd_stack.brokers import TriggerRoute
 from amtd_stack.deliveries import DeliverySpec
 from amtd_stack.filtering import compile_trigger_filter
-from support.receivers import Answer, Receiver, answers
+from support.receivers import Answer, Receiver, Recorded, answers
 from support.waiting import wait_until
 
 from .conftest import RunningBroker
 
 FAST = DeliverySpec(retry=2, backoff_policy="linear", backoff_delay_s=0.01, timeout_s=5.0)
 TYPE = "com.example.test.v1"
+ERROR_EXTENSIONS = ("ce-knativeerrordest", "ce-knativeerrorcode", "ce-knativeerrordata")
 
 
 def route(name: str, url: str, event_type: str = TYPE, **kwargs: object) -> TriggerRoute:
-    """A route for ``amtd-system/default`` filtering on one event type."""
-    spec = {"filters": [{"exact": {"type": event_type}}]}
+    """A route for ``amtd-system/default`` filtering on one event type ("": every event)."""
+    spec = {"filters": [{"exact": {"type": event_type}}]} if event_type else {}
     options: dict[str, object] = {"delivery": FAST, **kwargs}
     return TriggerRoute(
         "amtd-system",
@@ -59,6 +66,11 @@ def ce_reply(event_type: str, event_id: str = "r-1") -> Answer:
     return Answer(200, {k: str(v) for k, v in headers.items()}, body)
 
 
+def error_extensions(headers: dict[str, str]) -> list[str]:
+    """The knativeerror* headers a dead letter carries."""
+    return [name for name in ERROR_EXTENSIONS if name in headers]
+
+
 def test_ingress_accepts_binary_and_structured_and_delivers(
     broker: Callable[..., RunningBroker], receiver: Callable[..., Receiver]
 ) -> None:
@@ -77,6 +89,16 @@ def test_ingress_accepts_binary_and_structured_and_delivers(
     assert first.headers["prefer"] == "reply" and first.headers["kn-namespace"] == "amtd-system"
     assert "ce-knativearrivaltime" in first.headers
     assert "ce-knativebrokerttl" not in first.headers
+
+
+def test_an_empty_extension_reaches_the_subscriber_empty(
+    broker: Callable[..., RunningBroker], receiver: Callable[..., Receiver]
+) -> None:
+    subscriber = receiver()
+    running = broker([route("t", subscriber.url)])
+    assert post_event(running.url, namespace="") == 202  # as for a cluster-scoped object
+    assert wait_until(lambda: len(subscriber.requests) == 1)
+    assert subscriber.requests[0].headers["ce-namespace"] == ""
 
 
 def test_ingress_refuses_non_events_and_unknown_brokers(
@@ -101,6 +123,20 @@ def test_only_matching_triggers_get_the_event(
     post_event(running.url)
     assert running.router.wait_idle(15)
     assert len(wanted.requests) == 1 and other.requests == []
+
+
+def test_multi_pair_exact_filter_needs_every_pair(
+    broker: Callable[..., RunningBroker], receiver: Callable[..., Receiver]
+) -> None:
+    subscriber = receiver()
+    spec = {"filters": [{"exact": {"type": TYPE, "kind": "SecurityEvent"}}]}
+    multi = compile_trigger_filter(spec)
+    running = broker([TriggerRoute("amtd-system", "t", "default", multi, subscriber.url, FAST)])
+    post_event(running.url, event_id="both", kind="SecurityEvent")
+    post_event(running.url, event_id="type-only", kind="Pod")
+    post_event(running.url, event_type="other.type", event_id="kind-only", kind="SecurityEvent")
+    assert running.router.wait_idle(15)
+    assert [r.headers["ce-id"] for r in subscriber.requests] == ["both"]
 
 
 def test_retries_retryable_statuses_until_success(
@@ -145,7 +181,7 @@ def test_non_retryable_status_fails_at_once_into_dead_letters_list(
     assert letter.event["knativeerrorcode"] == "400"
 
 
-def test_timeout_is_retried_then_dead_lettered_without_a_code(
+def test_timeout_is_retried_then_dead_lettered_without_error_extensions(
     broker: Callable[..., RunningBroker], receiver: Callable[..., Receiver]
 ) -> None:
     stalled = receiver(answers(Answer(stall=True)))
@@ -156,22 +192,66 @@ def test_timeout_is_retried_then_dead_lettered_without_a_code(
     assert wait_until(lambda: len(sink.requests) == 1)
     assert [a.status for a in running.router.attempts.snapshot()[:2]] == [None, None]
     letter = sink.requests[0]
-    assert "ce-knativeerrorcode" not in letter.headers
-    assert b"no answer" in base64.b64decode(letter.headers["ce-knativeerrordata"])
+    assert letter.headers["ce-id"] == "e-1" and json.loads(letter.body) == {"n": 1}
+    assert error_extensions(letter.headers) == []
 
 
-def test_non_cloudevent_2xx_body_is_a_502_failure(
+def test_dropped_connection_is_retried_then_dead_lettered_as_a_dispatch_error(
     broker: Callable[..., RunningBroker], receiver: Callable[..., Receiver]
 ) -> None:
-    chatty = receiver(answers(Answer(200, {"Content-Type": "text/html"}, b"OK")))
-    running = broker([route("t", chatty.url)])
+    dropping = receiver(answers(Answer(drop=True)))
+    sink = receiver()
+    running = broker([route("t", dropping.url, dead_letter_url=sink.url)])
+    post_event(running.url)
+    assert wait_until(lambda: len(sink.requests) == 1)
+    assert len(dropping.requests) == 3  # no response is retried
+    assert {a.status for a in running.router.attempts.snapshot()[:3]} == {None}
+    letter = sink.requests[0].headers
+    assert (letter["ce-id"], letter["ce-knativeerrordest"]) == ("e-1", dropping.url)
+    assert letter["ce-knativeerrorcode"] == "500"  # what Knative's broker-filter answers then
+    assert base64.b64decode(letter["ce-knativeerrordata"]).startswith(b"dispatch error: ")
+
+
+@pytest.mark.parametrize("status", [200, 201, 202])
+def test_non_cloudevent_2xx_body_is_a_502_failure(
+    status: int, broker: Callable[..., RunningBroker], receiver: Callable[..., Receiver]
+) -> None:
+    chatty = receiver(answers(Answer(status, {"Content-Type": "text/html"}, b"OK")))
+    sink = receiver()
+    running = broker([route("t", chatty.url, dead_letter_url=sink.url)])
     post_event(running.url)
     assert running.router.wait_idle(15)
-    assert len(chatty.requests) == 3
-    assert {a.status for a in running.router.attempts.snapshot()} == {502}
+    assert len(chatty.requests) == 3  # 502 is retried
+    assert {a.status for a in running.router.attempts.snapshot()[:3]} == {502}
+    (letter,) = sink.requests
+    assert letter.headers["ce-id"] == "e-1" and error_extensions(letter.headers) == []
+
+
+def test_malformed_cloudevent_reply_is_a_502_failure_and_the_original_is_dead_lettered(
+    broker: Callable[..., RunningBroker], receiver: Callable[..., Receiver]
+) -> None:
+    broken = Answer(200, {"ce-specversion": "1.0", "ce-type": "t"}, b"{}")  # no id, no source
+    replier = receiver(answers(broken))
+    running = broker([route("t", replier.url)])
+    post_event(running.url)
+    assert running.router.wait_idle(15)
+    assert len(replier.requests) == 3
     (letter,) = running.router.dead_letters
-    assert letter.event["knativeerrorcode"] == "502"
-    assert base64.b64decode(letter.event["knativeerrordata"]) == b"OK"
+    assert (letter.event["id"], letter.status) == ("e-1", 502)
+    assert "knativeerrorcode" not in letter.event.get_attributes()
+
+
+@pytest.mark.parametrize("answer", [Answer(204), Answer(200), Answer(202)])
+def test_empty_2xx_is_success_without_a_reply(
+    answer: Answer, broker: Callable[..., RunningBroker], receiver: Callable[..., Receiver]
+) -> None:
+    quiet = receiver(answers(answer))
+    everyone = receiver()
+    running = broker([route("t", quiet.url), route("all", everyone.url, event_type="")])
+    post_event(running.url)
+    assert running.router.wait_idle(15)
+    assert len(quiet.requests) == 1 and running.router.dead_letters == []
+    assert [r.headers["ce-id"] for r in everyone.requests] == ["e-1"]  # nothing published
 
 
 def test_reply_is_republished_to_the_same_broker(
@@ -204,15 +284,39 @@ def test_accepted_202_with_body_is_not_a_reply(
     assert len(accepting.requests) == 1 and running.router.dead_letters == []
 
 
-def test_ttl_stops_a_reply_loop(
+def numbered_reply(recorded: Recorded, number: int) -> Answer:
+    """Reply with the subscribed type (a loop), a new id each time: r-1, r-2, ..."""
+    return ce_reply(TYPE, f"r-{number}")
+
+
+def test_ttl_ends_a_reply_loop_with_the_original_dead_lettered(
     broker: Callable[..., RunningBroker], receiver: Callable[..., Receiver]
 ) -> None:
-    echo = receiver(answers(ce_reply(TYPE)))  # replies with the type it subscribes to: a loop
-    running = broker([route("loop", echo.url)])
-    post_event(running.url, knativebrokerttl="3")
-    assert wait_until(lambda: len(running.router.dropped) == 1)
+    echo = receiver(numbered_reply)
+    sink = receiver()
+    running = broker([route("loop", echo.url, dead_letter_url=sink.url)])
+    assert post_event(running.url, knativebrokerttl="3") == 202  # stored with TTL 2
+    assert wait_until(lambda: len(sink.requests) == 1)
     assert running.router.wait_idle(15)
-    assert len(echo.requests) == 3  # TTL 3, 2, 1 delivered; the reply with TTL 0 is dropped
+    assert [r.headers["ce-id"] for r in echo.requests] == ["e-1", "r-1"]  # TTL 2, then 1
+    letter = sink.requests[0].headers
+    assert letter["ce-id"] == "r-1"  # the event delivered last, not its refused reply r-2
+    assert letter["ce-knativeerrordest"] == running.url  # the broker refused to store it
+    assert letter["ce-knativeerrorcode"] == "400"
+    assert b"knativebrokerttl" in base64.b64decode(letter["ce-knativeerrordata"])
+    assert "ce-knativebrokerttl" not in letter
+
+
+def test_ingress_refuses_an_event_whose_ttl_is_spent(
+    broker: Callable[..., RunningBroker], receiver: Callable[..., Receiver]
+) -> None:
+    subscriber = receiver()
+    running = broker([route("t", subscriber.url)])
+    event = CloudEvent({"type": TYPE, "source": "/tests", "id": "e-1", "knativebrokerttl": "1"})
+    headers, body = to_binary(event)
+    answer = requests.post(running.url, headers=headers, data=body, timeout=10)
+    assert answer.status_code == 400 and "knativebrokerttl exhausted" in answer.text
+    assert running.router.wait_idle(15) and subscriber.requests == []
 
 
 def test_default_ttl_is_255(

@@ -111,14 +111,16 @@ def test_resource_mode_emits_add_update_delete_but_not_for_existing_objects(
         "dev.knative.apiserver.resource.update",
         "dev.knative.apiserver.resource.delete",
     ]
-    assert add["ce-subject"] == "/apis/amtd.r6security.com/v1beta1/securityevents/after"
+    # Knative's subject has namespaces/<ns>/ always: empty for a cluster-scoped kind
+    subject = "/apis/amtd.r6security.com/v1beta1/namespaces//securityevents/after"
+    assert add["ce-subject"] == subject
     assert add["ce-source"] == stand_in.server.url
     assert (add["ce-kind"], add["ce-apiversion"], add["ce-name"]) == (
         "SecurityEvent",
         "amtd.r6security.com/v1beta1",
         "after",
     )
-    assert "ce-namespace" not in add  # cluster-scoped
+    assert add["ce-namespace"] == ""  # cluster-scoped: present and empty
     assert add["ce-origin"] == "tests" and add["content-type"] == "application/json"
     assert len({add["ce-id"], update["ce-id"], delete["ce-id"]}) == 3
     assert json.loads(sink.requests[0].body)["spec"]["targets"] == ["demo/web"]

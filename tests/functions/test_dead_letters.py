@@ -1,7 +1,8 @@
 """The dead-letters function over real HTTP against the API server stand-in (official client).
 
-Dead letters are built as the Broker sends them: the original CloudEvent plus the extensions
-knativeerrordest, knativeerrorcode and knativeerrordata (base64 of the failed response).
+Dead letters are built as the Broker sends them after a failed response: the original
+CloudEvent plus the extensions knativeerrordest, knativeerrorcode and knativeerrordata (base64
+of that response). A delivery that timed out arrives with none of them; tests below cover both.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
+from amtd.deadletters import NO_DETAILS
 from amtd.kubeapi import EVENTS, SECURITY_EVENTS, Cluster
 from support.cloudevents import as_binary, as_structured
 from support.functions import load_function_client
@@ -98,6 +100,18 @@ def test_dead_letter_about_a_security_event_is_recorded_on_it(
     message = event["message"]
     for part in ("action.requested", "uid-1/1/demo/sev-1", MATCHER_URL, "HTTP 500", "boom"):
         assert part in message
+
+
+def test_a_dead_letter_without_extensions_is_recorded_as_undetailed(
+    dead_letters: FlaskClient, cluster: Cluster
+):
+    # After a delivery timeout the broker adds no knativeerror* extension at all.
+    create_security_event(cluster, "sev-3")
+    response = post(dead_letters, as_binary(action_requested("sev-3"), {}))
+    assert response.status_code == 204
+    [event] = warnings_in(cluster, "default")
+    assert event["involvedObject"]["name"] == "sev-3"
+    assert NO_DETAILS in event["message"] and "HTTP" not in event["message"]
 
 
 def test_other_dead_letters_are_recorded_on_the_broker(dead_letters: FlaskClient, cluster: Cluster):

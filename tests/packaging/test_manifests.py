@@ -215,9 +215,14 @@ def edit_first_trigger(spec_change: Any) -> Any:
             "exactly one dialect",
         ),
         (
-            lambda s: s["filters"].__setitem__(0, {"exact": {"type": "x", "id": "y"}}),
+            lambda s: s["filters"].__setitem__(0, {"exact": {}}),
             "spec.filters[0].exact",
-            "exactly one attribute",
+            "at least one attribute",
+        ),
+        (
+            lambda s: s["filters"].__setitem__(0, {"exact": {"type": "x", "id": ""}}),
+            "spec.filters[0].exact.id",
+            "must not be empty",
         ),
         (
             lambda s: s["filters"].__setitem__(0, {"exact": {"Type": "x"}}),
@@ -240,7 +245,15 @@ def edit_first_trigger(spec_change: Any) -> Any:
             "ISO-8601",
         ),
     ],
-    ids=["dialect-mix", "two-pairs", "capital-attribute", "underscore", "missing-fn", "duration"],
+    ids=[
+        "dialect-mix",
+        "no-pair",
+        "empty-value",
+        "capital-attribute",
+        "underscore",
+        "missing-fn",
+        "duration",
+    ],
 )
 def test_webhook_rule_checks_catch_broken_triggers(
     project_copy: Path, edit_documents: EditDocuments, spec_change: Any, field: str, words: str

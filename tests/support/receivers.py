@@ -25,12 +25,14 @@ class Recorded:
 
 @dataclass
 class Answer:
-    """What a Receiver answers; ``stall`` holds the answer until the receiver stops."""
+    """What a Receiver answers; ``stall`` holds the answer until the receiver stops, ``drop``
+    closes the connection without answering."""
 
     status: int = 204
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     stall: bool = False
+    drop: bool = False
 
 
 Script = Callable[[Recorded, int], Answer]
@@ -81,6 +83,9 @@ class Receiver:
                 answer = receiver._record(recorded)
                 if answer.stall:
                     receiver.released.wait(20)
+                    return
+                if answer.drop:
+                    self.close_connection = True
                     return
                 self.send_response(answer.status)
                 for name, value in answer.headers.items():
