@@ -15,7 +15,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Start the stack and keep it up until SIGINT/SIGTERM."""
+    """Start the stack and keep it up until SIGINT/SIGTERM; exit codes: ``amtd up --help``."""
     from amtd_stack.cli import run_parsed
 
     return run_parsed(args)

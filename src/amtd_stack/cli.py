@@ -1,6 +1,9 @@
 """``amtd up``: run the whole system locally until Ctrl-C or SIGTERM.
 
 Usage: ``amtd up --state-dir DIR [--root PATH] [--env [FUNCTION:]NAME=VALUE ...]``
+
+Crashed functions are restarted; the exit status (3: degraded) is in ``EXIT_CODES``, which
+``--help`` shows.
 """
 
 from __future__ import annotations
@@ -17,6 +20,18 @@ from types import FrameType
 
 from amtd_stack.errors import ManifestError, StackError
 from amtd_stack.stack import ALL_FUNCTIONS, Stack
+from amtd_stack.supervising import RestartPolicy
+
+EXIT_STOPPED, EXIT_CANNOT_START, EXIT_BAD_ARGUMENTS, EXIT_DEGRADED = 0, 1, 2, 3
+POLICY = RestartPolicy()
+EXIT_CODES = (
+    f"A function process that dies is reported and restarted on the same port (at most "
+    f"{POLICY.max_restarts} times in {POLICY.window_s:g} s); past that the stack is degraded "
+    f"and stops. Exit status: {EXIT_STOPPED} stopped by Ctrl-C/SIGTERM, {EXIT_CANNOT_START} "
+    f"cannot start, {EXIT_BAD_ARGUMENTS} bad arguments, {EXIT_DEGRADED} degraded (a function "
+    "kept crashing)."
+)
+DEGRADED_CHECK_S = 0.2  # how soon a degraded stack is noticed
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``amtd up`` (shared with the ``amtd`` console script)."""
+    parser.epilog = EXIT_CODES
     parser.add_argument("--state-dir", type=Path, required=True, help="kubeconfig, logs, endpoints")
     parser.add_argument("--root", type=Path, default=Path.cwd(), help="project root (knative/)")
     parser.add_argument(
@@ -94,7 +110,7 @@ def run_parsed(args: argparse.Namespace) -> int:
         overrides = parse_env_overrides(args.env)
     except ValueError as error:
         print(f"amtd up: {error}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_ARGUMENTS
     token = ensure_ingest_token(overrides)
     if token:
         print(f"ingest token (Authorization: Bearer ...): {token}", flush=True)
@@ -112,19 +128,24 @@ def run_parsed(args: argparse.Namespace) -> int:
 
 
 def run_until(stack: Stack, stop: threading.Event) -> int:
-    """Run the stack until ``stop`` is set; 1 with a clear message when it cannot start."""
+    """Run the stack until ``stop`` is set (0) or it is degraded (3, naming the function and
+    why); 1 with a clear message when it cannot start."""
     try:
         stack.start()
     except (ManifestError, StackError) as error:
         print(f"amtd up: cannot start: {error}", file=sys.stderr)
-        return 1
+        return EXIT_CANNOT_START
     try:
         print(describe(stack), flush=True)
-        stop.wait()
+        while not stop.wait(DEGRADED_CHECK_S) and not stack.degradations:
+            pass
+        for degradation in stack.degradations:
+            print(f"amtd up: degraded: function {degradation.function} is down: "
+                  f"{degradation.reason}", file=sys.stderr, flush=True)  # fmt: skip
         print("stopping...", flush=True)
     finally:
         stack.stop()
-    return 0
+    return EXIT_DEGRADED if stack.degradations else EXIT_STOPPED
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ SecretLookup = Callable[[str, str, str], str]  # (namespace, name, key) -> value
 
 @dataclass(frozen=True)
 class FunctionDefinition:
-    """One function: its Service name, folder, target, raw run.envs and identity."""
+    """One function: its Service name, folder, target, raw run.envs, identity and concurrency."""
 
     name: str
     folder: Path
@@ -42,6 +43,7 @@ class FunctionDefinition:
     envs: tuple[tuple[str, str], ...]
     namespace: str
     service_account: str
+    concurrency: int | None = None  # deploy.options.resources.limits.concurrency
 
 
 def discover_functions(functions_dir: Path) -> dict[str, FunctionDefinition]:
@@ -77,7 +79,20 @@ def read_function(func_yaml: Path) -> FunctionDefinition:
         envs=tuple((k, v) for k, v in envs if k != "FUNCTION_TARGET"),
         namespace=str(deploy.get("namespace") or DEFAULT_NAMESPACE),
         service_account=str(deploy.get("serviceAccountName") or spec["name"]),
+        concurrency=read_concurrency(deploy, func_yaml),
     )
+
+
+def read_concurrency(deploy: Mapping[str, Any], func_yaml: Path) -> int | None:
+    """The containerConcurrency func.yaml asks for (None: unlimited), a positive integer."""
+    limits = ((deploy.get("options") or {}).get("resources") or {}).get("limits") or {}
+    value = limits.get("concurrency")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        field = "deploy.options.resources.limits.concurrency"
+        raise ManifestError(field, f"must be a positive integer, not {value!r}", func_yaml)
+    return value
 
 
 def read_envs(spec: Mapping[str, Any], func_yaml: Path) -> list[tuple[str, str]]:
@@ -117,8 +132,12 @@ def build_environment(
     """The process environment: base, resolved run.envs, then overrides.
 
     An overridden variable is not resolved, so an override can stand in for a missing Secret.
+    A func.yaml concurrency limit becomes functions-framework's THREADS (gunicorn threads), so
+    locally the function serves no more requests at once than Knative would send it.
     """
     environment = dict(base)
+    if definition.concurrency is not None:
+        environment["THREADS"] = str(definition.concurrency)
     for name, value in definition.envs:
         if name in overrides:
             continue
@@ -131,7 +150,12 @@ def build_environment(
 
 
 class FunctionProcess:
-    """One functions-framework process serving a function on a loopback port."""
+    """One functions-framework process serving a function on a loopback port.
+
+    The process is *wanted* from ``start()`` until a deliberate ``stop()``/``terminate()``: one
+    that exits while wanted has crashed, and the supervisor restarts it. The lock keeps a
+    deliberate stop or start and the supervisor from acting on the process at the same time.
+    """
 
     def __init__(
         self, definition: FunctionDefinition, environment: Mapping[str, str], log_path: Path
@@ -141,6 +165,8 @@ class FunctionProcess:
         self.log_path = log_path
         self._environment = dict(environment)
         self._process: subprocess.Popen[bytes] | None = None
+        self._wanted = False
+        self._lock = threading.RLock()
 
     @property
     def url(self) -> str:
@@ -148,9 +174,14 @@ class FunctionProcess:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def pid(self) -> int | None:
+        """The process id of the current (or last) process, which also names its group."""
+        return None if self._process is None else self._process.pid
+
+    @property
     def is_running(self) -> bool:
         """True while the process has been started and has not exited."""
-        return self._process is not None and self._process.poll() is None
+        return self._process is not None and not has_exited(self._process)
 
     def add_environment(self, values: Mapping[str, str]) -> None:
         """Set more variables for the process (before start, e.g. a SinkBinding's K_SINK)."""
@@ -166,22 +197,31 @@ class FunctionProcess:
         ]
 
     def start(self) -> None:
-        """Launch the process in its own process group, logging to ``log_path``."""
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self._process = subprocess.Popen(
-                self.command(),
-                cwd=self.definition.folder,
-                env=self._environment,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        """Launch the process in its own process group, logging to ``log_path``.
+
+        Same port, same environment every time; an exited predecessor is reaped first.
+        """
+        with self._lock:
+            if self._process is not None and not has_exited(self._process):
+                raise StackError(f"function {self.definition.name} is already running")
+            if self._process is not None and self._process.returncode is None:
+                reap_group(self._process)
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            with self.log_path.open("ab") as log:
+                self._process = subprocess.Popen(
+                    self.command(),
+                    cwd=self.definition.folder,
+                    env=self._environment,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            self._wanted = True
 
     def wait_ready(self, deadline: float) -> None:
         """Block until the port accepts TCP; StackError when the process dies or time runs out."""
         while time.monotonic() < deadline:
-            if self._process is None or self._process.poll() is not None:
+            if self._process is None or has_exited(self._process):
                 raise StackError(f"function {self.definition.name} exited: {self.log_tail()}")
             if is_port_open("127.0.0.1", self.port):
                 return
@@ -195,22 +235,79 @@ class FunctionProcess:
         except OSError:
             return "(no log)"
 
+    def reap_if_crashed(self) -> int | None:
+        """The exit status of a process that exited while wanted, reaped with its group.
+
+        None when it runs, was stopped on purpose, was already reaped, or a deliberate stop or
+        start holds it right now (that caller deals with it).
+        """
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            process = self._process
+            if not self._wanted or process is None or process.returncode is not None:
+                return None
+            return reap_group(process) if has_exited(process) else None
+        finally:
+            self._lock.release()
+
+    def revive(self) -> bool:
+        """Start a crashed process again; False when it was stopped on purpose or runs again."""
+        with self._lock:
+            if not self._wanted or self.is_running:
+                return False
+            self.start()
+            return True
+
     def terminate(self) -> None:
-        """Ask the process group to exit (SIGTERM) without waiting."""
-        if self._process is not None and self._process.poll() is None:
-            signal_group(self._process.pid, signal.SIGTERM)
+        """Ask the process group to exit (SIGTERM) without waiting; a deliberate stop."""
+        with self._lock:
+            self._wanted = False
+            if self._process is not None and not has_exited(self._process):
+                signal_group(self._process.pid, signal.SIGTERM)
 
     def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
-        """SIGTERM the process group, SIGKILL it after ``timeout_s``."""
-        process = self._process
-        if process is None or process.poll() is not None:
-            return
-        signal_group(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            signal_group(process.pid, signal.SIGKILL)
-            process.wait(timeout_s)
+        """A deliberate stop: SIGTERM the group, SIGKILL what is left after ``timeout_s``, reap."""
+        with self._lock:
+            self._wanted = False
+            process = self._process
+            if process is None or process.returncode is not None:
+                return
+            signal_group(process.pid, signal.SIGTERM)
+            wait_exited(process, timeout_s)
+            reap_group(process, timeout_s)
+
+
+def has_exited(process: subprocess.Popen[bytes]) -> bool:
+    """Whether our child exited, without reaping it: until reaped, its pid still names its group
+    (so signalling the group cannot hit a newer process that reused the number)."""
+    if process.returncode is not None:
+        return True
+    flags = os.WEXITED | os.WNOHANG | os.WNOWAIT
+    try:
+        return os.waitid(os.P_PID, process.pid, flags) is not None
+    except ChildProcessError:  # reaped behind Popen's back: gone all the same
+        return True
+
+
+def wait_exited(process: subprocess.Popen[bytes], timeout_s: float) -> bool:
+    """Poll until the process exited (not reaped) or ``timeout_s`` passed; whether it exited."""
+    deadline = time.monotonic() + timeout_s
+    while not has_exited(process):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def reap_group(process: subprocess.Popen[bytes], timeout_s: float = STOP_TIMEOUT_S) -> int:
+    """SIGKILL the group (the leader if it lingers; workers it left behind), reap the leader.
+
+    gunicorn's workers outlive a killed master and keep its port: killing the group before a
+    restart is what lets the new process bind the same port.
+    """
+    signal_group(process.pid, signal.SIGKILL)
+    return process.wait(timeout_s)
 
 
 def signal_group(pid: int, signum: int) -> None:

@@ -34,6 +34,7 @@ from amtd_stack.pingsources import PingSourceDefinition, PingSourceRunner
 from amtd_stack.planning import StackPlan, plan_stack, resolve_destination
 from amtd_stack.sinkbindings import SinkBindingDefinition, sink_environment
 from amtd_stack.sources import EmittedLog, SourceContext, make_sink_sender
+from amtd_stack.supervising import Degradation, RestartPolicy, Supervisor
 from amtd_stack.triggers import BrokerDefinition, TriggerDefinition
 
 LOG = logging.getLogger(__name__)
@@ -45,7 +46,8 @@ class Stack:
     """Start and stop the whole local system; a context manager.
 
     ``env_overrides`` maps a function name (or ``"*"`` for all) to environment variables that
-    win over func.yaml, e.g. ``{"ingest-falco": {"INGEST_AUTH": "disabled"}}``.
+    win over func.yaml, e.g. ``{"ingest-falco": {"INGEST_AUTH": "disabled"}}``. A function
+    process that crashes is restarted within ``restart_policy`` (see ``amtd_stack.supervising``).
     """
 
     def __init__(
@@ -53,6 +55,7 @@ class Stack:
         root: Path,
         state_dir: Path,
         env_overrides: Mapping[str, Mapping[str, str]] | None = None,
+        restart_policy: RestartPolicy | None = None,
     ) -> None:
         self.root = Path(root)
         self.state_dir = Path(state_dir)
@@ -62,6 +65,8 @@ class Stack:
         self.router: EventRouter | None = None
         self.ingress: BrokerIngress | None = None
         self.functions: dict[str, FunctionProcess] = {}
+        self.restart_policy = restart_policy or RestartPolicy()
+        self.supervisor: Supervisor | None = None  # kept after stop(): its records stay readable
         self.emitted: dict[str, EmittedLog] = {}
         self._pings: dict[tuple[str, str], PingSourceRunner] = {}
         self._watchers: list[ApiServerSourceRunner] = []
@@ -99,6 +104,8 @@ class Stack:
             self._prepare_functions()
             self._start_routes()
             start_functions(list(self.functions.values()))
+            self.supervisor = Supervisor(self.functions, self.restart_policy)
+            self.supervisor.start()
             self._start_sources()
         except BaseException:
             self.stop()
@@ -238,6 +245,11 @@ class Stack:
         return list(self.router.dead_letters) if self.router else []
 
     @property
+    def degradations(self) -> list[Degradation]:
+        """Functions left down after crashing past the restart bound (empty: healthy)."""
+        return list(self.supervisor.degradations) if self.supervisor else []
+
+    @property
     def attempts(self) -> list[DeliveryAttempt]:
         """Every delivery attempt so far (subscribers, dead-letter sinks, source sends)."""
         return self.router.attempts.snapshot() if self.router else []
@@ -278,10 +290,12 @@ class Stack:
         return found[0]
 
     def stop(self) -> None:
-        """Stop sources, eventing, functions and the API stand-in; safe to call twice."""
+        """Stop the supervisor (a stopping stack restarts nothing), sources, eventing, functions
+        and the API stand-in; safe to call twice."""
         self._stopping.set()
         router, functions = self.router, list(self.functions.values())
         steps: list[Callable[[], None]] = [
+            *([self.supervisor.stop] if self.supervisor else []),
             *(runner.stop for runner in self._watchers),
             *(runner.stop for runner in self._pings.values()),
             *([lambda: router.stop(wait=False)] if router else []),  # abort backoffs first

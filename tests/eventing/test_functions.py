@@ -89,3 +89,22 @@ def test_overridden_variables_are_not_resolved() -> None:
     with pytest.raises(StackError, match="function f, env TOKEN"):
         build_environment(definition, no_secret, {}, {})
     assert build_environment(definition, no_secret, {"TOKEN": "x"}, {}) == {"TOKEN": "x"}
+
+
+def test_a_concurrency_limit_becomes_the_functions_threads(tmp_path: Path) -> None:
+    envs = "run: {envs: [{name: FUNCTION_TARGET, value: s}]}\n"
+    limits = "deploy: {options: {resources: {limits: {concurrency: %s}}}}\n"
+    make_function(tmp_path / "one", "name: one\n" + envs + limits % "1")
+    make_function(tmp_path / "free", "name: free\n" + envs)
+    found = discover_functions(tmp_path)
+    assert build_environment(found["one"], lambda *a: "", {}, {"THREADS": "8"}) == {"THREADS": "1"}
+    assert "THREADS" not in build_environment(found["free"], lambda *a: "", {}, {})
+    make_function(tmp_path / "bad", "name: bad\n" + envs + limits % "0")
+    with pytest.raises(ManifestError, match="must be a positive integer"):
+        discover_functions(tmp_path)
+
+
+def test_the_sweeper_serves_one_request_at_a_time() -> None:
+    functions = Path(__file__).resolve().parents[2] / "functions"
+    sweeper = discover_functions(functions)["sweeper"]
+    assert build_environment(sweeper, lambda *a: "", {}, {})["THREADS"] == "1"

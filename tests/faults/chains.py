@@ -7,9 +7,13 @@ server: its recorded execution, the effect in the request log, or its dead-lette
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -18,11 +22,30 @@ from cloudevents.http import CloudEvent
 
 from amtd.kubeapi import EVENTS, SECURITY_EVENTS, Cluster
 from amtd_stack.stack import Stack
+from support.functions import ROOT
 from support.waiting import wait_for
 
 TOKEN = "fault-suite-token"
 FUNCTION_USERS = frozenset({"matcher", "executor-delete", "executor-quarantine", "dead-letters",
                             "ingest-falco", "ingest-kubearmor", "timer", "sweeper"})  # fmt: skip
+STACK_ENV = {
+    "ingest-falco": {"INGEST_TOKEN": TOKEN},
+    "ingest-kubearmor": {"INGEST_TOKEN": TOKEN},
+    "sweeper": {"SWEEP_GRACE_SECONDS": "0"},
+}
+
+
+@contextlib.contextmanager
+def run_fault_stack(state_dir: Path) -> Iterator[Stack]:
+    """The real functions, the committed manifests, the stand-in; stopped when the block ends."""
+    werkzeug = logging.getLogger("werkzeug")
+    level = werkzeug.level
+    werkzeug.setLevel(logging.WARNING)  # a line per broker POST is noise
+    try:
+        with Stack(ROOT, state_dir, env_overrides=STACK_ENV) as running:
+            yield running
+    finally:
+        werkzeug.setLevel(level)
 
 
 def is_function_call(record: Any) -> bool:
@@ -63,6 +86,22 @@ class Alert:
     def target(self) -> str:
         """``namespace/pod``."""
         return f"{self.namespace}/{self.pod}"
+
+
+def alerts_about(pods: Sequence[dict[str, Any]], label: str) -> list[Alert]:
+    """One alert per pod, ids ``<label>-<index>``."""
+    return [
+        Alert(f"{label}-{index}", pod["metadata"]["namespace"], pod["metadata"]["name"])
+        for index, pod in enumerate(pods)
+    ]
+
+
+def post_storm(stack: Stack, alerts: Sequence[Alert], workers: int = 16) -> None:
+    """Publish the alerts' Falcosidekick CloudEvents all at once, ``workers`` in parallel."""
+    when = now()
+    events = [falco_cloudevent(a.alert_id, a.namespace, a.pod, when) for a in alerts]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(lambda event: post_to_broker(stack, event), events))
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,9 @@ counts (repeated in the terminal summary).
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -23,44 +21,34 @@ from amtd.kubeapi import SECURITY_EVENTS, Cluster
 from amtd.securityevents import SecurityEventStatus
 from amtd.triaging import read_ref
 from amtd_stack.stack import Stack
-from support.functions import ROOT
 from support.standins import deploy_defended_workload
 from support.waiting import wait_for
 
 from .chains import (
-    TOKEN,
     Alert,
     Audit,
+    alerts_about,
     count_effects,
     count_isolations,
     falco_cloudevent,
     is_function_call,
     now,
+    post_storm,
     post_to_broker,
+    run_fault_stack,
     settle,
 )
 from .conftest import report_counts
 
 SETTLE_S = 60.0  # a whole chain on a loaded 2-core machine
-STACK_ENV = {
-    "ingest-falco": {"INGEST_TOKEN": TOKEN},
-    "ingest-kubearmor": {"INGEST_TOKEN": TOKEN},
-    "sweeper": {"SWEEP_GRACE_SECONDS": "0"},
-}
 API_FAULTS = {"rate": 0.2, "statuses": (500, 503, 429), "latency_s": 0.05}
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The real functions, the committed manifests, the stand-in: started once."""
-    werkzeug = logging.getLogger("werkzeug")
-    level = werkzeug.level
-    werkzeug.setLevel(logging.WARNING)  # a line per broker POST is noise
-    try:
-        with Stack(ROOT, tmp_path_factory.mktemp("faults"), env_overrides=STACK_ENV) as running:
-            yield running
-    finally:
-        werkzeug.setLevel(level)
+    with run_fault_stack(tmp_path_factory.mktemp("faults")) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +90,10 @@ def is_finished(cluster: Cluster, names: list[str]) -> bool:
 
 
 def restart(stack: Stack, *names: str) -> None:
-    """Stop the functions' processes mid-stream, then start them again on the same ports."""
+    """Stop the functions' processes mid-stream, then start them again on the same ports.
+
+    A deliberate stop: the supervisor does not count it as a crash nor restart them itself.
+    """
     processes = [stack.functions[name] for name in names]
     for process in processes:
         process.stop()
@@ -227,6 +218,7 @@ def test_every_event_thrice_and_restarts_give_exactly_one_effect_per_target(
     deliveries = deliveries_per_request(stack)
     twice_ids = [to_request_attributes(request)["id"] for request in requests_of(cluster, names)]
     assert all(deliveries.get(event_id, 0) >= 3 for event_id in twice_ids), deliveries
+    assert stack.supervisor is not None and stack.supervisor.deaths == []  # stopped on purpose
     report_counts(
         f"exactly-once: targets={len(pods)} effects={sum(effects.values()) + len(db)} "
         f"executions={len(names)} duplicates-posted={sum(duplicator.sent.values())} "
@@ -249,12 +241,9 @@ def requests_of(cluster: Cluster, names: list[str]) -> list[Any]:
 
 def send_alerts(stack: Stack, pods: list[dict[str, Any]], label: str) -> list[Alert]:
     """One Falcosidekick alert per pod, through the Broker."""
-    alerts = []
-    for index, pod in enumerate(pods):
-        meta = pod["metadata"]
-        alert = Alert(f"{label}-{index}", meta["namespace"], meta["name"])
+    alerts = alerts_about(pods, label)
+    for alert in alerts:
         post_to_broker(stack, falco_cloudevent(alert.alert_id, alert.namespace, alert.pod, now()))
-        alerts.append(alert)
     return alerts
 
 
@@ -289,15 +278,12 @@ def test_api_faults_lose_no_alert(stack: Stack, cluster: Cluster, api_faults: An
 def test_an_alert_storm_during_api_faults(stack: Stack, cluster: Cluster, api_faults: Any) -> None:
     pods = deploy_defended_workload(cluster, "storm", "shop", 10, "delete")
     api_faults.inject_faults(**API_FAULTS, seed=11, match=is_function_call)
-    when = now()
     alerts = [
         Alert(f"storm-{index}-{copy}", "storm", pod["metadata"]["name"])
         for copy in range(10)
         for index, pod in enumerate(pods)
     ]
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        events = [falco_cloudevent(a.alert_id, a.namespace, a.pod, when) for a in alerts]
-        list(pool.map(lambda event: post_to_broker(stack, event), events))
+    post_storm(stack, alerts)
     tally = settle(stack, cluster, alerts)
     api_faults.clear_faults()
     events_per_pod = {
