@@ -10,8 +10,18 @@ src/: `amtd stage` copies it in. A staged folder holds::
     pyproject.toml           GENERATED: [project] name "function", dependencies pinned from the lock
     requirements.txt         GENERATED: the same pins, for the Google buildpacks route
 
-Supported: func v1.21 (func-python 0.7.0, cloudevents < 2). func v1.22+ ships func-python 0.8
-with cloudevents >= 2, which functions-framework 3.10.2 cannot be installed with.
+Supported: func v1.19 to v1.21 (v1.21 is the tested one). Their ``pack`` builder moves the
+folder to ``/workspace/fn`` and writes its own project around it (``func-python``, unpinned,
+and ``function @ ./fn``, editable), which the Paketo buildpack installs with Poetry; Poetry
+settles on func-python 0.7.0 (cloudevents < 2). func v1.22+ pins func-python 0.8 with
+cloudevents >= 2, which functions-framework 3.10.2 cannot be installed with.
+
+Poetry resolves for the whole range that project declares (Python >=3.9,<4.0), while the image
+runs CPython 3.11 (``BP_CPYTHON_VERSION`` in func.yaml). So pyproject.toml says
+``requires-python = ">=3.9"`` and every pin carries ``python_version >= '3.11'``: older Pythons
+see no requirement (nothing to fail on), CPython 3.11 gets exactly the lock's pins (an image on
+an older Python would install none of them and fail at import: keep BP_CPYTHON_VERSION 3.11).
+requirements.txt needs no markers: pip installs for the one Python it runs on.
 Nothing staged is committed; the output folder is recreated on every run.
 """
 
@@ -38,6 +48,8 @@ STAGE_MARKER = ".amtd-stage"
 # The bridge imports these itself (uvicorn's WSGI bridge ships with functions-framework).
 BRIDGE_IMPORTS = frozenset({"functions_framework", "uvicorn"})
 HATCHLING = "hatchling>=1.26,<2"
+# The image's Python (func.yaml's BP_CPYTHON_VERSION); pins apply from there (module docstring).
+RUNTIME_MARKER = "python_version >= '3.11'"
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
 
 
@@ -87,8 +99,10 @@ def render_template(text: str, values: Mapping[str, str]) -> str:
 
 
 def render_pyproject(function: FunctionDefinition, pins: Mapping[str, str]) -> str:
-    """The generated pyproject.toml: project ``function``, dependencies pinned."""
-    dependencies = "".join(f'    "{name}=={version}",\n' for name, version in sorted(pins.items()))
+    """The generated pyproject.toml: project ``function``, dependencies pinned (with the marker)."""
+    dependencies = "".join(
+        f'    "{name}=={version}; {RUNTIME_MARKER}",\n' for name, version in sorted(pins.items())
+    )
     values = {"NAME": function.name, "DEPENDENCIES": dependencies, "HATCHLING": HATCHLING}
     return render_template(stagetemplates.PYPROJECT, values)
 

@@ -8,6 +8,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 from amtd_cli import main as amtd_main
 from amtd_stack.functions import FunctionDefinition
@@ -44,8 +45,10 @@ def test_pyproject_pins_what_the_function_needs_from_the_lock(tmp_path: Path) ->
     staged = stage_function(ROOT, "matcher", tmp_path / "matcher")
     project = tomllib.loads((staged.path / "pyproject.toml").read_text())
     assert project["project"]["name"] == "function"
-    pins = dict(line.split("==") for line in project["project"]["dependencies"])
+    requirements = [Requirement(line) for line in project["project"]["dependencies"]]
+    pins = {r.name: str(r.specifier).removeprefix("==") for r in requirements}
     assert pins == dict(staged.requirements)
+    assert all(str(r.specifier) == f"=={pins[r.name]}" for r in requirements)
     assert all(LOCK[name] == version for name, version in pins.items())
     for needed in ("functions-framework", "cloudevents", "kubernetes", "pydantic", "uvicorn"):
         assert pins[needed] == LOCK[needed]
@@ -55,6 +58,19 @@ def test_pyproject_pins_what_the_function_needs_from_the_lock(tmp_path: Path) ->
     wheel = project["tool"]["hatch"]["build"]["targets"]["wheel"]
     assert wheel["packages"] == ["function", "amtd"]
     assert wheel["force-include"] == {"main.py": "function/main.py"}
+
+
+def test_pins_apply_from_the_image_python_so_poetry_can_resolve_from_3_9(tmp_path: Path) -> None:
+    """func's pack build resolves for Python >=3.9,<4.0; the image runs CPython 3.11."""
+    staged = stage_function(ROOT, "matcher", tmp_path / "matcher")
+    project = tomllib.loads((staged.path / "pyproject.toml").read_text())["project"]
+    assert project["requires-python"] == ">=3.9"
+    (marker,) = {Requirement(line).marker for line in project["dependencies"]}  # one for all
+    assert marker is not None and str(marker) == 'python_version >= "3.11"'
+    applies = {v: marker.evaluate({"python_version": v}) for v in ("3.9", "3.10", "3.11", "3.13")}
+    assert applies == {"3.9": False, "3.10": False, "3.11": True, "3.13": True}
+    requirements = (staged.path / "requirements.txt").read_text()
+    assert ";" not in requirements  # pip installs for the one Python it runs on
 
 
 def test_only_the_timer_needs_croniter(functions: dict[str, FunctionDefinition]) -> None:
