@@ -48,4 +48,4 @@ deploy: $(STAMP)
 	$(FUNC) deploy --path build/stage/$(FUNCTION) --registry $(REGISTRY)
 
 demo: $(STAMP)
-	$(BIN)/python -m amtd_stack.demo
+	$(BIN)/python -m amtd_stack.running.demo

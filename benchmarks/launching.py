@@ -1,7 +1,7 @@
 """Launching: what the timing figures run — the API stand-in, function processes, a no-op floor.
 
 Everything is real: functions-framework processes on loopback ports (one gunicorn worker, as
-deployed), the stand-in over HTTP, the official client (``amtd.kubeapi.Cluster``) for setup.
+deployed), the stand-in over HTTP, the official client (``amtd.kube.api.Cluster``) for setup.
 Every start is a context manager whose exit stops what it started. Helpers the tests use as
 well (waiting, processes, the stand-in's CRDs, CloudEvents) come from ``tests/support`` (run.py
 puts ``tests/`` on the path, as pytest's ``pythonpath`` does for the tests).
@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from amtd.kubeapi import POLICIES, SECURITY_EVENTS, Cluster
+from amtd.kube.api import POLICIES, SECURITY_EVENTS, Cluster
 from amtd_stack.apiserver import ApiServer, start_apiserver
 from amtd_stack.serving import pick_free_port
 from support.cloudevents import as_binary

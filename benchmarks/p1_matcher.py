@@ -32,7 +32,7 @@ from launching import (
     serve,
 )
 
-from amtd.kubeapi import SECURITY_EVENTS
+from amtd.kube.api import SECURITY_EVENTS
 
 TITLE = "P1 matcher per event over HTTP vs a no-op functions-framework function"
 EVENTS = 300

@@ -16,8 +16,8 @@ from typing import Any
 
 from benching import Row, summarize, time_calls, time_loop
 
-from amtd.matching import PolicyIndex, choose_best_match
-from amtd.policies import Policy
+from amtd.decide.matching import PolicyIndex, choose_best_match
+from amtd.model.policies import Policy
 
 TITLE = "P2 best-match decision (PolicyIndex built once, choose_best_match per event)"
 SIZES = (1, 100, 10_000)

@@ -36,8 +36,8 @@ from launching import (
     start_function,
 )
 
-from amtd.actionevents import to_request_attributes
-from amtd.triaging import triage_security_event
+from amtd.model.actionevents import to_request_attributes
+from amtd.decide.triaging import triage_security_event
 from amtd_stack.serving import pick_free_port
 from support.cloudevents import as_binary
 from support.processes import stop_process

@@ -32,9 +32,9 @@ from launching import (
     serve,
 )
 
-from amtd.kubeapi import Cluster
+from amtd.kube.api import Cluster
 from amtd_stack.apiserver.storing import StoreEvent
-from amtd_stack.stack import Stack
+from amtd_stack.running.stack import Stack
 from support.waiting import wait_for
 
 TITLE = "P4 alert POST → pod deleted, on the embedded stack (ratio: loopback HTTP round trips)"

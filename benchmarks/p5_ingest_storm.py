@@ -28,7 +28,7 @@ from launching import (
     serve,
 )
 
-from amtd.kubeapi import SECURITY_EVENTS
+from amtd.kube.api import SECURITY_EVENTS
 
 TITLE = "P5 ingest storm: 10 000 identical alerts to ingest-falco (1 worker)"
 ALERTS = 10_000

@@ -2,7 +2,7 @@
 
 Imports of the stack happen inside the fixtures, so collecting tests that do not use them stays
 cheap and free of side effects. Functions run in-process write their Events after replying
-(amtd.deferring): every test ends by waiting for those writes, so none lands in the next test.
+(amtd.kube.deferring): every test ends by waiting for those writes, so none lands in the next test.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 def _finish_deferred_writes() -> Iterator[None]:
     """After the test: wait for the Event writes in-process functions deferred (bounded)."""
     yield
-    from amtd.deferring import shared_deferrer
+    from amtd.kube.deferring import shared_deferrer
 
     shared_deferrer().flush()
 

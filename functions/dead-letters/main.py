@@ -14,7 +14,6 @@ import os
 import flask
 import functions_framework
 
-from amtd import kubeapi
 from amtd.deadletters import (
     DeadLetter,
     describe_dead_letter,
@@ -22,10 +21,11 @@ from amtd.deadletters import (
     read_dead_letter,
     refer_to_broker,
 )
-from amtd.kubeapi import EVENTS, SECURITY_EVENTS, Cluster, ConflictError, NotFoundError
-from amtd.kubeevents import refer_to_security_event
-from amtd.responding import decode_cloudevent, error_response, no_content, serve
-from amtd.timestamps import format_now
+from amtd.edge.responding import decode_cloudevent, error_response, no_content, serve
+from amtd.kube import api as kubeapi
+from amtd.kube.api import EVENTS, SECURITY_EVENTS, Cluster, ConflictError, NotFoundError
+from amtd.kube.events import refer_to_security_event
+from amtd.model.timestamps import format_now
 
 logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
 logger = logging.getLogger("amtd.dead-letters")

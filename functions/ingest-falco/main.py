@@ -13,10 +13,10 @@ import os
 import flask
 import functions_framework
 
-from amtd.documents import check_media_type, parse_single_object
-from amtd.falcoalerts import DEFAULT_RULE_SOURCE, check_falco_event, parse_falco_alert
-from amtd.ingesting import AlertRecorder
-from amtd.receiving import answer_outcome, process_item, receive, serve_ingest, warn_if_open
+from amtd.edge.receiving import answer_outcome, process_item, receive, serve_ingest, warn_if_open
+from amtd.ingest.documents import check_media_type, parse_single_object
+from amtd.ingest.falco import DEFAULT_RULE_SOURCE, check_falco_event, parse_falco_alert
+from amtd.ingest.ingesting import AlertRecorder
 
 logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
 RECORDER = AlertRecorder.from_env("ingest-falco", os.environ)

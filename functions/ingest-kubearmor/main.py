@@ -14,11 +14,7 @@ import os
 import flask
 import functions_framework
 
-from amtd.alerts import Alert, Ignored, Outcome
-from amtd.documents import Document, check_media_type, split_documents
-from amtd.ingesting import AlertRecorder
-from amtd.kubearmoralerts import KubeArmorSettings, parse_kubearmor_alert, unwrap_alert
-from amtd.receiving import (
+from amtd.edge.receiving import (
     Delivery,
     answer_batch,
     answer_outcome,
@@ -27,6 +23,10 @@ from amtd.receiving import (
     serve_ingest,
     warn_if_open,
 )
+from amtd.ingest.alerts import Alert, Ignored, Outcome
+from amtd.ingest.documents import Document, check_media_type, split_documents
+from amtd.ingest.ingesting import AlertRecorder
+from amtd.ingest.kubearmor import KubeArmorSettings, parse_kubearmor_alert, unwrap_alert
 
 logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
 RECORDER = AlertRecorder.from_env("ingest-kubearmor", os.environ)

@@ -1,11 +1,12 @@
 """The matcher function: decide what to do about each SecurityEvent; reply with the action event.
 
 ApiServerSource → Broker → here (binary or structured CloudEvents, Resource or Reference mode).
-A thin adapter: decode the event (amtd.apiserverevents), decide and record against the API
-server (amtd.triaging), and reply one ``action.requested`` CloudEvent with the steps executors
-must perform (amtd.actionevents), or 204 when there are none. docs/events.md has the contract.
+A thin adapter: decode the event (amtd.model.apiserverevents), decide and record against the API
+server (amtd.decide.triaging), and reply one ``action.requested`` CloudEvent with the steps
+executors
+must perform (amtd.model.actionevents), or 204 when there are none. docs/events.md has the contract.
 The decision's Kubernetes Event is written after the reply, by the process's background worker
-(amtd.deferring): it is an audit record, not part of the decision.
+(amtd.kube.deferring): it is an audit record, not part of the decision.
 """
 
 from __future__ import annotations
@@ -16,26 +17,26 @@ import os
 import flask
 import functions_framework
 
-from amtd import kubeapi
-from amtd.actionevents import to_request_attributes
-from amtd.apiserverevents import (
-    Change,
-    InvalidEventError,
-    is_announcing_undecided,
-    read_change,
-    read_change_type,
-)
-from amtd.deferring import shared_deferrer
-from amtd.responding import (
+from amtd.decide.triaging import triage_security_event
+from amtd.edge.responding import (
     BadRequestError,
     cloudevent_response,
     decode_cloudevent,
     no_content,
     serve,
 )
-from amtd.securityevents import KIND
-from amtd.timestamps import format_now
-from amtd.triaging import triage_security_event
+from amtd.kube import api as kubeapi
+from amtd.kube.deferring import shared_deferrer
+from amtd.model.actionevents import to_request_attributes
+from amtd.model.apiserverevents import (
+    Change,
+    InvalidEventError,
+    is_announcing_undecided,
+    read_change,
+    read_change_type,
+)
+from amtd.model.securityevents import KIND
+from amtd.model.timestamps import format_now
 
 logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
 logger = logging.getLogger("amtd.matcher")

@@ -1,7 +1,7 @@
 """sweeper: the periodic safety net behind the ApiServerSource, driven by a PingSource.
 
 Every ping (``dev.knative.sources.ping``, once a minute through the Broker) lists the
-SecurityEvents and (amtd.sweeping decides, amtd.housekeeping acts):
+SecurityEvents and (amtd.schedule.sweeping decides, amtd.schedule.housekeeping acts):
 
 - decides those whose current generation has no decision after the grace period (the source
   missed them), with the matcher's own code, and publishes each ``action.requested`` to
@@ -24,14 +24,14 @@ from functools import partial
 import flask
 import functions_framework
 
-from amtd.actionevents import ActionRequest, to_request_attributes
-from amtd.housekeeping import run_sweep
-from amtd.ingesting import connect_cluster
-from amtd.pinging import serve_ping
-from amtd.publishing import Sink, publish_event, read_sink
-from amtd.receiving import RESULT_HEADER
-from amtd.responding import BadRequestError, error_response
-from amtd.sweeping import read_sweep_settings
+from amtd.edge.pinging import serve_ping
+from amtd.edge.publishing import Sink, publish_event, read_sink
+from amtd.edge.receiving import RESULT_HEADER
+from amtd.edge.responding import BadRequestError, error_response
+from amtd.ingest.ingesting import connect_cluster
+from amtd.model.actionevents import ActionRequest, to_request_attributes
+from amtd.schedule.housekeeping import run_sweep
+from amtd.schedule.sweeping import read_sweep_settings
 
 SWEEPER_SOURCE = "/amtd/sweeper"
 

@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 import flask
 import functions_framework
 
-from amtd.ingesting import connect_cluster
-from amtd.pinging import serve_ping
-from amtd.receiving import RESULT_HEADER
-from amtd.triggering import trigger_due_pods
+from amtd.edge.pinging import serve_ping
+from amtd.edge.receiving import RESULT_HEADER
+from amtd.ingest.ingesting import connect_cluster
+from amtd.schedule.triggering import trigger_due_pods
 
 logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
 logger = logging.getLogger("timer")

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from amtd import SECURITY_EVENT_KIND as KIND
-from amtd.kubeevents import CLUSTER_SCOPED_EVENTS_NAMESPACE, make_event
-from amtd.targets import DNS1123_SUBDOMAIN
+from amtd.kube.events import CLUSTER_SCOPED_EVENTS_NAMESPACE, make_event
+from amtd.model.targets import DNS1123_SUBDOMAIN
 
 COMPONENT = "amtd-dead-letters"
 BROKER_API_VERSION = "eventing.knative.dev/v1"

@@ -1,6 +1,6 @@
 """``amtd explain``: which AMTD rule an event selects for a pod, and why.
 
-Reads the files, builds the explanation with :mod:`amtd.explaining` (pure) and renders it as
+Reads the files, builds the explanation with :mod:`amtd.decide.explaining` (pure) and renders it as
 text or JSON. Unreadable or invalid input exits with 2 and a message naming the file and field.
 """
 
@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import ValidationError
 
-from amtd.explaining import (
+from amtd.decide.explaining import (
     DEFAULT_NAMESPACE,
     Explanation,
     KnownPod,
@@ -27,12 +27,12 @@ from amtd.explaining import (
     resolve_pods,
     to_data,
 )
-from amtd.policies import KIND as POLICY_KIND
-from amtd.policies import Policy
-from amtd.rules import format_rule
-from amtd.securityevents import KIND as EVENT_KIND
-from amtd.securityevents import SecurityEvent
-from amtd.targets import check_namespace
+from amtd.model.policies import KIND as POLICY_KIND
+from amtd.model.policies import Policy
+from amtd.model.rules import format_rule
+from amtd.model.securityevents import KIND as EVENT_KIND
+from amtd.model.securityevents import SecurityEvent
+from amtd.model.targets import check_namespace
 
 Model = TypeVar("Model", Policy, SecurityEvent)
 

@@ -24,7 +24,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Stage the function; print the folder and the next command. Exit 2 on a staging error."""
-    from amtd_stack.staging import StagingError, stage_function
+    from amtd_packaging.staging import StagingError, stage_function
 
     root = (args.root or default_root()).resolve()
     out = (args.out or root / "build" / "stage" / args.function).resolve()

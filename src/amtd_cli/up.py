@@ -9,13 +9,13 @@ HELP = "run the embedded stack until Ctrl-C (kubeconfig and endpoints in --state
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``amtd up``."""
-    from amtd_stack.cli import add_arguments
+    from amtd_stack.running.cli import add_arguments
 
     add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Start the stack and keep it up until SIGINT/SIGTERM; exit codes: ``amtd up --help``."""
-    from amtd_stack.cli import run_parsed
+    from amtd_stack.running.cli import run_parsed
 
     return run_parsed(args)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from amtd.kubeapi import POLICIES, SECURITY_EVENTS, Cluster
+from amtd.kube.api import POLICIES, SECURITY_EVENTS, Cluster
 from amtd_stack.apiserver import ApiServer
 from support.functions import load_function_client
 from support.ingesting import expect_token

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from hypothesis import strategies as st
 
-from amtd.actionevents import ACTION_REQUESTED
+from amtd.model.actionevents import ACTION_REQUESTED
 from support.cloudevents import as_binary, as_structured
 from support.ingesting import FALCO_ALERT, KUBEARMOR_ALERT, TOKEN
 

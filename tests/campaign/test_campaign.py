@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from amtd.kubeapi import NETWORK_POLICIES, PODS, POLICIES, SECURITY_EVENTS, InvalidError
-from amtd.securityevents import SecurityEventStatus
+from amtd.kube.api import NETWORK_POLICIES, PODS, POLICIES, SECURITY_EVENTS, InvalidError
+from amtd.model.securityevents import SecurityEventStatus
 from support.cloudevents import as_binary
 
 from .conftest import World, create_event, create_policy, record_answer

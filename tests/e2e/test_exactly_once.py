@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from amtd.actionevents import SecurityEventRef, make_action_request, to_request_attributes
-from amtd.kubeapi import SECURITY_EVENTS
-from amtd.securityevents import SecurityEventStatus
+from amtd.kube.api import SECURITY_EVENTS
+from amtd.model.actionevents import SecurityEventRef, make_action_request, to_request_attributes
+from amtd.model.securityevents import SecurityEventStatus
 from support.cloudevents import as_binary
 from support.stacks import (
     SHELL_RULE,

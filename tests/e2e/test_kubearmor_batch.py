@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from amtd.kubeapi import PODS
-from amtd.quarantining import QUARANTINE_LABEL
+from amtd.act.quarantining import QUARANTINE_LABEL
+from amtd.kube.api import PODS
 from support.stacks import (
     PKG_POLICY,
     LiveStack,

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.e2e
 
 def test_demo_runs_and_narrates_deletion_replacement_and_quarantine() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "amtd_stack.demo"],
+        [sys.executable, "-m", "amtd_stack.running.demo"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from amtd.kubeapi import NETWORK_POLICIES, PODS, SECURITY_EVENTS
-from amtd.quarantining import QUARANTINE_LABEL, QUARANTINED_LABELS
+from amtd.act.quarantining import QUARANTINE_LABEL, QUARANTINED_LABELS
+from amtd.kube.api import NETWORK_POLICIES, PODS, SECURITY_EVENTS
 from support.stacks import (
     PKG_POLICY,
     LiveStack,

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from amtd.kubeapi import PODS
+from amtd.kube.api import PODS
 from amtd_stack.apiserver import RequestRecord
 from support.stacks import (
     INGESTERS,

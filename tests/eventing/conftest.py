@@ -11,8 +11,8 @@ import pytest
 import yaml
 from kubernetes.dynamic import DynamicClient
 
-from amtd_stack.brokers import BrokerIngress, EventRouter, TriggerRoute
-from amtd_stack.kubeclients import apply_objects, new_dynamic_client
+from amtd_stack.eventing.brokers import BrokerIngress, EventRouter, TriggerRoute
+from amtd_stack.running.kubeclients import apply_objects, new_dynamic_client
 from support.functions import ROOT
 from support.receivers import Answer, Receiver, Script, answers
 

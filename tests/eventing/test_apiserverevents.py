@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from amtd_stack.apiserversources import (
+from amtd_stack.errors import ManifestError
+from amtd_stack.eventing.apiserversources import (
     build_apiserver_event,
     build_subject,
     format_label_selector,
     is_owned_by,
     parse_apiserversource,
 )
-from amtd_stack.errors import ManifestError
 from amtd_stack.manifests import Manifest
 
 MANIFEST = Manifest(

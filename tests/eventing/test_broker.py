@@ -16,9 +16,9 @@ import requests
 from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
 
-from amtd_stack.brokers import TriggerRoute
-from amtd_stack.deliveries import DeliverySpec
-from amtd_stack.filtering import compile_trigger_filter
+from amtd_stack.eventing.brokers import TriggerRoute
+from amtd_stack.eventing.deliveries import DeliverySpec
+from amtd_stack.eventing.filtering import compile_trigger_filter
 from support.receivers import Answer, Receiver, Recorded, answers
 from support.waiting import wait_until
 

@@ -1,4 +1,4 @@
-"""amtd_stack.connections: deliveries reuse kept-alive connections, but never a stale one.
+"""amtd_stack.eventing.connections: deliveries reuse kept-alive connections, but never a stale one.
 
 A real keep-alive WSGI server on loopback records the client port of every request (one port =
 one TCP connection).
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from amtd_stack.connections import ConnectionPool, is_dropped, open_connection
+from amtd_stack.eventing.connections import ConnectionPool, is_dropped, open_connection
 from amtd_stack.serving import RunningServer
 from support.waiting import wait_for
 

@@ -12,10 +12,10 @@ import requests
 from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
 
-from amtd_stack.brokers import TriggerRoute
-from amtd_stack.deliveries import DeliverySpec
-from amtd_stack.filtering import compile_trigger_filter
-from amtd_stack.kubeclients import find_resource
+from amtd_stack.eventing.brokers import TriggerRoute
+from amtd_stack.eventing.deliveries import DeliverySpec
+from amtd_stack.eventing.filtering import compile_trigger_filter
+from amtd_stack.running.kubeclients import find_resource
 from support.functions import serve_function
 from support.receivers import Answer, Receiver, answers
 from support.waiting import wait_until

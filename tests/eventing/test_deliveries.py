@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from amtd_stack.deliveries import (
+from amtd_stack.eventing.deliveries import (
     DeliverySpec,
     Destination,
     SpecError,

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from amtd_stack.filtering import FilterError, compile_trigger_filter, is_match
+from amtd_stack.eventing.filtering import FilterError, compile_trigger_filter, is_match
 
 ADD = {"type": "dev.knative.apiserver.resource.add", "kind": "SecurityEvent", "source": "x"}
 DELETE = {**ADD, "type": "dev.knative.apiserver.resource.delete"}

@@ -9,7 +9,7 @@ import pytest
 
 from amtd_stack.errors import ManifestError
 from amtd_stack.manifests import load_manifests
-from amtd_stack.planning import plan_stack
+from amtd_stack.running.planning import plan_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTION_ENVS = "run: {envs: [{name: FUNCTION_TARGET, value: h}]}\n"
@@ -215,7 +215,7 @@ def test_committed_manifests_load_and_parse() -> None:
     manifests = load_manifests(ROOT / "knative")
     kinds = {m.kind for m in manifests}
     assert {"Broker", "Trigger", "CustomResourceDefinition"} <= kinds
-    from amtd_stack.planning import StackPlan, classify
+    from amtd_stack.running.planning import StackPlan, classify
 
     plan = StackPlan()
     for manifest in manifests:

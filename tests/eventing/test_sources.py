@@ -12,13 +12,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from amtd_stack.apiserversources import ApiServerSourceRunner, parse_apiserversource
-from amtd_stack.delivering import AttemptLog
 from amtd_stack.errors import ManifestError
-from amtd_stack.kubeclients import find_resource
+from amtd_stack.eventing.apiserversources import ApiServerSourceRunner, parse_apiserversource
+from amtd_stack.eventing.delivering import AttemptLog
+from amtd_stack.eventing.pingsources import PingSourceRunner, next_fire, parse_pingsource
+from amtd_stack.eventing.sources import EmittedLog, SourceContext, make_sink_sender
 from amtd_stack.manifests import Manifest
-from amtd_stack.pingsources import PingSourceRunner, next_fire, parse_pingsource
-from amtd_stack.sources import EmittedLog, SourceContext, make_sink_sender
+from amtd_stack.running.kubeclients import find_resource
 from support.receivers import Receiver
 from support.waiting import wait_until
 

@@ -13,10 +13,10 @@ import requests
 from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
 
-from amtd_stack.cli import main, parse_env_overrides
 from amtd_stack.errors import ManifestError
-from amtd_stack.kubeclients import find_resource, new_dynamic_client
-from amtd_stack.stack import Stack
+from amtd_stack.running.cli import main, parse_env_overrides
+from amtd_stack.running.kubeclients import find_resource, new_dynamic_client
+from amtd_stack.running.stack import Stack
 from support.receivers import Answer, Receiver, answers
 from support.waiting import wait_until
 

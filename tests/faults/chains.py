@@ -20,8 +20,8 @@ import requests
 from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
 
-from amtd.kubeapi import EVENTS, SECURITY_EVENTS, Cluster
-from amtd_stack.stack import Stack
+from amtd.kube.api import EVENTS, SECURITY_EVENTS, Cluster
+from amtd_stack.running.stack import Stack
 from support.functions import ROOT
 from support.waiting import wait_for
 

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from cloudevents.http import CloudEvent
 
-from amtd.actionevents import ACTION_REQUESTED, make_action_request, to_request_attributes
-from amtd.kubeapi import SECURITY_EVENTS, Cluster
-from amtd.securityevents import SecurityEventStatus
-from amtd.triaging import read_ref
-from amtd_stack.stack import Stack
+from amtd.decide.triaging import read_ref
+from amtd.kube.api import SECURITY_EVENTS, Cluster
+from amtd.model.actionevents import ACTION_REQUESTED, make_action_request, to_request_attributes
+from amtd.model.securityevents import SecurityEventStatus
+from amtd_stack.running.stack import Stack
 from support.standins import deploy_defended_workload
 from support.waiting import wait_for
 

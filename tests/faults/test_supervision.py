@@ -14,12 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from amtd.kubeapi import Cluster
-from amtd_stack.cli import EXIT_DEGRADED, build_parser, run_until
-from amtd_stack.functions import FunctionProcess
-from amtd_stack.serving import is_port_open
-from amtd_stack.stack import Stack
-from amtd_stack.supervising import (
+from amtd.kube.api import Cluster
+from amtd_stack.running.cli import EXIT_DEGRADED, build_parser, run_until
+from amtd_stack.running.functions import FunctionProcess
+from amtd_stack.running.stack import Stack
+from amtd_stack.running.supervising import (
     Death,
     Degradation,
     RestartDecision,
@@ -27,6 +26,7 @@ from amtd_stack.supervising import (
     decide_restart,
     describe_exit,
 )
+from amtd_stack.serving import is_port_open
 from support.processes import group_members, list_processes, stop_process, zombie_children
 from support.stacks import AMTD_CLI
 from support.standins import deploy_defended_workload

@@ -12,11 +12,11 @@ import pytest
 import yaml
 from flask.testing import FlaskClient
 
-from amtd.actionevents import ACTION_REQUESTED, make_action_request, to_request_attributes
-from amtd.kubeapi import EVENTS, SECURITY_EVENTS, Cluster
-from amtd.securityevents import SecurityEventStatus
-from amtd.statuses import record_decisions
-from amtd.triaging import read_ref
+from amtd.decide.triaging import read_ref
+from amtd.kube.api import EVENTS, SECURITY_EVENTS, Cluster
+from amtd.model.actionevents import ACTION_REQUESTED, make_action_request, to_request_attributes
+from amtd.model.securityevents import SecurityEventStatus
+from amtd.model.statuses import record_decisions
 from support.cloudevents import as_binary
 from support.executors import Stand, make_decision
 from support.functions import ROOT, load_function_client

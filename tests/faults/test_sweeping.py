@@ -8,16 +8,16 @@ from typing import Any
 
 import pytest
 
-from amtd.publishing import read_overrides, read_sink
-from amtd.sweeping import (
+from amtd.edge.publishing import read_overrides, read_sink
+from amtd.schedule.sweeping import (
     SweepSettings,
     judge_security_event,
     plan_sweep,
     read_sweep_settings,
 )
 from amtd_stack.errors import ManifestError
+from amtd_stack.eventing.sinkbindings import parse_sinkbinding, sink_environment
 from amtd_stack.manifests import Manifest
-from amtd_stack.sinkbindings import parse_sinkbinding, sink_environment
 
 NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
 SETTINGS = SweepSettings(grace=timedelta(seconds=30), retention=timedelta(days=7))

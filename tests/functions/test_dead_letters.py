@@ -16,7 +16,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from amtd.deadletters import NO_DETAILS
-from amtd.kubeapi import EVENTS, SECURITY_EVENTS, Cluster
+from amtd.kube.api import EVENTS, SECURITY_EVENTS, Cluster
 from support.cloudevents import as_binary, as_structured
 from support.functions import load_function_client
 from support.standins import open_world

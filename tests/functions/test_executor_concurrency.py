@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from amtd.kubeapi import NETWORK_POLICIES, PODS
+from amtd.kube.api import NETWORK_POLICIES, PODS
 from support.cloudevents import read_reply
 from support.executors import Stand, create_security_event, post_event, read_status
 from support.functions import load_function_client

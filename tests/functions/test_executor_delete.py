@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from amtd.actionevents import ACTION_COMPLETED, make_request_id
-from amtd.kubeapi import PODS, SECURITY_EVENTS
+from amtd.kube.api import PODS, SECURITY_EVENTS
+from amtd.model.actionevents import ACTION_COMPLETED, make_request_id
 from support.cloudevents import read_reply
 from support.executors import (
     Stand,
@@ -296,7 +296,7 @@ def test_health_endpoints(client: FlaskClient) -> None:
 def test_readiness_fails_without_a_configuration(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from amtd import kubeapi
+    from amtd.kube import api as kubeapi
 
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)

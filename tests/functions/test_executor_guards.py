@@ -9,10 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from amtd.actionevents import ActionStep
-from amtd.auditing import build_event, build_step_events, make_execution
-from amtd.claiming import CLAIMED_BY, build_claim_patch, is_claimed_by_other
-from amtd.guarding import (
+from amtd.act.auditing import build_event, build_step_events, make_execution
+from amtd.act.claiming import CLAIMED_BY, build_claim_patch, is_claimed_by_other
+from amtd.act.guarding import (
     Verdict,
     check_dry_run,
     check_namespace,
@@ -20,7 +19,7 @@ from amtd.guarding import (
     judge_missing_pod,
     read_protected_namespaces,
 )
-from amtd.quarantining import (
+from amtd.act.quarantining import (
     QUARANTINE_LABEL,
     QUARANTINED_BY,
     QUARANTINED_LABELS,
@@ -30,7 +29,8 @@ from amtd.quarantining import (
     make_quarantine_name,
     read_quarantine,
 )
-from amtd.targets import DNS1123_LABEL
+from amtd.model.actionevents import ActionStep
+from amtd.model.targets import DNS1123_LABEL
 
 RS_OWNER = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-1", "uid": "rs-uid"}
 

@@ -9,15 +9,15 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from amtd.kubeapi import NETWORK_POLICIES, PODS
-from amtd.quarantining import (
+from amtd.act.quarantining import (
     ENFORCED_VARIABLE,
     UNENFORCED_CAVEAT,
     build_network_policy,
     make_quarantine_name,
     make_quarantined_by,
 )
-from amtd.targets import DNS1123_LABEL
+from amtd.kube.api import NETWORK_POLICIES, PODS
+from amtd.model.targets import DNS1123_LABEL
 from support.cloudevents import read_reply
 from support.executors import (
     Stand,

@@ -16,7 +16,7 @@ import pytest
 import requests
 import yaml
 
-from amtd.kubeapi import NETWORK_POLICIES, PODS
+from amtd.kube.api import NETWORK_POLICIES, PODS
 from support.executors import Stand, create_security_event, event_of, read_status, run_stand
 from support.functions import FUNCTIONS, ROOT, serve_function
 from support.standins import create_deployment

@@ -17,7 +17,7 @@ import pytest
 import requests
 from flask.testing import FlaskClient
 
-from amtd.kubeapi import SECURITY_EVENTS, Cluster
+from amtd.kube.api import SECURITY_EVENTS, Cluster
 from support.cloudevents import as_binary, as_structured
 from support.functions import load_function_client, serve_function
 from support.ingesting import (

@@ -18,7 +18,7 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from amtd.timing import ENABLED_ANNOTATION, SCHEDULE_ANNOTATION, check_pod
+from amtd.schedule.timing import ENABLED_ANNOTATION, SCHEDULE_ANNOTATION, check_pod
 from support.cloudevents import as_binary, as_structured
 from support.functions import load_function_client
 from support.ingesting import (

@@ -2,7 +2,7 @@
 
 ingest-falco in-process against the API server stand-in (official client over HTTP). The
 function remembers, per connection and for one dedup window, the SecurityEvent names it saw
-exist (amtd.ingesting.OccurrenceCounter), so an alert storm is bounded by HTTP, not the API.
+exist (amtd.ingest.ingesting.OccurrenceCounter), so an alert storm is bounded by HTTP, not the API.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from amtd.kubeapi import SECURITY_EVENTS, Cluster
+from amtd.kube.api import SECURITY_EVENTS, Cluster
 from support.functions import load_function_client
 from support.ingesting import bearer, expect_token, falco_alert, security_events
 from support.standins import open_world

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from amtd.kubeapi import Cluster
+from amtd.kube.api import Cluster
 from support.cloudevents import as_binary, as_structured
 from support.functions import load_function_client
 from support.ingesting import (

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from amtd.kubeapi import Cluster, Resource, ThrottledRefresh
+from amtd.kube.api import Cluster, Resource, ThrottledRefresh
 from amtd_stack.apiserver import ApiServer
 
 NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)

@@ -20,9 +20,9 @@ import pytest
 import requests
 from flask.testing import FlaskClient
 
-from amtd.actionevents import ACTION_REQUESTED, to_request_attributes
-from amtd.kubeapi import EVENTS, PODS, POLICIES, SECURITY_EVENTS, Cluster
-from amtd.triaging import decide_security_event, read_ref, record_and_request
+from amtd.decide.triaging import decide_security_event, read_ref, record_and_request
+from amtd.kube.api import EVENTS, PODS, POLICIES, SECURITY_EVENTS, Cluster
+from amtd.model.actionevents import ACTION_REQUESTED, to_request_attributes
 from support.cloudevents import as_binary, as_structured, read_reply
 from support.functions import load_function_client, serve_function
 from support.standins import install_phoenix_sample, list_pods, open_world

@@ -10,16 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from amtd.actionevents import SecurityEventRef, make_action_request, make_request_id
-from amtd.apiserverevents import (
-    ChangeType,
-    InvalidEventError,
-    is_announcing_undecided,
-    read_change,
-    read_change_type,
-)
 from amtd.deadletters import make_dead_letter_event, read_dead_letter, refer_to_broker
-from amtd.deciding import (
+from amtd.decide.deciding import (
     InvalidTarget,
     PodFacts,
     decide_targets,
@@ -28,11 +20,19 @@ from amtd.deciding import (
     read_targets,
     record_executions_without_executor,
 )
-from amtd.kubeevents import make_event_name, refer_to_security_event, shorten_message
-from amtd.matching import PolicyIndex
-from amtd.policies import Policy
-from amtd.targets import DNS1123_SUBDOMAIN, Target
-from amtd.triaging import decide_security_event, parse_policy, read_ref, record_if_current
+from amtd.decide.matching import PolicyIndex
+from amtd.decide.triaging import decide_security_event, parse_policy, read_ref, record_if_current
+from amtd.kube.events import make_event_name, refer_to_security_event, shorten_message
+from amtd.model.actionevents import SecurityEventRef, make_action_request, make_request_id
+from amtd.model.apiserverevents import (
+    ChangeType,
+    InvalidEventError,
+    is_announcing_undecided,
+    read_change,
+    read_change_type,
+)
+from amtd.model.policies import Policy
+from amtd.model.targets import DNS1123_SUBDOMAIN, Target
 
 SAMPLE = Path(__file__).resolve().parents[1] / "unit" / "phoenix" / "amtd-sample.yaml"
 NOW = "2025-03-14T09:12:44Z"
@@ -200,7 +200,7 @@ def test_action_request_skips_executed_and_unexecutable_steps(index: PolicyIndex
 
 
 def test_request_ids_stay_short():
-    from amtd.actionevents import ActionStep
+    from amtd.model.actionevents import ActionStep
 
     ref = SecurityEventRef(name="sev", uid="u", generation=1)
     step = {"podUid": "p", "action": "delete", "policy": "demo/p", "ruleIndex": 0}

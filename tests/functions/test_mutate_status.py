@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from amtd.kubeapi import SECURITY_EVENTS, Cluster
+from amtd.kube.api import SECURITY_EVENTS, Cluster
 from support.standins import connect, install_crds
 
 NAME = "mutate-status-test"

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from amtd.kubeapi import NETWORK_POLICIES, PODS
+from amtd.kube.api import NETWORK_POLICIES, PODS
 from amtd_cli import main
 from support.executors import (
     Stand,

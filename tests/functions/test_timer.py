@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from amtd.kubeapi import PODS, SECURITY_EVENTS, Cluster
-from amtd.timing import DESCRIPTION, ENABLED_ANNOTATION, SCHEDULE_ANNOTATION
+from amtd.kube.api import PODS, SECURITY_EVENTS, Cluster
+from amtd.schedule.timing import DESCRIPTION, ENABLED_ANNOTATION, SCHEDULE_ANNOTATION
 from support.cloudevents import as_binary, as_structured
 from support.functions import load_function_client
 from support.ingesting import security_events

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from amtd.targets import Target
-from amtd.timing import (
+from amtd.model.targets import Target
+from amtd.schedule.timing import (
     DESCRIPTION,
     ENABLED_ANNOTATION,
     SCHEDULE_ANNOTATION,

@@ -22,11 +22,11 @@ import pytest
 import requests
 from packaging.utils import canonicalize_name
 
-from amtd.actionevents import ACTION_COMPLETED, ACTION_REQUESTED
-from amtd.kubeapi import EVENTS, PODS, SECURITY_EVENTS, Cluster
-from amtd.timing import ENABLED_ANNOTATION, SCHEDULE_ANNOTATION
-from amtd_stack.functions import build_environment, discover_functions
-from amtd_stack.staging import plan_requirements, stage_function
+from amtd.kube.api import EVENTS, PODS, SECURITY_EVENTS, Cluster
+from amtd.model.actionevents import ACTION_COMPLETED, ACTION_REQUESTED
+from amtd.schedule.timing import ENABLED_ANNOTATION, SCHEDULE_ANNOTATION
+from amtd_packaging.staging import plan_requirements, stage_function
+from amtd_stack.running.functions import build_environment, discover_functions
 from support.cloudevents import as_binary, as_structured, read_reply
 from support.executors import create_security_event, event_of
 from support.funcpack import (

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from amtd.kubeapi import reset_shared_cluster
+from amtd.kube.api import reset_shared_cluster
 from support.functions import load_function_client
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,17 +18,17 @@ from typing import Any
 import pytest
 import yaml
 
-from amtd_stack.errors import ManifestError
-from amtd_stack.functions import FunctionDefinition
-from amtd_stack.manifests import Manifest, load_manifests
-from amtd_stack.planning import plan_stack
-from amtd_stack.validating import (
+from amtd_packaging.validating import (
     check_builtin_kinds,
     check_custom_resources,
     check_service_accounts,
     read_crd_schemas,
     read_schema_files,
 )
+from amtd_stack.errors import ManifestError
+from amtd_stack.manifests import Manifest, load_manifests
+from amtd_stack.running.functions import FunctionDefinition
+from amtd_stack.running.planning import plan_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = Path(__file__).with_name("schemas")  # copies of shared/schemas (see its README)

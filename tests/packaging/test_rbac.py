@@ -1,6 +1,6 @@
 """Least privilege: every RBAC rule is used by the code it is for, and the code needs no more.
 
-Static check (amtd_stack.permissions): from each function's target, the API calls its code can
+Static check (amtd_packaging.permissions): from each function's target, the API calls its code can
 reach, as (group, resource, subresource, verb). "Granted but never referenced" is exact and
 checked for every identity. "Referenced but not granted" is checked for every function except
 the executors, whose one shared code path picks delete or quarantine at run time (the static
@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from amtd_stack.functions import FunctionDefinition
-from amtd_stack.manifests import Manifest
-from amtd_stack.permissions import (
+from amtd_packaging.permissions import (
     Permission,
     code_permissions,
     expand_rules,
     rbac_permissions,
 )
+from amtd_stack.manifests import Manifest
+from amtd_stack.running.functions import FunctionDefinition
 
 ROOT = Path(__file__).resolve().parents[2]
 EXECUTORS = {"executor-delete", "executor-quarantine"}
@@ -98,7 +98,7 @@ def test_static_analysis_follows_calls_and_ignores_unreached_code(tmp_path: Path
     main = tmp_path / "main.py"
     main.write_text(
         "from amtd import kubeapi\n"
-        "from amtd.kubeapi import PODS, SECURITY_EVENTS\n\n"
+        "from amtd.kube.api import PODS, SECURITY_EVENTS\n\n"
         "def entry(request):\n"
         "    return helper(kubeapi.shared_cluster())\n\n"
         "def helper(cluster):\n"

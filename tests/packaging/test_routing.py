@@ -1,7 +1,8 @@
 """Routing: every Trigger reaches a function that exists, and every event the system makes goes
 somewhere (a Trigger) or is documented as terminal in docs/events.md.
 
-The events are built with the same code the functions use (amtd.actionevents), and matched with
+The events are built with the same code the functions use (amtd.model.actionevents), and matched
+with
 the Trigger filters compiled from knative/triggers.yaml by the local stack.
 """
 
@@ -13,15 +14,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from amtd.actionevents import (
+from amtd.model.actionevents import (
     ActionRequest,
     ActionStep,
     SecurityEventRef,
     to_completion_attributes,
     to_request_attributes,
 )
-from amtd_stack.filtering import is_match
-from amtd_stack.planning import SERVICE, StackPlan, plan_stack
+from amtd_stack.eventing.filtering import is_match
+from amtd_stack.running.planning import SERVICE, StackPlan, plan_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 EMITTED_TYPE = re.compile(r"\"(com\.r6security\.amtd\.[a-z0-9.]+)\"")

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from amtd_stack.functions import discover_functions
+from amtd_packaging.staging import HATCHLING, StagedFunction, plan_requirements, stage_function
+from amtd_stack.running.functions import discover_functions
 from amtd_stack.serving import pick_free_port
-from amtd_stack.staging import HATCHLING, StagedFunction, plan_requirements, stage_function
 from support.funcpack import clean_env, run
 from support.processes import serve_process
 

@@ -11,15 +11,15 @@ import pytest
 from packaging.requirements import Requirement
 
 from amtd_cli import main as amtd_main
-from amtd_stack.functions import FunctionDefinition
-from amtd_stack.pinning import (
+from amtd_packaging.pinning import (
     PinningError,
     close_requirements,
     read_lock,
     scan_imports,
     trace_imports,
 )
-from amtd_stack.staging import STAGE_MARKER, StagingError, plan_requirements, stage_function
+from amtd_packaging.staging import STAGE_MARKER, StagingError, plan_requirements, stage_function
+from amtd_stack.running.functions import FunctionDefinition
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCK = read_lock(ROOT / "requirements.lock")
@@ -32,7 +32,7 @@ def test_staged_folder_is_self_contained(tmp_path: Path) -> None:
     out = staged.path
     assert (out / "main.py").read_text() == (ROOT / "functions/matcher/main.py").read_text()
     assert (out / "func.yaml").read_text() == (ROOT / "functions/matcher/func.yaml").read_text()
-    assert (out / "amtd/kubeapi.py").read_text() == (ROOT / "src/amtd/kubeapi.py").read_text()
+    assert (out / "amtd/kube/api.py").read_text() == (ROOT / "src/amtd/kube/api.py").read_text()
     assert not list(out.rglob("__pycache__"))
     bridge = (out / "function/__init__.py").read_text()
     assert 'TARGET = "match_security_event"' in bridge
@@ -118,16 +118,22 @@ def test_scan_imports_resolves_relative_and_lazy_imports() -> None:
         "def f():\n"
         "    import kubernetes.client\n"
     )
-    found = scan_imports(source, "amtd.alerts.falco")
-    assert {"os", "yaml", "amtd.alerts", "amtd.alerts.sibling", "amtd.core"} <= found
-    assert {"amtd.core.thing", "kubernetes.client"} <= found
+    found = scan_imports(source, "amtd.ingest.alerts.falco")
+    assert {
+        "os",
+        "yaml",
+        "amtd.ingest.alerts",
+        "amtd.ingest.alerts.sibling",
+        "amtd.ingest.core",
+    } <= found
+    assert {"amtd.ingest.core.thing", "kubernetes.client"} <= found
 
 
 def test_trace_follows_the_core_and_reports_outside_modules(tmp_path: Path) -> None:
     main = tmp_path / "main.py"
-    main.write_text("import functions_framework\nfrom amtd.responding import answer_health\n")
+    main.write_text("import functions_framework\nfrom amtd.edge.responding import answer_health\n")
     trace = trace_imports(main, ROOT / "src", "amtd")
-    assert {"amtd", "amtd.responding", "amtd.kubeapi"} <= trace.core_modules
+    assert {"amtd", "amtd.edge.responding", "amtd.kube.api"} <= trace.core_modules
     assert {"functions_framework", "flask", "cloudevents", "kubernetes"} <= trace.external
     assert "json" not in trace.external  # the standard library needs no pin
 

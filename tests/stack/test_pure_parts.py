@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from amtd_stack.apiserver.errors import ApiError
+from amtd_stack.apiserver.apierrors import ApiError
 from amtd_stack.apiserver.patching import apply_json_patch, merge_patch
 from amtd_stack.apiserver.protobufs import MAGIC, decode_object
 from amtd_stack.apiserver.schemas import prune, to_json_schema, validation_causes

@@ -16,13 +16,18 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from amtd import kubeapi
-from amtd.actionevents import ActionRequest, ActionStep, SecurityEventRef, to_request_attributes
-from amtd.deciding import make_step_id
-from amtd.kubeapi import SECURITY_EVENTS, Cluster
-from amtd.securityevents import Decision, SecurityEventStatus
-from amtd.statuses import record_decisions
-from amtd.targets import parse_target
+from amtd.decide.deciding import make_step_id
+from amtd.kube import api as kubeapi
+from amtd.kube.api import SECURITY_EVENTS, Cluster
+from amtd.model.actionevents import (
+    ActionRequest,
+    ActionStep,
+    SecurityEventRef,
+    to_request_attributes,
+)
+from amtd.model.securityevents import Decision, SecurityEventStatus
+from amtd.model.statuses import record_decisions
+from amtd.model.targets import parse_target
 from amtd_stack.apiserver import ApiServer, start_apiserver
 from support.cloudevents import as_binary, as_structured, read_reply
 from support.standins import connect, connect_functions, install_crds

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from amtd.kubeapi import SECURITY_EVENTS, Cluster
+from amtd.kube.api import SECURITY_EVENTS, Cluster
 
 TOKEN = "s3cret-ingest-token"
 # Optional switches of the ingest functions, unset so each test sees the deployed defaults.

@@ -1,9 +1,10 @@
 """The embedded stack for end-to-end tests: one running system and the moves a user makes on it.
 
-``run_stack(state_dir)`` starts :class:`amtd_stack.stack.Stack` on this project with a random
+``run_stack(state_dir)`` starts :class:`amtd_stack.running.stack.Stack` on this project with a
+random
 ingest token. A :class:`LiveStack` sends alerts the way Falco, Falcosidekick and Fluent Bit do
 (to the functions or to the Broker), runs kubectl and the ``amtd`` CLI, and reads the cluster
-back. Kubernetes is reached only through the official client (``amtd.kubeapi.Cluster``) or
+back. Kubernetes is reached only through the official client (``amtd.kube.api.Cluster``) or
 kubectl, over HTTP to the API server stand-in.
 """
 
@@ -25,10 +26,10 @@ from urllib.parse import quote
 
 import requests
 
-from amtd.kubeapi import PODS, POLICIES, SECURITY_EVENTS, Cluster
+from amtd.kube.api import PODS, POLICIES, SECURITY_EVENTS, Cluster
 from amtd_stack.apiserver import RequestRecord
-from amtd_stack.delivering import DeliveryAttempt
-from amtd_stack.stack import Stack
+from amtd_stack.eventing.delivering import DeliveryAttempt
+from amtd_stack.running.stack import Stack
 from support.functions import ROOT
 from support.standins import create_deployment, ensure_namespace, list_pods, wait_for_pods
 from support.waiting import wait_for as wait_for  # re-exported: the e2e tests poll with it

@@ -1,6 +1,6 @@
 """The API server stand-in as tests set it up: our CRDs, namespaces, workloads, identities.
 
-Everything reaches Kubernetes through the official client (wrapped by ``amtd.kubeapi.Cluster``)
+Everything reaches Kubernetes through the official client (wrapped by ``amtd.kube.api.Cluster``)
 over HTTP to the stand-in (``amtd_stack.apiserver``), whose workload emulation runs the pods.
 """
 
@@ -16,8 +16,8 @@ import pytest
 import yaml
 from kubernetes import config
 
-from amtd import kubeapi
-from amtd.kubeapi import PODS, POLICIES, SECURITY_EVENTS, Cluster, ConflictError, Resource
+from amtd.kube import api as kubeapi
+from amtd.kube.api import PODS, POLICIES, SECURITY_EVENTS, Cluster, ConflictError, Resource
 from amtd_stack.apiserver import ApiServer, start_apiserver
 from support.functions import ROOT
 from support.waiting import wait_for

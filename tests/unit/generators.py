@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from amtd.policies import Policy
+from amtd.model.policies import Policy
 from unit.samples import policy_document
 
 # No deadline: other helpers load the same 2 cores; timing belongs to `make bench`.

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from amtd.policies import Policy
+from amtd.model.policies import Policy
 
 ROOT = Path(__file__).resolve().parents[2]
 # Copies of /work/shared/fixtures/phoenix, so a clean clone has them too.

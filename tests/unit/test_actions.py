@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from amtd.actions import ACTION_KINDS, Action, is_executable
+from amtd.model.actions import ACTION_KINDS, Action, is_executable
 
 KINDS = "delete, quarantine, disable, debugger, customAction"
 

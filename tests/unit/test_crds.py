@@ -16,17 +16,17 @@ from hypothesis import given
 from jsonschema import Draft4Validator
 from pydantic import BaseModel
 
-from amtd.actions import (
+from amtd.model.actions import (
     ACTION_KINDS,
     Action,
     CustomActionParameters,
     DebuggerParameters,
     DeleteParameters,
 )
-from amtd.policies import PLURAL as POLICY_PLURAL
-from amtd.policies import Policy, PolicySpec, StrategyEntry
-from amtd.securityevents import PLURAL as EVENT_PLURAL
-from amtd.securityevents import (
+from amtd.model.policies import PLURAL as POLICY_PLURAL
+from amtd.model.policies import Policy, PolicySpec, StrategyEntry
+from amtd.model.securityevents import PLURAL as EVENT_PLURAL
+from amtd.model.securityevents import (
     Decision,
     Execution,
     Outcome,

@@ -1,4 +1,4 @@
-"""amtd.deferring: tasks run after the caller moved on, in order; none is dropped or lost silently.
+"""amtd.kube.deferring: tasks run after the caller moved on, in order; none lost silently.
 
 Real threads, no sleeps: a task blocks on an Event the test sets, and flush() waits with a
 deadline.
@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from amtd.deferring import Deferrer, run_now
+from amtd.kube.deferring import Deferrer, run_now
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def test_a_full_backlog_runs_the_task_in_the_caller(
     ran_by: list[str] = []
     deferrer.defer(gate.wait)
     deferrer.defer(lambda: ran_by.append(threading.current_thread().name))
-    with caplog.at_level(logging.WARNING, logger="amtd.deferring"):
+    with caplog.at_level(logging.WARNING, logger="amtd.kube.deferring"):
         deferrer.defer(lambda: ran_by.append(threading.current_thread().name))
     assert ran_by == [threading.current_thread().name]  # done at once, not dropped
     assert "backlog full" in caplog.text
@@ -65,7 +65,7 @@ def test_a_failing_task_is_logged_and_the_worker_goes_on(
     def fail() -> None:
         raise RuntimeError("API server gone")
 
-    with caplog.at_level(logging.ERROR, logger="amtd.deferring"):
+    with caplog.at_level(logging.ERROR, logger="amtd.kube.deferring"):
         deferrer.defer(fail)
         deferrer.defer(lambda: done.append("after"))
         assert deferrer.flush(timeout_s=10)
@@ -78,7 +78,7 @@ def test_flush_reports_what_it_could_not_finish(
 ) -> None:
     deferrer, gate = make("test-flush"), threading.Event()
     deferrer.defer(gate.wait)
-    with caplog.at_level(logging.WARNING, logger="amtd.deferring"):
+    with caplog.at_level(logging.WARNING, logger="amtd.kube.deferring"):
         assert not deferrer.flush(timeout_s=0.05)
     assert "1 deferred tasks not finished" in caplog.text
     gate.set()
@@ -99,6 +99,6 @@ def test_run_now_runs_at_once_and_logs_failures(caplog: pytest.LogCaptureFixture
     done: list[int] = []
     run_now(lambda: done.append(1))
     assert done == [1]
-    with caplog.at_level(logging.ERROR, logger="amtd.deferring"):
+    with caplog.at_level(logging.ERROR, logger="amtd.kube.deferring"):
         run_now(lambda: [][0])
     assert "IndexError" in caplog.text

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from hypothesis import given
 
-from amtd.explaining import (
+from amtd.decide.explaining import (
     KnownPod,
     Pod,
     describe_known_pods,
@@ -19,9 +19,9 @@ from amtd.explaining import (
     resolve_pods,
     to_data,
 )
-from amtd.matching import PolicyIndex, choose_best_match
-from amtd.policies import Policy
-from amtd.targets import Target
+from amtd.decide.matching import PolicyIndex, choose_best_match
+from amtd.model.policies import Policy
+from amtd.model.targets import Target
 from unit.generators import SETTINGS, World, worlds
 from unit.samples import PHOENIX_DEPLOYMENT, load_phoenix_amtd, make_policy
 

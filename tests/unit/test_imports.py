@@ -1,4 +1,4 @@
-"""Import contract, belt and braces for `lint-imports`: only amtd.kubeapi touches `kubernetes`."""
+"""Import contract, belt and braces for `lint-imports`: only amtd.kube.api touches `kubernetes`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import amtd
 
 CORE = Path(amtd.__file__).resolve().parent
+BOUNDARY = CORE / "kube" / "api.py"
 IMPORTS_KUBERNETES = re.compile(r"^\s*(import\s+kubernetes\b|from\s+kubernetes\b)", re.MULTILINE)
 
 
@@ -22,13 +23,13 @@ def test_no_core_module_but_kubeapi_imports_kubernetes() -> None:
     offenders = [
         path.relative_to(CORE).as_posix()
         for path in core_modules()
-        if path.name != "kubeapi.py" and IMPORTS_KUBERNETES.search(path.read_text(encoding="utf-8"))
+        if path != BOUNDARY and IMPORTS_KUBERNETES.search(path.read_text(encoding="utf-8"))
     ]
     assert offenders == []
 
 
 def test_the_pattern_sees_kubeapis_own_import() -> None:
-    assert IMPORTS_KUBERNETES.search((CORE / "kubeapi.py").read_text(encoding="utf-8"))
+    assert IMPORTS_KUBERNETES.search(BOUNDARY.read_text(encoding="utf-8"))
     assert IMPORTS_KUBERNETES.search("def f():\n    from kubernetes import client\n")
     assert not IMPORTS_KUBERNETES.search("# talks to kubernetes\nimport kubernetes_validate\n")
 

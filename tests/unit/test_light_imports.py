@@ -42,9 +42,11 @@ def loaded_after_importing(modules: list[str]) -> set[str]:
 @pytest.mark.parametrize("function", LIGHT_FUNCTIONS)
 def test_light_functions_load_no_models(function: str) -> None:
     modules = amtd_imports(function)
-    assert "amtd.responding" in modules or "amtd.receiving" in modules  # read the right file
+    assert (
+        "amtd.edge.responding" in modules or "amtd.edge.receiving" in modules
+    )  # read the right file
     assert "pydantic" not in loaded_after_importing(modules)
 
 
 def test_the_check_sees_models() -> None:
-    assert "pydantic" in loaded_after_importing(["amtd.securityevents"])
+    assert "pydantic" in loaded_after_importing(["amtd.model.securityevents"])

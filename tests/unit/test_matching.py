@@ -1,4 +1,7 @@
-"""Best match, table-driven: one case per rule in amtd.matching's docstring (docs/matching.md)."""
+"""Best match, table-driven.
+
+One case per rule in amtd.decide.matching's docstring (docs/matching.md).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +10,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from amtd import matching
-from amtd.matching import Choice, PolicyIndex, choose_best_match, select_covering_policies
-from amtd.policies import Policy, clean_rule
+from amtd.decide import matching
+from amtd.decide.matching import Choice, PolicyIndex, choose_best_match, select_covering_policies
+from amtd.model.policies import Policy, clean_rule
 from unit.samples import load_phoenix_amtd, make_policy
 
 

@@ -10,8 +10,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from amtd.matching import Choice, PolicyIndex, choose_best_match
-from amtd.policies import Policy
+from amtd.decide.matching import Choice, PolicyIndex, choose_best_match
+from amtd.model.policies import Policy
 from unit.generators import (
     SETTINGS,
     World,

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from amtd.policies import Policy
+from amtd.model.policies import Policy
 from unit.samples import load_phoenix_amtd, policy_document, with_spec
 
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from amtd.policies import clean_rule
-from amtd.rules import format_rule, is_default_rule, is_rule_matching, score_rule
+from amtd.model.policies import clean_rule
+from amtd.model.rules import format_rule, is_default_rule, is_rule_matching, score_rule
 
 EVENT = {"type": "network-attack", "threatLevel": "medium", "source": "falco"}
 

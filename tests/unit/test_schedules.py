@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from amtd.schedules import (
+from amtd.schedule.schedules import (
     CronSchedule,
     DelaySchedule,
     EverySchedule,

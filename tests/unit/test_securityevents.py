@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from amtd.securityevents import SecurityEvent, SecurityEventSpec
-from amtd.targets import Target
+from amtd.model.securityevents import SecurityEvent, SecurityEventSpec
+from amtd.model.targets import Target
 from unit.samples import PHOENIX_SECURITY_EVENT
 
 

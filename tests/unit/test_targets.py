@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from amtd.targets import Target, check_namespace, check_pod_name, parse_target
+from amtd.model.targets import Target, check_namespace, check_pod_name, parse_target
 
 
 @pytest.mark.parametrize(

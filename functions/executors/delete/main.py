@@ -3,7 +3,7 @@
 Thin adapter: decode the CloudEvent → execute this executor's ``delete`` steps (guards, claim,
 uid-preconditioned delete, audit) → reply with an ``action.completed`` CloudEvent listing each
 step's Execution (204 when the event has no delete step for us); all in
-amtd.executing.answer_action_request.
+amtd.act.executing.answer_action_request.
 
 Answers: 200 + CloudEvent when steps were handled (done or skipped), 204 when none are ours,
 400 JSON for an event that can never succeed, 503 when the API server is unavailable (retried).
@@ -18,8 +18,8 @@ from functools import partial
 import flask
 import functions_framework
 
-from amtd.executing import answer_action_request
-from amtd.responding import serve
+from amtd.act.executing import answer_action_request
+from amtd.edge.responding import serve
 
 ACTION = "delete"
 EXECUTOR = "executor-delete"

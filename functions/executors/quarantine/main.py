@@ -3,7 +3,7 @@
 Thin adapter: decode the CloudEvent → execute this executor's ``quarantine`` steps (guards,
 claim, deny-all NetworkPolicy + relabel, audit) → reply with an ``action.completed`` CloudEvent
 listing each step's Execution (204 when the event has no quarantine step for us); all in
-amtd.executing.answer_action_request. The isolated pod keeps running; its workload starts a
+amtd.act.executing.answer_action_request. The isolated pod keeps running; its workload starts a
 replacement.
 
 Answers: 200 + CloudEvent when steps were handled (done or skipped), 204 when none are ours,
@@ -19,8 +19,8 @@ from functools import partial
 import flask
 import functions_framework
 
-from amtd.executing import answer_action_request
-from amtd.responding import serve
+from amtd.act.executing import answer_action_request
+from amtd.edge.responding import serve
 
 ACTION = "quarantine"
 EXECUTOR = "executor-quarantine"

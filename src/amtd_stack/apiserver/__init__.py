@@ -7,6 +7,6 @@ The official `kubernetes` client and `kubectl` use it unchanged through a genera
 """
 
 from .faults import RequestRecord
-from .serving import ApiServer, start_apiserver
+from .server import ApiServer, start_apiserver
 
 __all__ = ["ApiServer", "RequestRecord", "start_apiserver"]

@@ -6,7 +6,7 @@ import argparse
 import signal
 import threading
 
-from .serving import start_apiserver
+from .server import start_apiserver
 
 
 def main(argv: list[str] | None = None) -> None:

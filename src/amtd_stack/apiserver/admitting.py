@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import definitions, schemas
-from .errors import bad_request, invalid
+from .apierrors import bad_request, invalid
 from .resources import ResourceType
 
 Obj = dict[str, Any]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import invalid
+from .apierrors import invalid
 from .resources import PrinterColumn, ResourceType
 from .stamping import now_rfc3339
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from .errors import bad_request
+from .apierrors import bad_request
 from .resources import Registry
 from .stamping import now_rfc3339
 from .storing import KindKey, Obj, Store

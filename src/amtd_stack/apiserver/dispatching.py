@@ -22,7 +22,7 @@ from werkzeug.wrappers import Request, Response
 from amtd_stack.journals import Journal
 
 from . import discovery, protobufs, tables
-from .errors import ApiError, bad_request
+from .apierrors import ApiError, bad_request
 from .faults import Fault, FaultPlan, RequestRecord
 from .handling import Api, Target, WriteOptions
 from .routing import (

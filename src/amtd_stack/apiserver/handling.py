@@ -17,7 +17,7 @@ from typing import Any
 
 from . import definitions, deleting
 from .admitting import admit
-from .errors import ApiError, already_exists, bad_request, conflict, not_found, success_status
+from .apierrors import ApiError, already_exists, bad_request, conflict, not_found, success_status
 from .patching import apply_patch
 from .resources import SUBRESOURCE_PATHS, Registry, ResourceType
 from .selectors import is_selected, parse_field_selector, parse_label_selector

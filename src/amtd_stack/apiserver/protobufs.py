@@ -12,7 +12,7 @@ import base64
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .errors import ApiError, bad_request
+from .apierrors import ApiError, bad_request
 
 MAGIC = b"k8s\x00"
 PROTOBUF = "application/vnd.kubernetes.protobuf"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .errors import ApiError
+from .apierrors import ApiError
 from .handling import Target
 from .resources import Registry
 

@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .errors import bad_request
+from .apierrors import bad_request
 
 Matcher = Callable[[Mapping[str, Any]], bool]
 

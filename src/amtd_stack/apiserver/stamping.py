@@ -10,7 +10,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from .errors import ApiError, invalid
+from .apierrors import ApiError, invalid
 from .resources import ResourceType
 
 Obj = dict[str, Any]

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import bad_request, failure_status
+from .apierrors import bad_request, failure_status
 from .handling import Api, Target, view
 from .selectors import is_selected, parse_field_selector, parse_label_selector
 from .storing import Obj, StoreEvent

@@ -1,0 +1,1 @@
+"""Acting: the executors' guards, claims, audit records and the actions themselves."""

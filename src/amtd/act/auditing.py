@@ -1,0 +1,118 @@
+"""Auditing: the record of what an executor did, on the SecurityEvent and as Kubernetes Events.
+
+Each step ends with one :class:`Execution` in the SecurityEvent's status (conflict-safe: two
+executors may write at once; a step that already has one is never recorded twice) and a core/v1
+Event (:mod:`amtd.kube.events`) on the pod and on the SecurityEvent, so ``kubectl describe`` shows
+it. Event names derive from the step, so a retried write is a 409 ("already recorded"), not a
+second Event.
+
+The builders are pure; :func:`record_execution_status`, :func:`announce_execution` and
+:func:`publish_events` are the side effects and take a :class:`~amtd.kube.api.Cluster`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from amtd.act.guarding import Verdict
+from amtd.kube.api import EVENTS, SECURITY_EVENTS, ApiError, Cluster, ConflictError, NotFoundError
+from amtd.kube.events import (
+    CLUSTER_SCOPED_EVENTS_NAMESPACE,
+    make_event,
+    refer_to_pod,
+    refer_to_security_event,
+)
+from amtd.model.actionevents import ActionStep
+from amtd.model.securityevents import Execution, SecurityEventStatus
+from amtd.model.statuses import find_execution, record_execution
+from amtd.model.targets import parse_target
+
+LOG = logging.getLogger(__name__)
+
+Object = dict[str, Any]
+
+
+def make_execution(step: ActionStep, verdict: Verdict, executor: str, now: str) -> Execution:
+    """A step's Execution record from its verdict. Pure."""
+    return Execution(
+        step_id=step.step_id,
+        target=step.target,
+        action=step.action,
+        result=verdict.result,
+        reason=verdict.reason,
+        message=verdict.message,
+        executor=executor,
+        time=now,
+        pod_uid=step.pod_uid or None,
+    )
+
+
+def build_event(involved: Mapping[str, str], execution: Execution, namespace: str) -> Object:
+    """A core/v1 Event telling what happened to ``involved``; its name is stable per step. Pure."""
+    return make_event(
+        involved, namespace=namespace, reason=execution.reason,
+        message=f"{execution.action} {execution.result}: {execution.message}",
+        key=f"{involved.get('uid', '')}/{execution.step_id}/{execution.action}",
+        component=execution.executor, now=execution.time, action=execution.action,
+        event_type="Warning" if execution.result in ("Skipped", "Failed") else "Normal",
+    )  # fmt: skip
+
+
+def build_step_events(
+    execution: Execution, pod: Mapping[str, str], security_event: Mapping[str, str],
+    namespace: str,
+) -> list[Object]:  # fmt: skip
+    """The Events for one execution: on the pod (its namespace) and on the SecurityEvent. Pure."""
+    return [
+        build_event(pod, execution, namespace),
+        build_event(security_event, execution, CLUSTER_SCOPED_EVENTS_NAMESPACE),
+    ]
+
+
+def record_execution_status(
+    cluster: Cluster, name: str, execution: Execution, current: Object | None = None
+) -> Execution | None:
+    """Record the step's execution unless one is there; returns the one recorded (None: gone).
+
+    A duplicate racing with the first attempt gets the first attempt's record back. ``current``
+    (the SecurityEvent as the caller read it) saves a read unless it is stale (409: read again).
+    """
+    recorded: list[Execution] = []
+
+    def mutate(current: Object) -> Object | None:
+        status = SecurityEventStatus.model_validate(current.get("status") or {})
+        recorded[:] = [find_execution(status, execution.step_id) or execution]
+        return record_execution(status, execution)
+
+    try:
+        cluster.mutate_status(SECURITY_EVENTS, name, mutate, current=current)
+    except NotFoundError:
+        LOG.warning(
+            "SecurityEvent %s is gone: execution of %s not recorded", name, execution.step_id
+        )
+        return None
+    return recorded[0]
+
+
+def publish_events(cluster: Cluster, events: Iterable[Object]) -> None:
+    """Create the Events, best effort: an Event that cannot be written is logged, never fatal."""
+    for event in events:
+        namespace = event["metadata"]["namespace"]
+        try:
+            cluster.create(EVENTS, event, namespace)
+        except ConflictError:
+            continue  # written by an earlier attempt of the same step
+        except ApiError as error:
+            LOG.warning("could not write Event %s/%s: %s", namespace, event["reason"], error)
+
+
+def announce_execution(
+    cluster: Cluster, execution: Execution, security_event: str, uid: str | None
+) -> None:
+    """The Events of a newly recorded execution: on its pod and on the SecurityEvent."""
+    target = parse_target(execution.target)
+    pod = refer_to_pod(target.namespace, target.name, execution.pod_uid)
+    involved = refer_to_security_event(security_event, uid)
+    publish_events(cluster, build_step_events(execution, pod, involved, target.namespace))

@@ -1,0 +1,1 @@
+"""Deciding: which policy rule answers a SecurityEvent, and recording that decision."""

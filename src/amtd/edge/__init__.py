@@ -1,0 +1,3 @@
+"""The HTTP and CloudEvents edge the functions share: decoding requests, answering the Broker,
+publishing.
+"""

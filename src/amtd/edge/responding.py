@@ -1,0 +1,126 @@
+"""Responding: the HTTP edge every function shares (decode a CloudEvent, answer the broker).
+
+Status codes follow what a Knative Broker does with them (REFERENCE §6.3): 2xx done, 4xx final
+(the event goes to the dead-letter sink), 5xx retried. A Kubernetes 404/409 is never passed
+through: the broker would retry it. :func:`serve` is every function's entry: probes first, then
+the handler, its refusals and API failures answered.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import flask
+from cloudevents.conversion import to_binary
+from cloudevents.exceptions import GenericException
+from cloudevents.http import CloudEvent, from_http
+
+from amtd.kube.api import ApiError, InvalidError, TransientError, is_configurable
+
+HEALTH_PATHS = ("/health/liveness", "/health/readiness")
+MAX_BODY_BYTES = 1 << 20  # CloudEvents asks for 64 KiB; alerts with long outputs get headroom
+
+Handler = Callable[[flask.Request], flask.Response]
+Probe = Callable[[flask.Request], flask.Response | None]
+Guard = Callable[[Callable[[], flask.Response]], flask.Response]
+
+
+class BadRequestError(Exception):
+    """Input that can never succeed: answered 4xx, not retried."""
+
+    def __init__(self, error: str, detail: str, status: int = 400) -> None:
+        super().__init__(f"{error}: {detail}")
+        self.error = error
+        self.detail = detail
+        self.status = status
+
+
+def error_response(status: int, error: str, detail: str) -> flask.Response:
+    """A JSON error body ``{"error": ..., "detail": ...}``."""
+    body = json.dumps({"error": error, "detail": detail})
+    return flask.Response(body, status=status, mimetype="application/json")
+
+
+def json_response(payload: Mapping[str, Any], status: int = 200) -> flask.Response:
+    """A plain JSON answer (ingest endpoints, which are not behind a broker)."""
+    return flask.Response(json.dumps(payload), status=status, mimetype="application/json")
+
+
+def no_content() -> flask.Response:
+    """Handled, nothing to emit."""
+    return flask.Response(status=204)
+
+
+def read_body(request: flask.Request) -> bytes:
+    """The body, at most 1 MiB (413 beyond, whether announced by Content-Length or not)."""
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        raise BadRequestError("PayloadTooLarge", f"the body exceeds {MAX_BODY_BYTES} bytes", 413)
+    body = request.stream.read(MAX_BODY_BYTES + 1)
+    if len(body) > MAX_BODY_BYTES:
+        raise BadRequestError("PayloadTooLarge", f"the body exceeds {MAX_BODY_BYTES} bytes", 413)
+    return body
+
+
+def decode_cloudevent(request: flask.Request) -> CloudEvent:
+    """Read a binary- or structured-mode CloudEvent; BadRequestError when it is not one."""
+    try:
+        event: CloudEvent = from_http(dict(request.headers), read_body(request))
+    except (GenericException, ValueError) as error:  # ValueError: a body that is not UTF-8
+        raise BadRequestError("NotACloudEvent", str(error) or type(error).__name__) from None
+    return event
+
+
+def cloudevent_response(attributes: Mapping[str, str], data: Any) -> flask.Response:
+    """A binary-mode CloudEvent reply, which the broker publishes."""
+    headers, body = to_binary(CloudEvent(dict(attributes), data))
+    return flask.Response(body, status=200, headers=dict(headers))
+
+
+def api_error_response(error: ApiError) -> flask.Response:
+    """Map a Kubernetes API failure: transient → 503 (retried), anything else → 500.
+
+    NotFound/Conflict must be handled by the caller before this point (they mean "already done"
+    or "already there"); reaching here with one is a bug, answered 500 so it is retried and seen.
+    """
+    if isinstance(error, TransientError):
+        return error_response(503, "ApiUnavailable", error.message)
+    if isinstance(error, InvalidError):
+        return error_response(500, "ApiRejected", error.message)
+    return error_response(500, "ApiError", str(error))
+
+
+def answer_health(request: flask.Request, is_ready: Callable[[], bool]) -> flask.Response | None:
+    """Answer func's liveness/readiness probes; None for any other request."""
+    if request.method != "GET" or request.path not in HEALTH_PATHS:
+        return None
+    if request.path.endswith("readiness") and not is_ready():
+        return error_response(503, "NotReady", "the Kubernetes client cannot be configured")
+    return flask.Response("OK", status=200, mimetype="text/plain")
+
+
+def handle_errors(handler: Callable[[], flask.Response]) -> flask.Response:
+    """Run a handler, turning the shared exceptions into the right answers."""
+    try:
+        return handler()
+    except BadRequestError as error:
+        return error_response(error.status, error.error, error.detail)
+    except ApiError as error:
+        return api_error_response(error)
+
+
+def answer_cluster_health(request: flask.Request) -> flask.Response | None:
+    """The probes of a function that needs only the Kubernetes client; None for other requests."""
+    return answer_health(request, is_configurable)
+
+
+def serve(
+    request: flask.Request, handle: Handler, probe: Probe = answer_cluster_health,
+    guard: Guard = handle_errors,
+) -> flask.Response:  # fmt: skip
+    """A function's entry: answer its probes, else ``handle`` the request under ``guard``."""
+    health = probe(request)
+    if health is not None:
+        return health
+    return guard(lambda: handle(request))

@@ -1,0 +1,1 @@
+"""Ingest: a security tool's alert read (one module per tool) and turned into a SecurityEvent."""

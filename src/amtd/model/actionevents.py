@@ -1,0 +1,160 @@
+"""Action events: the contract between the matcher and the executors (docs/events.md).
+
+A Knative reply carries one event, so the matcher sends one ``action.requested`` event per
+SecurityEvent generation listing a step per target. Extension flags (``amtddelete``,
+``amtdquarantine``) let Trigger filters route it to every executor that has a step in it; each
+executor performs only its own steps. Ids are deterministic so redeliveries are recognisable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from amtd.decide.deciding import is_executable_decision
+from amtd.model.securityevents import Decision, Execution
+
+ACTION_REQUESTED = "com.r6security.amtd.action.requested.v1"
+ACTION_COMPLETED = "com.r6security.amtd.action.completed.v1"
+MATCHER_SOURCE = "/amtd/matcher"
+ROUTED_ACTIONS = ("delete", "quarantine")
+MAX_LISTED_TARGETS_LENGTH = 200
+
+
+def executor_source(action: str) -> str:
+    """The CloudEvents ``source`` of an executor's replies."""
+    return f"/amtd/executors/{action}"
+
+
+def flag_extension(action: str) -> str:
+    """The extension attribute that marks an event as carrying steps for ``action``."""
+    return f"amtd{action}"
+
+
+class SecurityEventRef(BaseModel):
+    """Which SecurityEvent (and which generation of its spec) a step belongs to."""
+
+    model_config = ConfigDict(frozen=True)
+    name: str
+    uid: str
+    generation: int
+
+
+class ActionStep(BaseModel):
+    """One target's action, as decided."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+    step_id: str = Field(alias="stepId")
+    target: str
+    pod_uid: str = Field(alias="podUid")
+    action: str
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    policy: str
+    rule_index: int = Field(alias="ruleIndex")
+    dry_run: bool = Field(default=False, alias="dryRun")
+    allow_standalone_pods: bool = Field(default=False, alias="allowStandalonePods")
+
+    @classmethod
+    def from_decision(cls, decision: Decision) -> ActionStep:
+        """The step for a matched decision on an existing pod."""
+        return cls(
+            step_id=decision.step_id,
+            target=decision.target,
+            pod_uid=decision.pod_uid or "",
+            action=decision.action or "",
+            parameters=decision.parameters or {},
+            policy=decision.policy or "",
+            rule_index=decision.rule_index if decision.rule_index is not None else -1,
+            dry_run=decision.dry_run,
+            allow_standalone_pods=decision.allow_standalone_pods,
+        )
+
+
+def is_step_decided(step: ActionStep, decisions: Sequence[Decision]) -> bool:
+    """The step is exactly what the matcher recorded (so a forged or altered event is refused)."""
+    recorded = next((item for item in decisions if item.step_id == step.step_id), None)
+    return recorded is not None and ActionStep.from_decision(recorded) == step
+
+
+class ActionRequest(BaseModel):
+    """``data`` of an ``action.requested`` event."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+    security_event: SecurityEventRef = Field(alias="securityEvent")
+    steps: list[ActionStep] = Field(min_length=1)
+
+    def steps_for(self, action: str) -> list[ActionStep]:
+        """The steps one executor is responsible for."""
+        return [step for step in self.steps if step.action == action]
+
+
+class ActionCompletion(BaseModel):
+    """``data`` of an ``action.completed`` event: what one executor did."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+    security_event: SecurityEventRef = Field(alias="securityEvent")
+    executions: list[Execution]
+
+
+def make_action_request(
+    ref: SecurityEventRef, decisions: Sequence[Decision], executions: Sequence[Execution]
+) -> ActionRequest | None:
+    """The request for every step an executor must perform and has not yet recorded (pure).
+
+    Built from recorded decisions, it is the same event (same id) whenever it is rebuilt, so a
+    redelivered SecurityEvent re-emits exactly what the executors may have missed.
+    """
+    done = {execution.step_id for execution in executions}
+    steps = [
+        ActionStep.from_decision(decision)
+        for decision in decisions
+        if is_executable_decision(decision) and decision.step_id not in done
+    ]
+    return ActionRequest(security_event=ref, steps=steps) if steps else None
+
+
+def make_request_id(ref: SecurityEventRef, steps: Sequence[ActionStep]) -> str:
+    """Deterministic event id: SecurityEvent uid + generation + targets.
+
+    With many targets the list is replaced by its hash, so the ``ce-id`` header stays short.
+    """
+    targets = ",".join(sorted(step.target for step in steps))
+    if len(targets) > MAX_LISTED_TARGETS_LENGTH:
+        targets = "sha256:" + hashlib.sha256(targets.encode()).hexdigest()[:32]
+    return f"{ref.uid}/{ref.generation}/{targets}"
+
+
+def to_request_attributes(request: ActionRequest) -> dict[str, str]:
+    """CloudEvent attributes for an ``action.requested`` event (routable by Trigger filters)."""
+    attributes = {
+        "type": ACTION_REQUESTED,
+        "source": MATCHER_SOURCE,
+        "id": make_request_id(request.security_event, request.steps),
+        "subject": request.security_event.name,
+        "datacontenttype": "application/json",
+        "securityevent": request.security_event.name,
+    }
+    for action in sorted({step.action for step in request.steps} & set(ROUTED_ACTIONS)):
+        attributes[flag_extension(action)] = "true"
+    return attributes
+
+
+def to_completion_attributes(request_id: str, action: str, name: str) -> dict[str, str]:
+    """CloudEvent attributes for an executor's ``action.completed`` reply."""
+    return {
+        "type": ACTION_COMPLETED,
+        "source": executor_source(action),
+        "id": f"{request_id}/{action}",
+        "subject": name,
+        "datacontenttype": "application/json",
+        "securityevent": name,
+        "action": action,
+    }
+
+
+def from_request_data(data: Mapping[str, Any]) -> ActionRequest:
+    """Parse an ``action.requested`` event's data; raises pydantic.ValidationError."""
+    return ActionRequest.model_validate(data)

@@ -1,0 +1,3 @@
+"""Local Knative Eventing: Brokers, Triggers, deliveries and the sources, driven by the committed
+manifests.
+"""
