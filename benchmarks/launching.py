@@ -25,9 +25,10 @@ from typing import Any
 
 import yaml
 
-from amtd.kube.api import POLICIES, SECURITY_EVENTS, Cluster
+from amtd.kube.api import POLICIES, Cluster
 from amtd_stack.apiserver import ApiServer, start_apiserver
 from amtd_stack.serving import pick_free_port
+from support.builders import falco_alert
 from support.cloudevents import as_binary
 from support.functions import FUNCTIONS, read_target
 from support.processes import stop_process, wait_for_port
@@ -51,6 +52,12 @@ def answer_nothing(request: flask.Request) -> flask.Response:
     return flask.Response(status=204)
 '''
 Request = tuple[dict[str, str], bytes]
+# The keywords of support.builders.make_security_event for an integrator's Falco events.
+INTEGRATOR_EVENT = {
+    "threat_level": "Warning",
+    "source": "FalcoIntegrator",
+    "description": "benchmark",
+}
 
 
 @dataclass
@@ -236,26 +243,9 @@ def apiserver_add_event(obj: Mapping[str, Any]) -> Request:
     return as_binary(attributes, dict(obj))
 
 
-def create_security_event(cluster: Cluster, name: str, pod: str, rule_type: str) -> dict[str, Any]:
-    """A SecurityEvent as an integrator writes it, about one demo pod."""
-    body = {
-        "apiVersion": "amtd.r6security.com/v1beta1", "kind": "SecurityEvent",
-        "metadata": {"name": name},
-        "spec": {
-            "targets": [f"{NAMESPACE}/{pod}"], "description": "benchmark",
-            "rule": {"type": rule_type, "threatLevel": "Warning", "source": "FalcoIntegrator"},
-        },
-    }  # fmt: skip
-    return cluster.create(SECURITY_EVENTS, body)
-
-
-def falco_alert(pod: str, rule: str, token: str, when: str | None = None) -> Request:
+def falco_request(pod: str, rule: str, token: str, when: str | None = None) -> Request:
     """A Falco ``http_output`` alert POST (JSON, bearer token), as Falcosidekick's webhook sends."""
-    alert = {
-        "output": f"Notice A shell was spawned (k8s.ns={NAMESPACE} k8s.pod={pod} shell=sh)",
-        "priority": "Notice", "rule": rule, "source": "syscall", "hostname": "node-1",
-        "time": when or time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime()),
-        "output_fields": {"k8s.ns.name": NAMESPACE, "k8s.pod.name": pod, "user.name": "root"},
-    }  # fmt: skip
+    stamp = when or time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime())
+    alert = falco_alert(NAMESPACE, pod, rule=rule, time=stamp, uuid=None)  # no uuid: http_output
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
     return headers, json.dumps(alert).encode()

@@ -20,12 +20,13 @@ from typing import TypeVar
 
 from benching import Row, summarize
 from launching import (
+    INTEGRATOR_EVENT,
+    NAMESPACE,
     Client,
     FunctionCode,
     Request,
     StandIn,
     apiserver_add_event,
-    create_security_event,
     install_workload,
     noop_function,
     run_standin,
@@ -33,6 +34,7 @@ from launching import (
 )
 
 from amtd.kube.api import SECURITY_EVENTS
+from support.builders import create_security_event
 
 TITLE = "P1 matcher per event over HTTP vs a no-op functions-framework function"
 EVENTS = 300
@@ -67,7 +69,13 @@ def make_events(stand: StandIn, pods: list[str], prefix: str, count: int) -> lis
     """``count`` new SecurityEvents (rule network-attack: quarantine) and their add events."""
     return [
         apiserver_add_event(
-            create_security_event(stand.cluster, f"{prefix}-{n:04d}", pods[n % 2], "network-attack")
+            create_security_event(
+                stand.cluster,
+                f"{prefix}-{n:04d}",
+                targets=[f"{NAMESPACE}/{pods[n % 2]}"],
+                rule_type="network-attack",
+                **INTEGRATOR_EVENT,
+            )
         )
         for n in range(count)
     ]

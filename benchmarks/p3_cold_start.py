@@ -23,12 +23,13 @@ from datetime import UTC, datetime
 
 from benching import Row, summarize
 from launching import (
+    INTEGRATOR_EVENT,
+    NAMESPACE,
     FunctionCode,
     Request,
     StandIn,
     apiserver_add_event,
-    create_security_event,
-    falco_alert,
+    falco_request,
     install_workload,
     noop_function,
     run_standin,
@@ -36,9 +37,10 @@ from launching import (
     start_function,
 )
 
-from amtd.model.actionevents import to_request_attributes
 from amtd.decide.triaging import triage_security_event
+from amtd.model.actionevents import to_request_attributes
 from amtd_stack.serving import pick_free_port
+from support.builders import create_security_event, kubearmor_alert
 from support.cloudevents import as_binary
 from support.processes import stop_process
 from support.waiting import wait_for
@@ -91,7 +93,13 @@ def next_pod(stand: StandIn) -> str:
 
 def matcher_event(stand: StandIn, round_: int) -> Request:
     """The add event of a new SecurityEvent."""
-    obj = create_security_event(stand.cluster, f"cold-match-{round_}", next_pod(stand), "x")
+    obj = create_security_event(
+        stand.cluster,
+        f"cold-match-{round_}",
+        targets=[f"{NAMESPACE}/{next_pod(stand)}"],
+        rule_type="x",
+        **INTEGRATOR_EVENT,
+    )
     return apiserver_add_event(obj)
 
 
@@ -100,7 +108,13 @@ def action_event(rule_type: str) -> Prepare:
 
     def prepare(stand: StandIn, round_: int) -> Request:
         name = f"cold-{rule_type.split()[0].lower()}-{round_}"
-        create_security_event(stand.cluster, name, next_pod(stand), rule_type)
+        create_security_event(
+            stand.cluster,
+            name,
+            targets=[f"{NAMESPACE}/{next_pod(stand)}"],
+            rule_type=rule_type,
+            **INTEGRATOR_EVENT,
+        )
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         triage = triage_security_event(stand.cluster, name, may_replay=True, now=now)
         assert triage.request is not None, triage.outcome
@@ -110,15 +124,11 @@ def action_event(rule_type: str) -> Prepare:
     return prepare
 
 
-def kubearmor_alert(stand: StandIn, round_: int) -> Request:
+def kubearmor_request(stand: StandIn, round_: int) -> Request:
     """A KubeArmor policy alert (a new policy name per round, so it is created)."""
-    alert = {
-        "Timestamp": int(time.time()), "ClusterName": "default", "HostName": "node-1",
-        "NamespaceName": "demo", "PodName": next_pod(stand), "ContainerName": "nginx",
-        "ProcessName": "/usr/bin/apt", "PolicyName": f"block-pkg-mgmt-{round_}",
-        "Severity": "1", "Type": "MatchedPolicy", "Operation": "Process",
-        "Resource": "/usr/bin/apt update", "Action": "Block", "Result": "Permission denied",
-    }  # fmt: skip
+    alert = kubearmor_alert(
+        NAMESPACE, next_pod(stand), at=datetime.now(UTC), PolicyName=f"block-pkg-mgmt-{round_}"
+    )
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"}
     return headers, json.dumps(alert).encode()
 
@@ -147,13 +157,13 @@ def dead_letter(stand: StandIn, round_: int) -> Request:
 
 def falco(stand: StandIn, round_: int) -> Request:
     """A Falco alert (a new rule per round, so it is created)."""
-    return falco_alert(next_pod(stand), f"Terminal shell in container {round_}", TOKEN)
+    return falco_request(next_pod(stand), f"Terminal shell in container {round_}", TOKEN)
 
 
 SCENARIOS: dict[str, tuple[Prepare, str]] = {
     "matcher": (matcher_event, "add of a new SecurityEvent"),
     "ingest-falco": (falco, "Falco alert, created"),
-    "ingest-kubearmor": (kubearmor_alert, "KubeArmor alert, created"),
+    "ingest-kubearmor": (kubearmor_request, "KubeArmor alert, created"),
     "timer": (ping, "ping"),
     "sweeper": (ping, "ping"),
     "dead-letters": (dead_letter, "dead letter recorded"),

@@ -25,7 +25,7 @@ from benching import Row, summarize
 from launching import (
     ROOT,
     Client,
-    falco_alert,
+    falco_request,
     install_workload,
     noop_function,
     running_pods,
@@ -108,7 +108,7 @@ def attack(bench: Bench) -> Run:
     attacked.add(pod)
     api, deliveries = len(api_requests(stack)), len(stack.attempts)
     started = time.perf_counter()
-    status, body = bench.client.post(falco_alert(pod, RULE, bench.token))
+    status, body = bench.client.post(falco_request(pod, RULE, bench.token))
     answered = time.perf_counter()
     if status != 201:
         raise RuntimeError(f"ingest answered {status}: {body[:300]!r}")

@@ -22,7 +22,7 @@ from launching import (
     FunctionCode,
     Request,
     StandIn,
-    falco_alert,
+    falco_request,
     noop_function,
     run_standin,
     serve,
@@ -114,7 +114,7 @@ def writes_row(stand: StandIn, wall: float) -> Row:
 def measure() -> list[Row]:
     """Floor storm, then the ingest storm; rows for both and the write count."""
     token = secrets.token_urlsafe(24)
-    request = falco_alert("storm-pod-0", "Terminal shell in container", token, ALERT_TIME)
+    request = falco_request("storm-pod-0", "Terminal shell in container", token, ALERT_TIME)
     with run_standin(in_process=True) as stand, noop_function() as noop_code:
         env = {"KUBECONFIG": str(stand.kubeconfig("ingest-falco")), "INGEST_TOKEN": token}
         with serve(noop_code) as noop_port:

@@ -1,4 +1,5 @@
-"""Shared fixtures: a fresh API server stand-in per test, a kubeconfig pointing at it, a Stand.
+"""Shared fixtures: a fresh API server stand-in per test, a kubeconfig pointing at it, a Stand,
+a recording sink. They are built on ``support`` (its ``__init__`` lists the layers).
 
 Imports of the stack happen inside the fixtures, so collecting tests that do not use them stays
 cheap and free of side effects. Functions run in-process write their Events after replying
@@ -15,7 +16,8 @@ import pytest
 
 if TYPE_CHECKING:
     from amtd_stack.apiserver import ApiServer
-    from support.executors import Stand
+    from support.receivers import SinkReceiver
+    from support.standins import Stand
 
 
 @pytest.fixture(autouse=True)
@@ -48,7 +50,16 @@ def kubeconfig(apiserver: ApiServer, tmp_path: Path) -> Path:
 @pytest.fixture
 def stand(tmp_path: Path) -> Iterator[Stand]:
     """A stand-in with our CRDs and namespace ``shop``, the test's connection, identities."""
-    from support.executors import run_stand
+    from support.standins import start_stand
 
-    with run_stand(tmp_path) as running:
+    with start_stand(tmp_path) as running:
         yield running
+
+
+@pytest.fixture
+def sink() -> Iterator[SinkReceiver]:
+    """A fresh recording sink (a ``K_SINK`` standing in for the Broker)."""
+    from support.receivers import run_sink
+
+    with run_sink() as receiver:
+        yield receiver

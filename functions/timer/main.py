@@ -1,10 +1,10 @@
 """timer: the time-based trigger, driven by a PingSource through the Broker.
 
 Every ping (``dev.knative.sources.ping``, once a minute) looks at the pods annotated
-``time-based-trigger.amtd.r6security.com/enabled`` / ``.../schedule`` and creates one
-SecurityEvent for each pod that is due (REFERENCE §5). Answers 204 with the counts in
-``X-Amtd-Result`` (behind the Broker a body would have to be a CloudEvent); 503 when the API
-server failed, so the Broker retries the ping. See docs/ingest.md.
+``time-based-trigger.amtd.r6security.com/enabled`` / ``.../schedule`` and creates one SecurityEvent
+for each pod that is due (as r6security's time-based-trigger). Answers 204 with the counts in
+``X-Amtd-Result`` (behind the Broker a body would have to be a CloudEvent); 503 when the API server
+failed, so the Broker retries the ping. See docs/ingest.md.
 """
 
 from __future__ import annotations

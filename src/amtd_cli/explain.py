@@ -19,7 +19,7 @@ from amtd.decide.explaining import (
     DEFAULT_NAMESPACE,
     Explanation,
     KnownPod,
-    Pod,
+    PodView,
     TargetExplanation,
     describe_known_pods,
     explain_event,
@@ -91,7 +91,7 @@ def build_explanation(args: argparse.Namespace) -> Explanation:
     rule = parse_pairs(args.rule, "--rule")
     if known:
         return explain_event(policies, rule, describe_known_pods(known))
-    pod = Pod(f"{args.namespace}/(pod)", args.namespace, labels or {}, "given labels")
+    pod = PodView(f"{args.namespace}/(pod)", args.namespace, labels or {}, "given labels")
     return explain_event(policies, rule, [pod])
 
 

@@ -2,7 +2,7 @@
 
 By default the isolated pod and its NetworkPolicy are deleted; ``--restore`` puts the pod's
 labels back and deletes the policy. Either way the release is recorded on the SecurityEvent that
-quarantined the pod (src/amtd/act/releasing.py). Exit 0 when released, 2 when the pod is not
+quarantined the pod (amtd.act.quarantine.releasing). Exit 0 when released, 2 when the pod is not
 quarantined (or the target is malformed), 1 when the API server fails.
 """
 
@@ -32,7 +32,7 @@ def fail(code: int, message: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Release the pod; see the module docstring for exit codes."""
-    from amtd.act.releasing import NotQuarantinedError, release_pod
+    from amtd.act.quarantine.releasing import NotQuarantinedError, release_pod
     from amtd.kube.api import ApiError, Cluster
     from amtd.model.targets import parse_target
     from amtd.model.timestamps import format_now

@@ -41,7 +41,7 @@ from amtd_packaging.pinning import (
     trace_imports,
 )
 from amtd_stack.errors import ManifestError
-from amtd_stack.running.functions import FunctionDefinition, discover_functions
+from amtd_stack.running.definitions import FunctionDefinition, discover_functions
 
 CORE_PACKAGE = "amtd"
 STAGE_MARKER = ".amtd-stage"

@@ -27,9 +27,9 @@ from typing import Any
 import yaml
 from jsonschema import Draft4Validator  # type: ignore[import-untyped]
 
-from amtd_stack.apiserver.schemas import validation_causes
 from amtd_stack.manifests import Manifest
-from amtd_stack.running.functions import FunctionDefinition
+from amtd_stack.running.definitions import FunctionDefinition
+from amtd_stack.schemas import validation_causes
 
 KUBERNETES_VERSION = "1.33"
 Schemas = dict[tuple[str, str], Mapping[str, Any]]  # (apiVersion, kind) -> openAPIV3Schema

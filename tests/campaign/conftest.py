@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from amtd.kube.api import POLICIES, SECURITY_EVENTS, Cluster
+from amtd.kube.api import SECURITY_EVENTS, Cluster
 from amtd_stack.apiserver import ApiServer
+from support.builders import SHELL_RULE, create_policy, create_security_event
 from support.functions import load_function_client
 from support.ingesting import expect_token
-from support.receivers import SinkReceiver
+from support.receivers import run_sink
 from support.standins import create_deployment, create_namespace, run_module_world
 
 ENTRIES = {
@@ -66,40 +67,23 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         )
 
 
-def create_policy(cluster: Cluster, namespace: str, name: str, spec: dict[str, Any]) -> None:
-    """An AdaptiveMovingTargetDefense."""
-    body = {"apiVersion": "amtd.r6security.com/v1beta1", "kind": "AdaptiveMovingTargetDefense",
-            "metadata": {"name": name, "namespace": namespace}, "spec": spec}  # fmt: skip
-    cluster.create(POLICIES, body, namespace)
-
-
-def create_event(cluster: Cluster, name: str, targets: list[str]) -> str:
-    """A SecurityEvent with these target texts; its name."""
-    body = {"apiVersion": "amtd.r6security.com/v1beta1", "kind": "SecurityEvent",
-            "metadata": {"name": name},
-            "spec": {"targets": targets, "rule": {"type": "Terminal shell in container"},
-                     "description": "campaign"}}  # fmt: skip
-    cluster.create(SECURITY_EVENTS, body)
-    return name
-
-
 def populate(cluster: Cluster) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
     """Namespaces, workloads, policies and SecurityEvents (sane and hostile)."""
     for namespace in ("attacker", "amtd-system"):
         create_namespace(cluster, namespace)
     shop = create_deployment(cluster, "shop", "cart", replicas=3)
     protected = create_deployment(cluster, "kube-system", "coredns", replicas=1)
-    delete_all = {"podSelector": {}, "strategy": [{"rule": {"type": "default"},
-                                                   "action": {"delete": {}}}]}  # fmt: skip
-    create_policy(cluster, "shop", "shop-defence", delete_all)
-    create_policy(cluster, "kube-system", "system-defence", delete_all)  # guarded anyway
+    create_policy(cluster, "shop", name="shop-defence", pod_selector={})  # deletes everything
+    create_policy(cluster, "kube-system", name="system-defence", pod_selector={})  # guarded anyway
     pod, system_pod = shop[0]["metadata"]["name"], protected[0]["metadata"]["name"]
-    names = [
-        create_event(cluster, "campaign-sane", [f"shop/{pod}"]),
-        create_event(cluster, "campaign-protected", [f"kube-system/{system_pod}"]),
-        create_event(cluster, "campaign-mixed", [f"shop/{pod}", "kube-system/x", "amtd-system/y"]),
-    ]
-    return shop, protected, names
+    targets = {
+        "campaign-sane": [f"shop/{pod}"],
+        "campaign-protected": [f"kube-system/{system_pod}"],
+        "campaign-mixed": [f"shop/{pod}", "kube-system/x", "amtd-system/y"],
+    }
+    for name, texts in targets.items():
+        create_security_event(cluster, name, targets=texts, rule_type=SHELL_RULE)
+    return shop, protected, list(targets)
 
 
 @pytest.fixture(scope="module")
@@ -125,8 +109,5 @@ def world(sink_url: str) -> Iterator[World]:
 @pytest.fixture(scope="module")
 def sink_url() -> Iterator[str]:
     """The sweeper's K_SINK: a loopback endpoint that accepts every event (202)."""
-    receiver = SinkReceiver()
-    try:
+    with run_sink() as receiver:
         yield receiver.url
-    finally:
-        receiver.stop()

@@ -15,8 +15,9 @@ from urllib.parse import quote
 from hypothesis import strategies as st
 
 from amtd.model.actionevents import ACTION_REQUESTED
+from support.builders import FALCO_ALERT, KUBEARMOR_ALERT
 from support.cloudevents import as_binary, as_structured
-from support.ingesting import FALCO_ALERT, KUBEARMOR_ALERT, TOKEN
+from support.ingesting import TOKEN
 
 
 def make_oversize() -> bytes:
@@ -114,7 +115,7 @@ def sane_targets(real: list[str]) -> st.SearchStrategy[str]:
 
 
 def header_safe(text: str) -> str:
-    """A header value carrying any text: percent-encoded, as Falcosidekick does (REFERENCE §4.2)."""
+    """A header value carrying any text: percent-encoded, as Falcosidekick does."""
     if all(32 <= ord(char) < 127 for char in text):
         return text
     return quote(text, safe=" /:=,;@")

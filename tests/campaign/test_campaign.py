@@ -19,9 +19,10 @@ from hypothesis import strategies as st
 
 from amtd.kube.api import NETWORK_POLICIES, PODS, POLICIES, SECURITY_EVENTS, InvalidError
 from amtd.model.securityevents import SecurityEventStatus
+from support.builders import SHELL_RULE, create_policy, create_security_event
 from support.cloudevents import as_binary
 
-from .conftest import World, create_event, create_policy, record_answer
+from .conftest import World, record_answer
 from .strategies import (
     Request,
     action_requests,
@@ -128,14 +129,16 @@ def test_a_policy_never_reaches_across_namespaces(
     world: World, selector: dict[str, str], rule: dict[str, str], action: str, victim: str
 ) -> None:
     number = next(SEQUENCE)
-    spec = {"podSelector": selector, "strategy": [{"rule": rule, "action": {action: {}}}]}
     try:
-        create_policy(world.cluster, "attacker", f"reach-{number}", spec)
+        create_policy(world.cluster, "attacker", [(rule, action)], name=f"reach-{number}",
+                      pod_selector=selector)  # fmt: skip
     except InvalidError:
         assume(False)  # the CRD refused it: it can reach nothing
     pods = world.shop_pods if victim == "shop" else world.protected_pods
     target = f"{victim}/{pods[0]['metadata']['name']}"
-    name = create_event(world.cluster, f"reach-{number}", [target])
+    created = create_security_event(world.cluster, f"reach-{number}", targets=[target],
+                                    rule_type=SHELL_RULE)  # fmt: skip
+    name = created["metadata"]["name"]
     try:
         response = world.clients["matcher"].post("/", **added_event(world, name))
         check_answer("matcher (cross-namespace policies)", response)

@@ -8,6 +8,7 @@ recognisable (docs/events.md §4).
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -15,13 +16,11 @@ import pytest
 from amtd.kube.api import SECURITY_EVENTS
 from amtd.model.actionevents import SecurityEventRef, make_action_request, to_request_attributes
 from amtd.model.securityevents import SecurityEventStatus
+from support.builders import SHELL_RULE, create_policy, falco_alert
 from support.cloudevents import as_binary
 from support.stacks import (
-    SHELL_RULE,
     LiveStack,
-    create_policy,
     create_workload,
-    falco_alert,
     running_pods,
     wait_for,
     wait_for_executions,
@@ -49,7 +48,9 @@ def test_same_action_event_three_more_times_has_one_effect(live: LiveStack) -> N
     pods = create_workload(live.cluster, NAMESPACE, "web")
     create_policy(live.cluster, NAMESPACE, [({"type": SHELL_RULE}, "delete")])
     victim = pods[0]["metadata"]["name"]
-    answer = live.post_alert("ingest-falco", json.dumps(falco_alert(NAMESPACE, victim)))
+    answer = live.post_alert(
+        "ingest-falco", json.dumps(falco_alert(NAMESPACE, victim, at=datetime.now(UTC)))
+    )
     assert answer.status_code == 201, answer.text
     name = wait_for_security_event(live.cluster, f"{NAMESPACE}/{victim}")["metadata"]["name"]
     event = wait_for_executions(live.cluster, name)

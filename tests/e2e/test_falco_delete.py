@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from support.builders import SHELL_RULE, create_policy, falco_alert
 from support.stacks import (
     KUBECTL,
-    SHELL_RULE,
     LiveStack,
-    create_policy,
     create_workload,
-    falco_alert,
     falcosidekick_cloudevent,
     is_gone,
     pick,
@@ -59,7 +58,12 @@ def test_falco_alert_deletes_the_pod_and_the_deployment_replaces_it(
     rule = {"type": SHELL_RULE, "source": "FalcoIntegrator"}
     create_policy(live.cluster, namespace, [(rule, "delete")])
     target = f"{namespace}/{victim}"
-    alert = falco_alert(namespace, victim, None if form == "http-output" else str(uuid.uuid4()))
+    alert = falco_alert(
+        namespace,
+        victim,
+        at=datetime.now(UTC),
+        uuid=None if form == "http-output" else str(uuid.uuid4()),
+    )
 
     send(live, form, alert)
 

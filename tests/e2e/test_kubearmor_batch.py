@@ -7,19 +7,19 @@ and quarantine); a non-policy alert in the same batch is ignored and creates not
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from amtd.act.quarantining import QUARANTINE_LABEL
+from amtd.act.quarantine.quarantining import QUARANTINE_LABEL
 from amtd.kube.api import PODS
+from support.builders import create_policy, kubearmor_alert
 from support.stacks import (
     PKG_POLICY,
     LiveStack,
-    create_policy,
     create_workload,
     is_gone,
-    kubearmor_alert,
     pick,
     security_events_for,
     wait_for,
@@ -35,11 +35,11 @@ COUNTS = {"created": 2, "duplicate": 0, "ignored": 1, "rejected": 0, "failed": 0
 
 def ndjson_batch(deleted: str, isolated: str) -> str:
     """Two policy alerts and a SystemEvent, one JSON object per line."""
-    system_event = kubearmor_alert(NAMESPACE, deleted, kind="SystemEvent")
+    system_event = kubearmor_alert(NAMESPACE, deleted, at=datetime.now(UTC), Type="SystemEvent")
     del system_event["PolicyName"]
     alerts = [
-        kubearmor_alert(NAMESPACE, deleted),
-        kubearmor_alert(NAMESPACE, isolated, policy=WRITE_POLICY),
+        kubearmor_alert(NAMESPACE, deleted, at=datetime.now(UTC)),
+        kubearmor_alert(NAMESPACE, isolated, at=datetime.now(UTC), PolicyName=WRITE_POLICY),
         system_event,
     ]
     return "".join(json.dumps(alert) + "\n" for alert in alerts)

@@ -1,6 +1,6 @@
 """kubectl-driven: a user applies Phoenix's sample workload, a policy and a SecurityEvent.
 
-The SecurityEvent has upstream's sample shape (REFERENCE §1.3), written by hand as Phoenix users
+The SecurityEvent has upstream's sample shape (docs/phoenix.md), written by hand as Phoenix users
 do, with its target pointed at a real pod; ``kubectl get securityevents`` then shows the printer
 columns with the outcome.
 """
@@ -12,15 +12,9 @@ import re
 import pytest
 import yaml
 
+from support.builders import SHELL_RULE
 from support.functions import ROOT
-from support.stacks import (
-    KUBECTL,
-    SHELL_RULE,
-    LiveStack,
-    is_gone,
-    wait_for,
-    wait_for_running,
-)
+from support.stacks import KUBECTL, LiveStack, is_gone, wait_for, wait_for_running
 
 pytestmark = [
     pytest.mark.e2e,

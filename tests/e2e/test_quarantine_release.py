@@ -8,19 +8,19 @@ the pod and the policy; restoring gives the labels back. Both are recorded on th
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from amtd.act.quarantining import QUARANTINE_LABEL, QUARANTINED_LABELS
+from amtd.act.quarantine.quarantining import QUARANTINE_LABEL, QUARANTINED_LABELS
 from amtd.kube.api import NETWORK_POLICIES, PODS, SECURITY_EVENTS
+from support.builders import create_policy, kubearmor_alert
 from support.stacks import (
     PKG_POLICY,
     LiveStack,
-    create_policy,
     create_workload,
     is_gone,
-    kubearmor_alert,
     pick,
     wait_for_executions,
     wait_for_running,
@@ -34,7 +34,9 @@ NAMESPACE = "quarantine"
 
 def quarantine(live: LiveStack, pod: str) -> tuple[dict[str, Any], str]:
     """Send a KubeArmor alert about ``pod``; its SecurityEvent and policy name once isolated."""
-    answer = live.post_alert("ingest-kubearmor", json.dumps(kubearmor_alert(NAMESPACE, pod)))
+    answer = live.post_alert(
+        "ingest-kubearmor", json.dumps(kubearmor_alert(NAMESPACE, pod, at=datetime.now(UTC)))
+    )
     assert answer.status_code == 201, answer.text
     event = wait_for_security_event(live.cluster, f"{NAMESPACE}/{pod}")
     event = wait_for_executions(live.cluster, event["metadata"]["name"])

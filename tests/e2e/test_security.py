@@ -5,20 +5,18 @@ from __future__ import annotations
 import json
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 import pytest
 
 from amtd.kube.api import PODS
 from amtd_stack.apiserver import RequestRecord
+from support.builders import SHELL_RULE, create_policy, falco_alert, kubearmor_alert
 from support.stacks import (
     INGESTERS,
-    SHELL_RULE,
     LiveStack,
-    create_policy,
     create_workload,
-    falco_alert,
     falcosidekick_cloudevent,
-    kubearmor_alert,
     pick,
     security_events_for,
     wait_for,
@@ -33,8 +31,8 @@ STORM = 200
 def refused_alerts(live: LiveStack, namespace: str, pod: str) -> list[int]:
     """Every way of sending an alert without the right token; the answers."""
     bodies = {
-        "ingest-falco": json.dumps(falco_alert(namespace, pod)),
-        "ingest-kubearmor": json.dumps(kubearmor_alert(namespace, pod)),
+        "ingest-falco": json.dumps(falco_alert(namespace, pod, at=datetime.now(UTC))),
+        "ingest-kubearmor": json.dumps(kubearmor_alert(namespace, pod, at=datetime.now(UTC))),
     }
     answers = [
         live.post_alert(function, body, authorization=authorization)
@@ -53,7 +51,9 @@ def test_alerts_without_the_right_token_create_nothing(live: LiveStack) -> None:
     seen = len(live.api_calls())
 
     assert refused_alerts(live, namespace, name) == [401] * 8
-    headers, body = falcosidekick_cloudevent(falco_alert(namespace, name, "forged-1"), "wrong")
+    headers, body = falcosidekick_cloudevent(
+        falco_alert(namespace, name, at=datetime.now(UTC), uuid="forged-1"), "wrong"
+    )
     assert live.post_to_broker(headers, body).status_code == 202  # the Broker accepts anything
     refused = wait_for(
         lambda: live.deliveries("forged-1", "amtd-system/ingest-falco-cloudevents"),
@@ -71,7 +71,7 @@ def test_a_storm_of_identical_alerts_makes_one_security_event(live: LiveStack) -
     namespace = "security-storm"
     (pod,) = create_workload(live.cluster, namespace, "web", replicas=1)
     target = f"{namespace}/{pod['metadata']['name']}"
-    alert = json.dumps(falco_alert(namespace, pod["metadata"]["name"]))
+    alert = json.dumps(falco_alert(namespace, pod["metadata"]["name"], at=datetime.now(UTC)))
 
     with ThreadPoolExecutor(max_workers=20) as pool:
         answers = list(pool.map(lambda _: live.post_alert("ingest-falco", alert), range(STORM)))
@@ -93,7 +93,9 @@ def test_alert_in_a_protected_namespace_is_recorded_but_the_pod_is_not_touched(
     name = pod["metadata"]["name"]
     seen = len(live.api_calls())
 
-    answer = live.post_alert("ingest-falco", json.dumps(falco_alert(namespace, name)))
+    answer = live.post_alert(
+        "ingest-falco", json.dumps(falco_alert(namespace, name, at=datetime.now(UTC)))
+    )
 
     assert answer.status_code == 201, answer.text
     event = wait_for_security_event(live.cluster, f"{namespace}/{name}")

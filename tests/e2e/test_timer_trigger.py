@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
+from support.builders import create_policy
 from support.stacks import (
     TIMED_ANNOTATIONS,
     LiveStack,
-    create_policy,
     create_workload,
     is_gone,
     security_events_for,

@@ -1,4 +1,5 @@
-"""Fixtures for the local eventing tests: scriptable HTTP receivers and a running broker."""
+"""Fixtures for the local eventing tests: scriptable HTTP receivers, a running broker and the
+API stand-in (``support.standins``) the sources watch."""
 
 from __future__ import annotations
 
@@ -8,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes.dynamic import DynamicClient
 
+from amtd.kube.api import Cluster
 from amtd_stack.eventing.brokers import BrokerIngress, EventRouter, TriggerRoute
-from amtd_stack.running.kubeclients import apply_objects, new_dynamic_client
-from support.functions import ROOT
+from amtd_stack.running.kubeclients import new_dynamic_client
 from support.receivers import Answer, Receiver, Script, answers
+from support.standins import start_stand
 
 
 @pytest.fixture
@@ -63,27 +64,20 @@ def broker() -> Iterator[Callable[..., RunningBroker]]:
 
 @pytest.fixture
 def stand_in(tmp_path: Path) -> Iterator[StandIn]:
-    """A fresh API server stand-in with the project CRDs and namespace amtd-system applied."""
-    from amtd_stack.apiserver import start_apiserver
-
-    server = start_apiserver(host="127.0.0.1", port=0, workloads=False)
-    try:
-        kubeconfig = server.write_kubeconfig(tmp_path / "admin-kubeconfig", user="admin")
-        crds = sorted((ROOT / "knative" / "crds").glob("*.yaml"))
-        objects = [
-            (doc, str(path)) for path in crds for doc in yaml.safe_load_all(path.read_text())
-        ]
-        namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "amtd-system"}}
-        apply_objects(kubeconfig, [*objects, (namespace, "test")])
-        yield StandIn(server, Path(kubeconfig), new_dynamic_client(Path(kubeconfig)))
-    finally:
-        server.stop()
+    """A fresh API stand-in (no workloads) with our CRDs and namespace amtd-system."""
+    with start_stand(tmp_path, ("amtd-system",), workloads=False) as stand:
+        kubeconfig = stand.kubeconfig("admin")
+        yield StandIn(stand.server, kubeconfig, new_dynamic_client(kubeconfig), stand.cluster)
 
 
 @dataclass
 class StandIn:
-    """The running API stand-in, an admin kubeconfig and a DynamicClient on it."""
+    """The running API stand-in, an admin kubeconfig, a DynamicClient on it, the test's Cluster.
+
+    The DynamicClient is how the local eventing reads the cluster (``amtd_stack.running``).
+    """
 
     server: Any
     kubeconfig: Path
     client: DynamicClient
+    cluster: Cluster

@@ -42,7 +42,7 @@ def pool() -> Iterator[ConnectionPool]:
 def counter() -> Iterator[tuple[Counter, RunningServer]]:
     """A running counting server, stopped at teardown."""
     app = Counter()
-    server = RunningServer(app)
+    server = RunningServer(app).start()
     yield app, server
     server.stop()
 
@@ -72,11 +72,11 @@ def test_a_connection_idle_too_long_is_not_reused(counter: tuple[Counter, Runnin
 
 def test_a_connection_the_server_closed_is_replaced(pool: ConnectionPool) -> None:
     first_app, second_app = Counter(), Counter()
-    first = RunningServer(first_app)
+    first = RunningServer(first_app).start()
     assert post(pool, first.url) == 204
     port = first.port
     first.stop()  # cuts the connection the pool keeps
-    second = RunningServer(second_app, port=port)
+    second = RunningServer(second_app, port=port).start()
     try:
         assert post(pool, second.url) == 204  # not "connection reset": a new connection
     finally:

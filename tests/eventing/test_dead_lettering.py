@@ -16,6 +16,7 @@ from amtd_stack.eventing.brokers import TriggerRoute
 from amtd_stack.eventing.deliveries import DeliverySpec
 from amtd_stack.eventing.filtering import compile_trigger_filter
 from amtd_stack.running.kubeclients import find_resource
+from support.builders import create_security_event
 from support.functions import serve_function
 from support.receivers import Answer, Receiver, answers
 from support.waiting import wait_until
@@ -33,18 +34,6 @@ def dead_letters_url(stand_in: StandIn) -> Iterator[str]:
     env = {"KUBECONFIG": str(stand_in.kubeconfig), "AMTD_NAMESPACE": "amtd-system"}
     with serve_function("dead-letters", env) as url:
         yield url
-
-
-def create_security_event(stand_in: StandIn, name: str) -> dict[str, Any]:
-    """A SecurityEvent in the stand-in."""
-    body = {
-        "apiVersion": SECURITY_EVENT[0],
-        "kind": SECURITY_EVENT[1],
-        "metadata": {"name": name},
-        "spec": {"targets": ["demo/web-1"], "rule": {"type": "network-attack"}},
-    }
-    created = stand_in.client.create(find_resource(stand_in.client, *SECURITY_EVENT), body=body)
-    return dict(created.to_dict())
 
 
 def post_add_event(url: str, obj: dict[str, Any], **extensions: str) -> int:
@@ -92,7 +81,7 @@ def test_timed_out_add_event_is_recorded_without_error_extensions(
     broker: Callable[..., RunningBroker],
     receiver: Callable[..., Receiver],
 ) -> None:
-    obj = create_security_event(stand_in, "sev-timeout")
+    obj = create_security_event(stand_in.cluster, "sev-timeout")
     running = start_matcher_route(broker, receiver(answers(Answer(stall=True))), dead_letters_url)
     assert post_add_event(running.url, obj) == 202
     assert wait_until(lambda: dead_letter_events(stand_in, "sev-timeout") != [], 20)
@@ -109,7 +98,7 @@ def test_original_of_a_refused_reply_is_recorded_naming_the_broker(
     broker: Callable[..., RunningBroker],
     receiver: Callable[..., Receiver],
 ) -> None:
-    obj = create_security_event(stand_in, "sev-reply")
+    obj = create_security_event(stand_in.cluster, "sev-reply")
     reply = CloudEvent({"type": "com.example.reply.v1", "source": "/matcher", "id": "reply-1"}, {})
     headers, body = to_binary(reply)
     replier = receiver(answers(Answer(200, {k: str(v) for k, v in headers.items()}, body)))

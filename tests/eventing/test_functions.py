@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from amtd_stack.errors import ManifestError, StackError
-from amtd_stack.running.functions import (
+from amtd_stack.running.definitions import (
     FunctionDefinition,
     build_environment,
     discover_functions,

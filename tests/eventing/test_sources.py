@@ -19,12 +19,17 @@ from amtd_stack.eventing.pingsources import PingSourceRunner, next_fire, parse_p
 from amtd_stack.eventing.sources import EmittedLog, SourceContext, make_sink_sender
 from amtd_stack.manifests import Manifest
 from amtd_stack.running.kubeclients import find_resource
+from support.builders import SHELL_RULE, make_security_event
 from support.receivers import Receiver
 from support.waiting import wait_until
 
 from .conftest import StandIn
 
 SECURITY_EVENT = ("amtd.r6security.com/v1beta1", "SecurityEvent")
+SHELL_EVENT: dict[str, Any] = {  # make_security_event's keywords: a Falco shell alert
+    "targets": ["demo/web"], "rule_type": SHELL_RULE, "threat_level": "Warning",
+    "source": "FalcoIntegrator", "description": "shell in container",
+}  # fmt: skip
 
 
 def source_manifest(kind: str, spec: dict[str, Any], name: str = "src") -> Manifest:
@@ -36,24 +41,6 @@ def source_manifest(kind: str, spec: dict[str, Any], name: str = "src") -> Manif
         "spec": spec,
     }
     return Manifest(obj, Path("sources.yaml"))
-
-
-def security_event(name: str) -> dict[str, Any]:
-    """A SecurityEvent body."""
-    return {
-        "apiVersion": "amtd.r6security.com/v1beta1",
-        "kind": "SecurityEvent",
-        "metadata": {"name": name},
-        "spec": {
-            "targets": ["demo/web"],
-            "description": "shell in container",
-            "rule": {
-                "type": "Terminal shell in container",
-                "threatLevel": "Warning",
-                "source": "FalcoIntegrator",
-            },
-        },
-    }
 
 
 def context_for(stand_in: StandIn, sink: Receiver) -> SourceContext:
@@ -85,7 +72,7 @@ def test_resource_mode_emits_add_update_delete_but_not_for_existing_objects(
     stand_in: StandIn, receiver: Callable[..., Receiver], run_source: Any
 ) -> None:
     events = find_resource(stand_in.client, *SECURITY_EVENT)
-    stand_in.client.create(events, body=security_event("before"))
+    stand_in.client.create(events, body=make_security_event("before", **SHELL_EVENT))
     sink = receiver()
     manifest = source_manifest(
         "ApiServerSource",
@@ -98,7 +85,7 @@ def test_resource_mode_emits_add_update_delete_but_not_for_existing_objects(
         },
     )
     run_source(manifest, sink)
-    stand_in.client.create(events, body=security_event("after"))
+    stand_in.client.create(events, body=make_security_event("after", **SHELL_EVENT))
     patch = {"spec": {"description": "changed"}}
     stand_in.client.patch(
         events, name="after", body=patch, content_type="application/merge-patch+json"

@@ -22,6 +22,7 @@ from cloudevents.http import CloudEvent
 
 from amtd.kube.api import EVENTS, SECURITY_EVENTS, Cluster
 from amtd_stack.running.stack import Stack
+from support.builders import falco_alert
 from support.functions import ROOT
 from support.waiting import wait_for
 
@@ -54,13 +55,9 @@ def is_function_call(record: Any) -> bool:
 
 
 def falco_cloudevent(alert_id: str, namespace: str, pod: str, when: datetime) -> CloudEvent:
-    """A Falcosidekick CloudEvent (REFERENCE §4.2) about ``pod``, carrying the ingest token."""
+    """A Falcosidekick CloudEvent (binary mode) about ``pod``, carrying the ingest token."""
     stamp = when.strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
-    alert = {"output": f"{stamp[11:]}: Notice A shell was spawned (k8s.ns={namespace} "
-                       f"k8s.pod={pod})",
-             "priority": "Notice", "rule": "Terminal shell in container", "time": stamp,
-             "output_fields": {"k8s.ns.name": namespace, "k8s.pod.name": pod},
-             "source": "syscall", "hostname": "node-1"}  # fmt: skip
+    alert = falco_alert(namespace, pod, at=when, uuid=None)
     attributes = {"type": "falco.rule.output.v1", "source": "https://falco.org", "id": alert_id,
                   "time": stamp, "datacontenttype": "application/json", "priority": "Notice",
                   "amtdtoken": TOKEN}  # fmt: skip

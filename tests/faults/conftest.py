@@ -1,24 +1,8 @@
-"""Fixtures of the reliability tests: a recording sink (the sweeper's K_SINK) on loopback."""
+"""The reliability tests' count lines (the recording ``sink`` fixture is tests/conftest.py's)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
-
-from support.receivers import SinkReceiver
-
-
-@pytest.fixture
-def sink() -> Iterator[SinkReceiver]:
-    """A fresh recording sink."""
-    receiver = SinkReceiver()
-    try:
-        yield receiver
-    finally:
-        receiver.stop()
-
 
 COUNTS: list[str] = []  # the suite's count lines, repeated at the end of the run
 

@@ -21,7 +21,8 @@ from amtd.kube.api import SECURITY_EVENTS, Cluster
 from amtd.model.actionevents import ACTION_REQUESTED, make_action_request, to_request_attributes
 from amtd.model.securityevents import SecurityEventStatus
 from amtd_stack.running.stack import Stack
-from support.standins import deploy_defended_workload
+from support.builders import SHELL_RULE, create_security_event
+from support.standins import connect, deploy_defended_workload
 from support.waiting import wait_for
 
 from .chains import (
@@ -54,7 +55,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 @pytest.fixture(scope="module")
 def cluster(stack: Stack) -> Cluster:
     """The test's own connection (admin; never faulted)."""
-    return Cluster.connect(str(stack.kubeconfig))
+    return connect(stack.kubeconfig)
 
 
 @pytest.fixture
@@ -65,16 +66,6 @@ def api_faults(stack: Stack) -> Iterator[Any]:
         yield stack.apiserver
     finally:
         stack.apiserver.clear_faults()
-
-
-def create_security_event(cluster: Cluster, name: str, pods: list[dict[str, Any]]) -> None:
-    """A SecurityEvent about these pods, as an integrator writes it."""
-    targets = [f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in pods]
-    body = {"apiVersion": "amtd.r6security.com/v1beta1", "kind": "SecurityEvent",
-            "metadata": {"name": name},
-            "spec": {"targets": targets, "rule": {"type": "Terminal shell in container"},
-                     "description": "fault suite"}}  # fmt: skip
-    cluster.create(SECURITY_EVENTS, body)
 
 
 def read_status(cluster: Cluster, name: str) -> SecurityEventStatus:
@@ -200,7 +191,7 @@ def test_every_event_thrice_and_restarts_give_exactly_one_effect_per_target(
         for index, (name, pod) in enumerate(zip(names, pods, strict=True)):
             if index == len(pods) // 2:  # mid-stream: earlier events are still in flight
                 restart(stack, "matcher", "executor-delete", "executor-quarantine")
-            create_security_event(cluster, name, [pod])
+            create_security_event(cluster, name, pods=[pod], rule_type=SHELL_RULE)
         sweeps = finish(stack, cluster, names)
         stack.fire_ping("amtd-sweeper")  # the sweep on top of it all must change nothing
         assert stack.wait_idle(30)
@@ -322,10 +313,10 @@ def test_events_missed_by_a_stopped_source_are_swept(stack: Stack, cluster: Clus
     try:
         missed = [f"outage-{index}" for index in range(3)]
         for name, pod in zip(missed, pods, strict=False):
-            create_security_event(cluster, name, [pod])
+            create_security_event(cluster, name, pods=[pod], rule_type=SHELL_RULE)
     finally:
         stack.start_source("securityevents")  # a fresh adapter: it lists, then watches
-    create_security_event(cluster, "outage-after", [pods[3]])
+    create_security_event(cluster, "outage-after", pods=[pods[3]], rule_type=SHELL_RULE)
     wait_for(lambda: is_finished(cluster, ["outage-after"]), "the source to work again", SETTLE_S)
     announced = {event.get("name") for event in stack.source_events("securityevents")}
     assert announced.isdisjoint(missed)  # the source never sent them: only a sweep can help

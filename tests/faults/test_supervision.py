@@ -16,7 +16,7 @@ import pytest
 
 from amtd.kube.api import Cluster
 from amtd_stack.running.cli import EXIT_DEGRADED, build_parser, run_until
-from amtd_stack.running.functions import FunctionProcess
+from amtd_stack.running.processes import FunctionProcess
 from amtd_stack.running.stack import Stack
 from amtd_stack.running.supervising import (
     Death,

@@ -17,11 +17,12 @@ from amtd.kube.api import EVENTS, SECURITY_EVENTS, Cluster
 from amtd.model.actionevents import ACTION_REQUESTED, make_action_request, to_request_attributes
 from amtd.model.securityevents import SecurityEventStatus
 from amtd.model.statuses import record_decisions
+from support.builders import create_security_event
 from support.cloudevents import as_binary
-from support.executors import Stand, make_decision
+from support.executors import make_decision
 from support.functions import ROOT, load_function_client
 from support.receivers import SinkReceiver
-from support.standins import deploy_defended_workload, list_pods
+from support.standins import Stand, deploy_defended_workload, list_pods
 
 PING = {"type": "dev.knative.sources.ping", "id": "ping-1", "datacontenttype": "application/json",
         "source": "/apis/v1/namespaces/amtd-system/pingsources/amtd-sweeper"}  # fmt: skip
@@ -46,15 +47,9 @@ def sweeper(
         yield load_function_client("sweeper")
 
 
-def create_security_event(cluster: Cluster, name: str, pod: str = "") -> dict[str, Any]:
-    """An undecided SecurityEvent targeting ``shop/<pod>`` (the first cart pod by default)."""
-    if not pod:
-        pod = sorted(p["metadata"]["name"] for p in list_pods(cluster, "shop"))[0]
-    body = {"apiVersion": "amtd.r6security.com/v1beta1", "kind": "SecurityEvent",
-            "metadata": {"name": name},
-            "spec": {"targets": [f"shop/{pod}"], "rule": {"type": "Terminal shell in container"},
-                     "description": "missed by the source"}}  # fmt: skip
-    return cluster.create(SECURITY_EVENTS, body)
+def first_pod(stand: Stand) -> list[dict[str, Any]]:
+    """The first cart pod by name, as the ``pods`` of a SecurityEvent the source missed."""
+    return list_pods(stand.cluster, "shop")[:1]
 
 
 def ping(client: FlaskClient) -> Any:
@@ -105,7 +100,7 @@ def decided_events(cluster: Cluster, name: str) -> list[dict[str, Any]]:
 def test_a_missed_event_is_decided_and_its_request_published(
     stand: Stand, sweeper: FlaskClient, sink: SinkReceiver
 ) -> None:
-    created = create_security_event(stand.cluster, "falco-missed-1")
+    created = create_security_event(stand.cluster, "falco-missed-1", pods=first_pod(stand))
     answer = ping(sweeper)
     assert answer.status_code == 204, answer.get_data(as_text=True)
     assert counts(answer)["decided"] == 1 and counts(answer)["published"] == 1
@@ -129,7 +124,7 @@ def test_a_missed_event_is_decided_and_its_request_published(
 def test_a_second_sweep_rerequests_unexecuted_steps_but_never_redecides(
     stand: Stand, sweeper: FlaskClient, sink: SinkReceiver
 ) -> None:
-    create_security_event(stand.cluster, "falco-missed-2")
+    create_security_event(stand.cluster, "falco-missed-2", pods=first_pod(stand))
     assert ping(sweeper).status_code == 204
     before = stand.cluster.get(SECURITY_EVENTS, "falco-missed-2")["status"]
     again = ping(sweeper)
@@ -145,7 +140,7 @@ def test_young_events_are_left_to_the_normal_path(
     stand: Stand, sweeper: FlaskClient, sink: SinkReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SWEEP_GRACE_SECONDS", "3600")
-    create_security_event(stand.cluster, "falco-young")
+    create_security_event(stand.cluster, "falco-young", pods=first_pod(stand))
     answer = ping(sweeper)
     assert answer.status_code == 204 and counts(answer)["decided"] == 0
     assert "status" not in stand.cluster.get(SECURITY_EVENTS, "falco-young")
@@ -156,9 +151,9 @@ def test_handled_events_past_retention_are_deleted(
     stand: Stand, sweeper: FlaskClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SWEEP_RETENTION_SECONDS", "3600")
-    create_security_event(stand.cluster, "falco-old", pod="gone-pod")
+    create_security_event(stand.cluster, "falco-old", targets=["shop/gone-pod"])
     write_old_decisions(stand.cluster, "falco-old", "PodNotFound")
-    create_security_event(stand.cluster, "falco-recent", pod="gone-pod")
+    create_security_event(stand.cluster, "falco-recent", targets=["shop/gone-pod"])
     answer = ping(sweeper)
     assert answer.status_code == 204
     assert (counts(answer)["deleted"], counts(answer)["decided"]) == (1, 1)
@@ -172,7 +167,7 @@ def test_a_run_is_bounded_and_the_rest_is_deferred(
 ) -> None:
     monkeypatch.setenv("SWEEP_MAX_EVENTS", "1")
     for index in range(3):
-        create_security_event(stand.cluster, f"falco-backlog-{index}")
+        create_security_event(stand.cluster, f"falco-backlog-{index}", pods=first_pod(stand))
     first = counts(ping(sweeper))
     assert (first["decided"], first["deferred"]) == (1, 2)
     second = counts(ping(sweeper))  # the oldest first: the decided one waits for executors
@@ -182,7 +177,7 @@ def test_a_run_is_bounded_and_the_rest_is_deferred(
 def test_a_failing_sink_answers_503_and_the_next_sweep_rerequests(
     stand: Stand, sweeper: FlaskClient, sink: SinkReceiver
 ) -> None:
-    create_security_event(stand.cluster, "falco-unsent")
+    create_security_event(stand.cluster, "falco-unsent", pods=first_pod(stand))
     sink.status = 500
     failed = ping(sweeper)
     assert failed.status_code == 503
@@ -224,7 +219,7 @@ def test_anything_but_a_ping_is_refused(
 def test_without_a_sink_the_sweep_is_not_configured(
     stand: Stand, sweeper: FlaskClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    create_security_event(stand.cluster, "falco-no-sink")
+    create_security_event(stand.cluster, "falco-no-sink", pods=first_pod(stand))
     monkeypatch.delenv("K_SINK")
     answer = ping(sweeper)
     assert answer.status_code == 503 and answer.get_json()["error"] == "NotConfigured"

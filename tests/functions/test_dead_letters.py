@@ -16,7 +16,8 @@ import pytest
 from flask.testing import FlaskClient
 
 from amtd.deadletters import NO_DETAILS
-from amtd.kube.api import EVENTS, SECURITY_EVENTS, Cluster
+from amtd.kube.api import EVENTS, Cluster
+from support.builders import create_security_event
 from support.cloudevents import as_binary, as_structured
 from support.functions import load_function_client
 from support.standins import open_world
@@ -64,17 +65,6 @@ def action_requested(name: str) -> dict[str, str]:
         "securityevent": name,
         "datacontenttype": "application/json",
     }
-
-
-def create_security_event(cluster: Cluster, name: str) -> dict[str, Any]:
-    """A SecurityEvent to be named by dead letters."""
-    body = {
-        "apiVersion": "amtd.r6security.com/v1beta1",
-        "kind": "SecurityEvent",
-        "metadata": {"name": name},
-        "spec": {"targets": ["demo/web-1"], "rule": {"type": "network-attack"}},
-    }
-    return cluster.create(SECURITY_EVENTS, body)
 
 
 def warnings_in(cluster: Cluster, namespace: str) -> list[dict[str, Any]]:

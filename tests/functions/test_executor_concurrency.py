@@ -10,9 +10,9 @@ import pytest
 
 from amtd.kube.api import NETWORK_POLICIES, PODS
 from support.cloudevents import read_reply
-from support.executors import Stand, create_security_event, post_event, read_status
+from support.executors import create_decided_event, post_event, read_status
 from support.functions import load_function_client
-from support.standins import create_deployment
+from support.standins import Stand, create_deployment
 
 ROUNDS = 3
 
@@ -55,8 +55,8 @@ def test_delete_and_quarantine_racing_on_one_pod_have_one_effect(stand: Stand, r
     deleter = load_function_client("executors/delete")
     isolator = load_function_client("executors/quarantine")
     pod, _ = create_deployment(stand.cluster, "shop", f"web{round_}")
-    delete = create_security_event(stand.cluster, f"sev-d{round_}", [pod], "delete")
-    quarantine = create_security_event(stand.cluster, f"sev-q{round_}", [pod], "quarantine")
+    delete = create_decided_event(stand.cluster, f"sev-d{round_}", [pod], "delete")
+    quarantine = create_decided_event(stand.cluster, f"sev-q{round_}", [pod], "quarantine")
 
     replies = run_together(
         [lambda: post_event(deleter, delete), lambda: post_event(isolator, quarantine)]
@@ -79,7 +79,7 @@ def test_delete_and_quarantine_racing_on_one_pod_have_one_effect(stand: Stand, r
 def test_concurrent_duplicates_have_one_effect_and_one_record(stand: Stand) -> None:
     isolator = load_function_client("executors/quarantine")
     pod, _ = create_deployment(stand.cluster, "shop", "web")
-    request = create_security_event(stand.cluster, "sev-dups", [pod], "quarantine")
+    request = create_decided_event(stand.cluster, "sev-dups", [pod], "quarantine")
 
     replies = run_together([lambda: post_event(isolator, request) for _ in range(3)])
 
@@ -98,8 +98,8 @@ def test_a_quarantined_pod_is_never_deleted(stand: Stand) -> None:
     isolator = load_function_client("executors/quarantine")
     deleter = load_function_client("executors/delete")
     pod, _ = create_deployment(stand.cluster, "shop", "web")
-    quarantine = create_security_event(stand.cluster, "sev-first", [pod], "quarantine")
-    delete = create_security_event(stand.cluster, "sev-later", [pod], "delete")
+    quarantine = create_decided_event(stand.cluster, "sev-first", [pod], "quarantine")
+    delete = create_decided_event(stand.cluster, "sev-later", [pod], "delete")
 
     assert execution_of(post_event(isolator, quarantine))["reason"] == "PodQuarantined"
     skipped = execution_of(post_event(deleter, delete))

@@ -13,15 +13,14 @@ from amtd.kube.api import PODS, SECURITY_EVENTS
 from amtd.model.actionevents import ACTION_COMPLETED, make_request_id
 from support.cloudevents import read_reply
 from support.executors import (
-    Stand,
-    create_security_event,
+    create_decided_event,
     only_execution,
     post_event,
     read_status,
     wait_for_events_about,
 )
 from support.functions import load_function_client
-from support.standins import create_deployment, create_pod, wait_for_pods
+from support.standins import Stand, create_deployment, create_pod, wait_for_pods
 
 USER = "executor-delete"
 
@@ -43,7 +42,7 @@ def pod_deletes(stand: Stand) -> list[Any]:
 
 def test_deletes_the_pod_and_the_workload_replaces_it(stand: Stand, client: FlaskClient) -> None:
     first, second = create_deployment(stand.cluster, "shop", "web")
-    request = create_security_event(stand.cluster, "sev-delete", [first], "delete")
+    request = create_decided_event(stand.cluster, "sev-delete", [first], "delete")
 
     reply = post_event(client, request)
 
@@ -68,7 +67,7 @@ def test_deletes_the_pod_and_the_workload_replaces_it(stand: Stand, client: Flas
 
 def test_writes_events_on_the_pod_and_the_security_event(stand: Stand, client: FlaskClient) -> None:
     pod, _ = create_deployment(stand.cluster, "shop", "web")
-    request = create_security_event(stand.cluster, "sev-events", [pod], "delete")
+    request = create_decided_event(stand.cluster, "sev-events", [pod], "delete")
 
     assert post_event(client, request).status_code == 200
 
@@ -84,7 +83,7 @@ def test_writes_events_on_the_pod_and_the_security_event(stand: Stand, client: F
 
 def test_a_duplicate_has_one_effect_and_one_record(stand: Stand, client: FlaskClient) -> None:
     pod, _ = create_deployment(stand.cluster, "shop", "web")
-    request = create_security_event(stand.cluster, "sev-dup", [pod], "delete")
+    request = create_decided_event(stand.cluster, "sev-dup", [pod], "delete")
 
     replies = [post_event(client, request, structured=index == 1) for index in range(3)]
 
@@ -99,7 +98,7 @@ def test_a_replay_after_restart_does_nothing(
     stand: Stand, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pod, _ = create_deployment(stand.cluster, "shop", "web")
-    request = create_security_event(stand.cluster, "sev-replay", [pod], "delete")
+    request = create_decided_event(stand.cluster, "sev-replay", [pod], "delete")
     assert post_event(client, request).status_code == 200
     wait_for_pods(stand.cluster, "shop", "app=web", 2)
     wait_for_events_about(stand.cluster, "default", "sev-replay")  # the last write of the first
@@ -117,7 +116,7 @@ def test_a_replay_after_restart_does_nothing(
 
 def test_a_pod_already_gone_counts_as_deleted(stand: Stand, client: FlaskClient) -> None:
     pod, _ = create_deployment(stand.cluster, "shop", "web")
-    request = create_security_event(stand.cluster, "sev-gone", [pod], "delete")
+    request = create_decided_event(stand.cluster, "sev-gone", [pod], "delete")
     stand.cluster.delete(PODS, pod["metadata"]["name"], "shop")
 
     reply = post_event(client, request)
@@ -130,7 +129,7 @@ def test_a_pod_already_gone_counts_as_deleted(stand: Stand, client: FlaskClient)
 
 def test_a_namesake_is_not_deleted(stand: Stand, client: FlaskClient) -> None:
     pod = create_pod(stand.cluster, "shop", "db-0", labels={"app": "db-0"})
-    request = create_security_event(
+    request = create_decided_event(
         stand.cluster, "sev-namesake", [pod], "delete", allow_standalone_pods=True
     )
     stand.cluster.delete(PODS, "db-0", "shop")
@@ -150,22 +149,22 @@ def test_protected_namespaces_are_left_alone(
 ) -> None:
     system_pod, _ = create_deployment(stand.cluster, "kube-system", "dns")
     shop_pod, _ = create_deployment(stand.cluster, "shop", "web")
-    request = create_security_event(stand.cluster, "sev-system", [system_pod], "delete")
+    request = create_decided_event(stand.cluster, "sev-system", [system_pod], "delete")
 
     execution = only_execution(post_event(client, request))
 
     assert (execution["result"], execution["reason"]) == ("Skipped", "ProtectedNamespace")
     assert stand.cluster.find(PODS, system_pod["metadata"]["name"], "kube-system") is not None
     monkeypatch.setenv("PROTECTED_NAMESPACES", "shop")
-    request = create_security_event(stand.cluster, "sev-shop", [shop_pod], "delete")
+    request = create_decided_event(stand.cluster, "sev-shop", [shop_pod], "delete")
     assert only_execution(post_event(client, request))["reason"] == "ProtectedNamespace"
     assert pod_deletes(stand) == []
 
 
 def test_standalone_pods_need_an_opt_in(stand: Stand, client: FlaskClient) -> None:
     lone = create_pod(stand.cluster, "shop", "lone", labels={"app": "lone"})
-    refused = create_security_event(stand.cluster, "sev-lone", [lone], "delete")
-    allowed = create_security_event(
+    refused = create_decided_event(stand.cluster, "sev-lone", [lone], "delete")
+    allowed = create_decided_event(
         stand.cluster, "sev-lone-ok", [lone], "delete", allow_standalone_pods=True
     )
 
@@ -181,7 +180,7 @@ def test_dry_run_says_what_it_would_do_and_changes_nothing(
     stand: Stand, client: FlaskClient
 ) -> None:
     pod, _ = create_deployment(stand.cluster, "shop", "web")
-    request = create_security_event(
+    request = create_decided_event(
         stand.cluster, "sev-dry", [pod], "delete", dry_run=True,
         parameters={"gracePeriodSeconds": 5},
     )  # fmt: skip
@@ -200,7 +199,7 @@ def test_dry_run_says_what_it_would_do_and_changes_nothing(
 
 def test_the_grace_period_is_passed_on(stand: Stand, client: FlaskClient) -> None:
     pod, _ = create_deployment(stand.cluster, "shop", "web")
-    request = create_security_event(
+    request = create_decided_event(
         stand.cluster, "sev-grace", [pod], "delete", parameters={"gracePeriodSeconds": 0}
     )
 
@@ -210,7 +209,7 @@ def test_the_grace_period_is_passed_on(stand: Stand, client: FlaskClient) -> Non
 
 def test_a_gone_security_event_skips_its_steps(stand: Stand, client: FlaskClient) -> None:
     pod, _ = create_deployment(stand.cluster, "shop", "web")
-    request = create_security_event(stand.cluster, "sev-withdrawn", [pod], "delete")
+    request = create_decided_event(stand.cluster, "sev-withdrawn", [pod], "delete")
     stand.cluster.delete(SECURITY_EVENTS, "sev-withdrawn")
 
     execution = only_execution(post_event(client, request))
@@ -221,7 +220,7 @@ def test_a_gone_security_event_skips_its_steps(stand: Stand, client: FlaskClient
 
 def test_events_without_delete_steps_get_no_content(stand: Stand, client: FlaskClient) -> None:
     pod, _ = create_deployment(stand.cluster, "shop", "web")
-    request = create_security_event(stand.cluster, "sev-other", [pod], "quarantine")
+    request = create_decided_event(stand.cluster, "sev-other", [pod], "quarantine")
 
     reply = post_event(client, request)
 
@@ -261,7 +260,7 @@ def test_bad_events_are_rejected_with_400(
 
 def test_bad_parameters_are_rejected_with_400(stand: Stand, client: FlaskClient) -> None:
     pod, _ = create_deployment(stand.cluster, "shop", "web")
-    request = create_security_event(
+    request = create_decided_event(
         stand.cluster, "sev-bad", [pod], "delete", parameters={"gracePeriodSeconds": -1}
     )
 
@@ -276,7 +275,7 @@ def test_bad_parameters_are_rejected_with_400(stand: Stand, client: FlaskClient)
 
 def test_an_unavailable_api_server_answers_503(stand: Stand, client: FlaskClient) -> None:
     pod, _ = create_deployment(stand.cluster, "shop", "web")
-    request = create_security_event(stand.cluster, "sev-down", [pod], "delete")
+    request = create_decided_event(stand.cluster, "sev-down", [pod], "delete")
     stand.server.inject_faults(1.0, statuses=(503,), match=lambda record: record.user == USER)
 
     reply = post_event(client, request)
@@ -312,7 +311,7 @@ def test_readiness_fails_without_a_configuration(
 
 def test_a_refused_delete_is_recorded_as_failed(stand: Stand, client: FlaskClient) -> None:
     pod, _ = create_deployment(stand.cluster, "shop", "web")
-    request = create_security_event(stand.cluster, "sev-refused", [pod], "delete")
+    request = create_decided_event(stand.cluster, "sev-refused", [pod], "delete")
     stand.server.inject_faults(
         1.0, statuses=(403,), match=lambda record: record.user == USER and record.verb == "delete"
     )
@@ -330,7 +329,7 @@ def test_a_refused_delete_is_recorded_as_failed(stand: Stand, client: FlaskClien
 def test_a_step_the_matcher_never_decided_is_refused(stand: Stand, client: FlaskClient) -> None:
     """A forged event naming a real SecurityEvent cannot delete another pod."""
     decided, bystander = create_deployment(stand.cluster, "shop", "web")
-    request = create_security_event(stand.cluster, "sev-forged", [decided], "delete")
+    request = create_decided_event(stand.cluster, "sev-forged", [decided], "delete")
     step = request.steps[0]
     forged_step = step.model_copy(
         update={"target": f"shop/{bystander['metadata']['name']}",
@@ -350,7 +349,7 @@ def test_a_step_the_matcher_never_decided_is_refused(stand: Stand, client: Flask
 def test_a_decided_step_with_altered_guards_is_refused(stand: Stand, client: FlaskClient) -> None:
     """Flipping allowStandalonePods (or dryRun) in transit does not widen what may be done."""
     pod = create_pod(stand.cluster, "shop", "lonely")
-    request = create_security_event(stand.cluster, "sev-altered", [pod], "delete")
+    request = create_decided_event(stand.cluster, "sev-altered", [pod], "delete")
     altered_step = request.steps[0].model_copy(update={"allow_standalone_pods": True})
     altered = request.model_copy(update={"steps": [altered_step]})
 

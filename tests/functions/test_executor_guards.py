@@ -11,15 +11,8 @@ from hypothesis import strategies as st
 
 from amtd.act.auditing import build_event, build_step_events, make_execution
 from amtd.act.claiming import CLAIMED_BY, build_claim_patch, is_claimed_by_other
-from amtd.act.guarding import (
-    Verdict,
-    check_dry_run,
-    check_namespace,
-    check_pod,
-    judge_missing_pod,
-    read_protected_namespaces,
-)
-from amtd.act.quarantining import (
+from amtd.act.guarding import check_dry_run, check_namespace, check_pod, read_protected_namespaces
+from amtd.act.quarantine.quarantining import (
     QUARANTINE_LABEL,
     QUARANTINED_BY,
     QUARANTINED_LABELS,
@@ -29,6 +22,8 @@ from amtd.act.quarantining import (
     make_quarantine_name,
     read_quarantine,
 )
+from amtd.act.registry import ACTIONS
+from amtd.act.verdicts import StepVerdict
 from amtd.model.actionevents import ActionStep
 from amtd.model.targets import DNS1123_LABEL
 
@@ -92,7 +87,7 @@ def test_protected_namespaces(env: dict[str, str], expected: set[str]) -> None:
 def test_namespace_guard() -> None:
     protected = frozenset({"kube-system"})
     assert check_namespace("shop", protected) is None
-    assert check_namespace("kube-system", protected) == Verdict(
+    assert check_namespace("kube-system", protected) == StepVerdict(
         "Skipped", "ProtectedNamespace", "namespace kube-system is protected"
     )
 
@@ -115,13 +110,13 @@ def test_namespace_guard() -> None:
     ],
 )  # fmt: skip
 def test_pod_guards(step: ActionStep, pod: dict[str, Any], reason: str | None) -> None:
-    verdict = check_pod(step, pod)
+    verdict = check_pod(step, pod, ACTIONS[step.action])
     assert (verdict.reason if verdict else None) == reason
 
 
 def test_missing_pod_is_success_for_delete_only() -> None:
-    assert judge_missing_pod("delete", "a/b").result == "Succeeded"
-    assert judge_missing_pod("quarantine", "a/b") == Verdict(
+    assert ACTIONS["delete"].judge_gone("a/b").result == "Succeeded"
+    assert ACTIONS["quarantine"].judge_gone("a/b") == StepVerdict(
         "Skipped", "PodNotFound", "pod a/b no longer exists: nothing to isolate"
     )
 
@@ -129,7 +124,7 @@ def test_missing_pod_is_success_for_delete_only() -> None:
 def test_dry_run_guard_says_what_would_happen() -> None:
     assert check_dry_run(make_step(), "delete pod x") is None
     verdict = check_dry_run(make_step(dryRun=True), "delete pod x")
-    assert verdict == Verdict("DryRun", "DryRun", "dry run: would delete pod x")
+    assert verdict == StepVerdict("DryRun", "DryRun", "dry run: would delete pod x")
 
 
 def test_claims() -> None:
@@ -162,7 +157,7 @@ def test_quarantine_names_are_readable_and_unique_per_incarnation() -> None:
     assert make_quarantine_name("shop", "web-1-abcde", "uid-2") != short
     assert make_quarantine_name("other", "web-1-abcde", "uid-1") != short
     long_ns = "customer-portal-staging"
-    long_pod = "customer-portal-frontend-5f7b9c8d6-qwv8z"  # Phoenix's 71-character case (D8)
+    long_pod = "customer-portal-frontend-5f7b9c8d6-qwv8z"  # Phoenix's label would be 71 characters
     assert len(make_quarantine_name(long_ns, long_pod, "u")) <= 63
 
 
@@ -212,9 +207,9 @@ def test_unreadable_quarantine_annotations_are_reported() -> None:
 
 def test_events_have_stable_names_and_the_right_type() -> None:
     skipped = make_execution(
-        make_step(), Verdict("Skipped", "StandalonePod", "why"), "executor-delete", "T"
+        make_step(), StepVerdict("Skipped", "StandalonePod", "why"), "executor-delete", "T"
     )
-    done = make_execution(make_step(), Verdict("Succeeded", "PodDeleted", "ok"), "x", "T")
+    done = make_execution(make_step(), StepVerdict("Succeeded", "PodDeleted", "ok"), "x", "T")
     pod = {"apiVersion": "v1", "kind": "Pod", "name": "p" * 253, "namespace": "shop"}
     first = build_event(pod, skipped, "shop")
     assert first["metadata"]["name"] == build_event(pod, skipped, "shop")["metadata"]["name"]

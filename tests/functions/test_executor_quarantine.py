@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from amtd.act.quarantining import (
+from amtd.act.quarantine.quarantining import (
     ENFORCED_VARIABLE,
     UNENFORCED_CAVEAT,
     build_network_policy,
@@ -20,15 +20,14 @@ from amtd.kube.api import NETWORK_POLICIES, PODS
 from amtd.model.targets import DNS1123_LABEL
 from support.cloudevents import read_reply
 from support.executors import (
-    Stand,
-    create_security_event,
+    create_decided_event,
     only_execution,
     post_event,
     read_status,
     wait_for_events_about,
 )
 from support.functions import load_function_client
-from support.standins import create_deployment, create_namespace, create_pod, wait_for_pods
+from support.standins import Stand, create_deployment, create_namespace, create_pod, wait_for_pods
 
 USER = "executor-quarantine"
 LABEL = "amtd.r6security.com/quarantine"
@@ -59,7 +58,7 @@ def test_isolates_the_pod_which_keeps_running_while_a_replacement_starts(
     pod, _ = create_deployment(stand.cluster, "shop", "web")
     pod = annotate(stand, pod, {"app": "an annotation named like a label", "team": "blue"})
     original_labels = dict(pod["metadata"]["labels"])
-    request = create_security_event(stand.cluster, "sev-q", [pod], "quarantine")
+    request = create_decided_event(stand.cluster, "sev-q", [pod], "quarantine")
 
     execution = only_execution(post_event(client, request))
 
@@ -106,7 +105,7 @@ def test_the_record_says_when_isolation_is_not_confirmed(
     else:
         monkeypatch.setenv(ENFORCED_VARIABLE, declared)
     pod, _ = create_deployment(stand.cluster, "shop", "web")
-    request = create_security_event(stand.cluster, "sev-cni", [pod], "quarantine")
+    request = create_decided_event(stand.cluster, "sev-cni", [pod], "quarantine")
 
     execution = only_execution(post_event(client, request))
 
@@ -122,7 +121,7 @@ def test_long_names_give_valid_bounded_names(stand: Stand, client: FlaskClient) 
     assert (len(namespace), len(name)) == (60, 62)
     create_namespace(stand.cluster, namespace)
     pod = create_pod(stand.cluster, namespace, name, labels={"app": name})
-    request = create_security_event(
+    request = create_decided_event(
         stand.cluster, "sev-long", [pod], "quarantine", allow_standalone_pods=True
     )
 
@@ -138,7 +137,7 @@ def test_long_names_give_valid_bounded_names(stand: Stand, client: FlaskClient) 
 
 def test_a_duplicate_has_one_effect_and_one_record(stand: Stand, client: FlaskClient) -> None:
     pod, _ = create_deployment(stand.cluster, "shop", "web")
-    request = create_security_event(stand.cluster, "sev-dup", [pod], "quarantine")
+    request = create_decided_event(stand.cluster, "sev-dup", [pod], "quarantine")
 
     executions = [only_execution(post_event(client, request)) for _ in range(3)]
 
@@ -156,7 +155,7 @@ def test_a_duplicate_has_one_effect_and_one_record(stand: Stand, client: FlaskCl
 
 def test_a_retry_after_a_partial_attempt_completes(stand: Stand, client: FlaskClient) -> None:
     pod, _ = create_deployment(stand.cluster, "shop", "web")
-    request = create_security_event(stand.cluster, "sev-retry", [pod], "quarantine")
+    request = create_decided_event(stand.cluster, "sev-retry", [pod], "quarantine")
     meta = pod["metadata"]
     # A first attempt got as far as claiming the pod and creating the policy, then died.
     step_id = request.steps[0].step_id
@@ -177,7 +176,7 @@ def test_a_retry_after_a_partial_attempt_completes(stand: Stand, client: FlaskCl
 
 def test_a_pod_gone_before_isolation_is_skipped(stand: Stand, client: FlaskClient) -> None:
     pod, _ = create_deployment(stand.cluster, "shop", "web")
-    request = create_security_event(stand.cluster, "sev-gone", [pod], "quarantine")
+    request = create_decided_event(stand.cluster, "sev-gone", [pod], "quarantine")
     stand.cluster.delete(PODS, pod["metadata"]["name"], "shop")
 
     execution = only_execution(post_event(client, request))
@@ -188,7 +187,7 @@ def test_a_pod_gone_before_isolation_is_skipped(stand: Stand, client: FlaskClien
 
 def test_dry_run_changes_nothing(stand: Stand, client: FlaskClient) -> None:
     pod, _ = create_deployment(stand.cluster, "shop", "web")
-    request = create_security_event(stand.cluster, "sev-dry", [pod], "quarantine", dry_run=True)
+    request = create_decided_event(stand.cluster, "sev-dry", [pod], "quarantine", dry_run=True)
 
     execution = only_execution(post_event(client, request))
 
@@ -205,7 +204,7 @@ def test_dry_run_changes_nothing(stand: Stand, client: FlaskClient) -> None:
 def test_standalone_and_protected_pods_are_skipped(stand: Stand, client: FlaskClient) -> None:
     lone = create_pod(stand.cluster, "shop", "lone", labels={"app": "lone"})
     system_pod, _ = create_deployment(stand.cluster, "kube-system", "dns")
-    request = create_security_event(stand.cluster, "sev-skip", [lone, system_pod], "quarantine")
+    request = create_decided_event(stand.cluster, "sev-skip", [lone, system_pod], "quarantine")
 
     reply = post_event(client, request)
 

@@ -1,4 +1,4 @@
-"""Least privilege: each executor's RBAC rules equal the API calls it really makes (D14).
+"""Least privilege: each executor's RBAC rules equal the API calls it really makes.
 
 Both executors run as real functions-framework processes, each with its own identity (the
 kubeconfig's user), through a full scenario. The stand-in's request log then says exactly which
@@ -17,9 +17,9 @@ import requests
 import yaml
 
 from amtd.kube.api import NETWORK_POLICIES, PODS
-from support.executors import Stand, create_security_event, event_of, read_status, run_stand
+from support.executors import create_decided_event, event_of, read_status
 from support.functions import FUNCTIONS, ROOT, serve_function
-from support.standins import create_deployment
+from support.standins import Stand, create_deployment, start_stand
 
 Call = tuple[str, str, str, str]
 RBAC = ROOT / "knative" / "rbac"
@@ -49,7 +49,7 @@ def granted_calls(documents: list[dict[str, Any]]) -> set[Call]:
 def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, set[Call]]]:
     """Run the full scenario once; the calls each executor made."""
     folder = tmp_path_factory.mktemp("rbac")
-    with run_stand(folder) as stand:
+    with start_stand(folder) as stand:
         run_scenario(stand)
         yield {user: stand.calls_by(user) for user in EXECUTORS}
 
@@ -58,8 +58,8 @@ def run_scenario(stand: Stand) -> None:
     """Delete one pod and quarantine another, each through its executor's own process."""
     victim, suspect = create_deployment(stand.cluster, "shop", "web")
     requests_by_user = {
-        "executor-delete": create_security_event(stand.cluster, "sev-del", [victim], "delete"),
-        "executor-quarantine": create_security_event(
+        "executor-delete": create_decided_event(stand.cluster, "sev-del", [victim], "delete"),
+        "executor-quarantine": create_decided_event(
             stand.cluster, "sev-quar", [suspect], "quarantine"
         ),
     }

@@ -18,17 +18,10 @@ import requests
 from flask.testing import FlaskClient
 
 from amtd.kube.api import SECURITY_EVENTS, Cluster
+from support.builders import FALCO_ALERT, falco_alert
 from support.cloudevents import as_binary, as_structured
 from support.functions import load_function_client, serve_function
-from support.ingesting import (
-    FALCO_ALERT,
-    FALCO_CE_HEADERS,
-    TOKEN,
-    bearer,
-    expect_token,
-    falco_alert,
-    security_events,
-)
+from support.ingesting import FALCO_CE_HEADERS, TOKEN, bearer, expect_token, security_events
 from support.standins import open_world
 
 USER = "ingest-falco"

@@ -19,16 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from amtd.schedule.timing import ENABLED_ANNOTATION, SCHEDULE_ANNOTATION, check_pod
+from support.builders import FALCO_ALERT, KUBEARMOR_ALERT
 from support.cloudevents import as_binary, as_structured
 from support.functions import load_function_client
-from support.ingesting import (
-    FALCO_ALERT,
-    FALCO_CE_HEADERS,
-    KUBEARMOR_ALERT,
-    TOKEN,
-    bearer,
-    expect_token,
-)
+from support.ingesting import FALCO_CE_HEADERS, TOKEN, bearer, expect_token
 from support.standins import run_module_world
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

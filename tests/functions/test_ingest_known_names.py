@@ -16,8 +16,9 @@ import pytest
 from flask.testing import FlaskClient
 
 from amtd.kube.api import SECURITY_EVENTS, Cluster
+from support.builders import falco_alert
 from support.functions import load_function_client
-from support.ingesting import bearer, expect_token, falco_alert, security_events
+from support.ingesting import bearer, expect_token, security_events
 from support.standins import open_world
 
 USER = "ingest-falco"

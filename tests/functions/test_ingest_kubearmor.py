@@ -15,16 +15,10 @@ import pytest
 from flask.testing import FlaskClient
 
 from amtd.kube.api import Cluster
+from support.builders import KUBEARMOR_ALERT, kubearmor_alert
 from support.cloudevents import as_binary, as_structured
 from support.functions import load_function_client
-from support.ingesting import (
-    KUBEARMOR_ALERT,
-    TOKEN,
-    bearer,
-    expect_token,
-    kubearmor_alert,
-    security_events,
-)
+from support.ingesting import TOKEN, bearer, expect_token, security_events
 from support.standins import open_world
 
 USER = "ingest-kubearmor"

@@ -23,6 +23,7 @@ from flask.testing import FlaskClient
 from amtd.decide.triaging import decide_security_event, read_ref, record_and_request
 from amtd.kube.api import EVENTS, PODS, POLICIES, SECURITY_EVENTS, Cluster
 from amtd.model.actionevents import ACTION_REQUESTED, to_request_attributes
+from support.builders import create_security_event
 from support.cloudevents import as_binary, as_structured, read_reply
 from support.functions import load_function_client, serve_function
 from support.standins import install_phoenix_sample, list_pods, open_world
@@ -51,23 +52,10 @@ def pods(cluster: Cluster) -> list[dict[str, Any]]:
     return list_pods(cluster, "demo", "app=nginx")
 
 
-def create_security_event(
-    cluster: Cluster, targets: list[str], rule: dict[str, str], name: str | None = None
-) -> dict[str, Any]:
-    """A SecurityEvent as an integrator writes it."""
-    body = {
-        "apiVersion": "amtd.r6security.com/v1beta1",
-        "kind": "SecurityEvent",
-        "metadata": {"name": name or f"test-{uuid.uuid4().hex[:10]}"},
-        "spec": {"targets": targets, "rule": rule, "description": "made by a test"},
-    }
-    return cluster.create(SECURITY_EVENTS, body)
-
-
 def apiserver_event(
     obj: dict[str, Any], verb: str = "add", mode: str = "resource"
 ) -> tuple[dict[str, str], Any]:
-    """Attributes and data as an ApiServerSource sends them (REFERENCE §6.1)."""
+    """Attributes and data as an ApiServerSource sends them (docs/events.md)."""
     name = obj["metadata"]["name"]
     attributes = {
         "type": f"dev.knative.apiserver.{mode}.{verb}",
@@ -128,7 +116,7 @@ def wait_for_events_about(cluster: Cluster, obj: dict[str, Any]) -> list[dict[st
 
 def test_network_attack_quarantines_the_pod(matcher: FlaskClient, cluster: Cluster, pods: Any):
     target = f"demo/{pods[0]['metadata']['name']}"
-    obj = create_security_event(cluster, [target], {"type": "network-attack"})
+    obj = create_security_event(cluster, targets=[target], rule_type="network-attack")
     code, attributes, data = decide(matcher, obj)
     assert code == 200
     assert attributes["type"] == ACTION_REQUESTED
@@ -153,7 +141,7 @@ def test_threat_level_rule_in_structured_reference_mode(
     matcher: FlaskClient, cluster: Cluster, pods: Any
 ):
     target = f"demo/{pods[1]['metadata']['name']}"
-    obj = create_security_event(cluster, [target], {"threatLevel": "medium"})
+    obj = create_security_event(cluster, targets=[target], rule={"threatLevel": "medium"})
     code, attributes, _ = decide(matcher, obj, mode="ref", structured=True)
     assert code == 200 and attributes["amtdquarantine"] == "true"
     [decision] = status_of(cluster, obj["metadata"]["name"])["decisions"]
@@ -164,7 +152,7 @@ def test_threat_level_rule_in_structured_reference_mode(
 
 def test_more_exact_rule_wins(matcher: FlaskClient, cluster: Cluster, pods: Any):
     rule = {"type": "filesystem-corruption", "threatLevel": "medium", "source": "falco"}
-    obj = create_security_event(cluster, [f"demo/{pods[0]['metadata']['name']}"], rule)
+    obj = create_security_event(cluster, pods=pods[:1], rule=rule)
     code, _, data = decide(matcher, obj, mode="ref")
     assert code == 200 and data["steps"][0]["ruleIndex"] == 3
     [decision] = status_of(cluster, obj["metadata"]["name"])["decisions"]
@@ -174,7 +162,7 @@ def test_more_exact_rule_wins(matcher: FlaskClient, cluster: Cluster, pods: Any)
 def test_fallback_disable_is_recorded_not_requested(
     matcher: FlaskClient, cluster: Cluster, pods: Any
 ):
-    obj = create_security_event(cluster, [f"demo/{pods[0]['metadata']['name']}"], {"type": "odd"})
+    obj = create_security_event(cluster, pods=pods[:1], rule_type="odd")
     code, _, _ = decide(matcher, obj)
     assert code == 204
     status = status_of(cluster, obj["metadata"]["name"])
@@ -192,7 +180,7 @@ def test_fallback_disable_is_recorded_not_requested(
 def test_pod_without_covering_policy_is_unmatched(matcher: FlaskClient, cluster: Cluster):
     pod = {"metadata": {"name": "lonely"}, "spec": {"containers": [{"name": "a", "image": "x"}]}}
     cluster.create(PODS, pod, "shop")
-    obj = create_security_event(cluster, ["shop/lonely"], {"type": "network-attack"})
+    obj = create_security_event(cluster, targets=["shop/lonely"], rule_type="network-attack")
     code, _, _ = decide(matcher, obj)
     assert code == 204
     status = status_of(cluster, obj["metadata"]["name"])
@@ -205,7 +193,7 @@ def test_pod_without_covering_policy_is_unmatched(matcher: FlaskClient, cluster:
 
 
 def test_missing_pod_is_recorded(matcher: FlaskClient, cluster: Cluster):
-    obj = create_security_event(cluster, ["demo/not-there"], {"type": "network-attack"})
+    obj = create_security_event(cluster, targets=["demo/not-there"], rule_type="network-attack")
     code, _, _ = decide(matcher, obj)
     assert code == 204
     [decision] = status_of(cluster, obj["metadata"]["name"])["decisions"]
@@ -215,7 +203,7 @@ def test_missing_pod_is_recorded(matcher: FlaskClient, cluster: Cluster):
 def test_invalid_target_does_not_stop_the_others(matcher: FlaskClient, cluster: Cluster, pods: Any):
     bad = f"{'n' * 64}/pod"  # passes the CRD's pattern; a namespace has at most 63 characters
     good = f"demo/{pods[0]['metadata']['name']}"
-    obj = create_security_event(cluster, [bad, good], {"type": "network-attack"})
+    obj = create_security_event(cluster, targets=[bad, good], rule_type="network-attack")
     code, _, data = decide(matcher, obj)
     assert code == 200 and [step["target"] for step in data["steps"]] == [good]
     invalid, matched = status_of(cluster, obj["metadata"]["name"])["decisions"]
@@ -227,7 +215,7 @@ def test_invalid_target_does_not_stop_the_others(matcher: FlaskClient, cluster: 
 def test_status_update_is_not_decided_again(
     matcher: FlaskClient, cluster: Cluster, pods: Any, apiserver: Any
 ):
-    obj = create_security_event(cluster, [f"demo/{pods[0]['metadata']['name']}"], {"type": "x"})
+    obj = create_security_event(cluster, pods=pods[:1], rule_type="x")
     assert decide(matcher, obj)[0] == 204
     decided = cluster.get(SECURITY_EVENTS, obj["metadata"]["name"])  # what the update announces
     wait_for_events_about(cluster, obj)  # the decision's last write
@@ -241,9 +229,7 @@ def test_status_update_is_not_decided_again(
 def test_redelivered_add_repeats_the_same_event(
     matcher: FlaskClient, cluster: Cluster, pods: Any, apiserver: Any
 ):
-    obj = create_security_event(
-        cluster, [f"demo/{pods[0]['metadata']['name']}"], {"type": "network-attack"}
-    )
+    obj = create_security_event(cluster, pods=pods[:1], rule_type="network-attack")
     _, first, first_data = decide(matcher, obj)
     wait_for_events_about(cluster, obj)  # the decision's last write
     apiserver.clear_requests()
@@ -256,9 +242,7 @@ def test_lost_reply_to_the_deciding_update_is_repeated(
     matcher: FlaskClient, cluster: Cluster, pods: Any
 ):
     """An update that announced an undecided generation is redelivered: its reply comes again."""
-    obj = create_security_event(
-        cluster, [f"demo/{pods[0]['metadata']['name']}"], {"type": "network-attack"}
-    )
+    obj = create_security_event(cluster, pods=pods[:1], rule_type="network-attack")
     _, first, _ = decide(matcher, obj, verb="update")
     _, again, _ = decide(matcher, obj, verb="update")
     assert first["id"] == again["id"]
@@ -278,7 +262,7 @@ def test_multi_target_event_carries_both_flags(
     pod = {"metadata": {"name": "cart"}, "spec": {"containers": [{"name": "a", "image": "x"}]}}
     cluster.create(PODS, pod, "shop")
     targets = [f"demo/{pod['metadata']['name']}" for pod in pods] + ["shop/cart"]
-    obj = create_security_event(cluster, targets, {"type": "network-attack"})
+    obj = create_security_event(cluster, targets=targets, rule_type="network-attack")
     apiserver.clear_requests()
     code, attributes, data = decide(matcher, obj)
     assert code == 200
@@ -290,14 +274,14 @@ def test_multi_target_event_carries_both_flags(
 
 
 def test_delete_and_other_kinds_are_ignored(matcher: FlaskClient, cluster: Cluster, pods: Any):
-    obj = create_security_event(cluster, ["demo/x"], {"type": "network-attack"})
+    obj = create_security_event(cluster, targets=["demo/x"], rule_type="network-attack")
     assert decide(matcher, obj, verb="delete")[0] == 204
     assert decide(matcher, pods[0])[0] == 204  # a Pod, not a SecurityEvent
     assert "status" not in cluster.get(SECURITY_EVENTS, obj["metadata"]["name"])
 
 
 def test_gone_security_event_is_done(matcher: FlaskClient, cluster: Cluster):
-    obj = create_security_event(cluster, ["demo/x"], {"type": "network-attack"})
+    obj = create_security_event(cluster, targets=["demo/x"], rule_type="network-attack")
     cluster.delete(SECURITY_EVENTS, obj["metadata"]["name"])
     assert decide(matcher, obj)[0] == 204
 
@@ -327,7 +311,7 @@ def test_malformed_events_are_400_with_a_reason(
 
 
 def test_api_failure_is_503(matcher: FlaskClient, cluster: Cluster, apiserver: Any):
-    obj = create_security_event(cluster, ["demo/x"], {"type": "network-attack"})
+    obj = create_security_event(cluster, targets=["demo/x"], rule_type="network-attack")
     apiserver.inject_faults(1.0, statuses=(503,), match=lambda record: record.user == "matcher")
     try:
         response = post_event(matcher, *apiserver_event(obj))
@@ -343,9 +327,7 @@ def test_health_probes(matcher: FlaskClient, cluster: Cluster):
 
 
 def test_real_process_decides_and_reports_api_down(cluster: Cluster, pods: Any, apiserver: Any):
-    obj = create_security_event(
-        cluster, [f"demo/{pods[0]['metadata']['name']}"], {"type": "network-attack"}
-    )
+    obj = create_security_event(cluster, pods=pods[:1], rule_type="network-attack")
     with serve_function("matcher", {"KUBECONFIG": os.environ["KUBECONFIG"]}) as url:
         headers, body = as_binary(*apiserver_event(obj))
         response = requests.post(url, headers=headers, data=body, timeout=30)
@@ -363,9 +345,7 @@ def test_a_concurrent_decision_recorded_first_is_adopted(
     matcher: FlaskClient, cluster: Cluster, pods: Any
 ):
     """Two matchers decide one generation; the second to write uses the first one's record."""
-    obj = create_security_event(
-        cluster, [f"demo/{pods[0]['metadata']['name']}"], {"type": "network-attack"}
-    )
+    obj = create_security_event(cluster, pods=pods[:1], rule_type="network-attack")
     ref = read_ref(obj)
     ours = decide_security_event(cluster, obj, ref, now="2000-01-01T00:00:00Z")
     _, first, _ = decide(matcher, obj)  # the other matcher wins the race
@@ -379,9 +359,7 @@ def test_a_concurrent_decision_recorded_first_is_adopted(
 
 
 def test_a_decision_for_an_outdated_spec_is_not_written(cluster: Cluster, pods: Any):
-    obj = create_security_event(
-        cluster, [f"demo/{pods[0]['metadata']['name']}"], {"type": "network-attack"}
-    )
+    obj = create_security_event(cluster, pods=pods[:1], rule_type="network-attack")
     ref = read_ref(obj)
     ours = decide_security_event(cluster, obj, ref, now="2000-01-01T00:00:00Z")
     patch = {"spec": {"rule": {"type": "filesystem-corruption"}}}
@@ -395,9 +373,7 @@ def test_a_decision_for_an_outdated_spec_is_not_written(cluster: Cluster, pods: 
 def test_kubectl_describe_shows_the_decision(
     matcher: FlaskClient, cluster: Cluster, pods: Any, kubeconfig: Path
 ):
-    obj = create_security_event(
-        cluster, [f"demo/{pods[0]['metadata']['name']}"], {"type": "network-attack"}
-    )
+    obj = create_security_event(cluster, pods=pods[:1], rule_type="network-attack")
     assert decide(matcher, obj)[0] == 200
     wait_for_events_about(cluster, obj)
     command = ["kubectl", "--kubeconfig", str(kubeconfig), "describe", "securityevent"]

@@ -13,15 +13,14 @@ import pytest
 from amtd.kube.api import NETWORK_POLICIES, PODS
 from amtd_cli import main
 from support.executors import (
-    Stand,
-    create_security_event,
+    create_decided_event,
     list_events_about,
     post_event,
     read_status,
     wait_for_events_about,
 )
 from support.functions import load_function_client
-from support.standins import create_deployment
+from support.standins import Stand, create_deployment
 
 QUARANTINE_MARKS = (
     "amtd.r6security.com/quarantined-labels",
@@ -34,7 +33,7 @@ QUARANTINE_MARKS = (
 def quarantined(stand: Stand, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """A Deployment pod quarantined by the real executor (SecurityEvent sev-q)."""
     pod, _ = create_deployment(stand.cluster, "shop", "web")
-    request = create_security_event(stand.cluster, "sev-q", [pod], "quarantine")
+    request = create_decided_event(stand.cluster, "sev-q", [pod], "quarantine")
     with stand.connect_functions("executor-quarantine", monkeypatch):
         reply = post_event(load_function_client("executors/quarantine"), request)
     assert reply.status_code == 200

@@ -14,10 +14,10 @@ import pytest
 import yaml
 
 from amtd_stack.manifests import Manifest, load_manifests
-from amtd_stack.running.functions import FunctionDefinition, discover_functions
+from amtd_stack.running.definitions import FunctionDefinition, discover_functions
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMAS = Path(__file__).with_name("schemas")  # copies of shared/schemas (see its README)
+SCHEMAS = Path(__file__).with_name("schemas")  # upstream schemas, copied (see its README)
 
 
 @pytest.fixture(scope="session")

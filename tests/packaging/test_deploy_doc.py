@@ -19,10 +19,10 @@ from pathlib import Path
 
 import yaml
 
-from amtd.act import quarantining
+from amtd.act.quarantine import quarantining
 from amtd.model.securityevents import Phase
 from amtd_stack.manifests import KUSTOMIZATION_NAMES, load_manifests
-from amtd_stack.running.functions import FunctionDefinition
+from amtd_stack.running.definitions import FunctionDefinition
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "DEPLOY.md"

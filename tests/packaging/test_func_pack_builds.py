@@ -26,9 +26,10 @@ from amtd.kube.api import EVENTS, PODS, SECURITY_EVENTS, Cluster
 from amtd.model.actionevents import ACTION_COMPLETED, ACTION_REQUESTED
 from amtd.schedule.timing import ENABLED_ANNOTATION, SCHEDULE_ANNOTATION
 from amtd_packaging.staging import plan_requirements, stage_function
-from amtd_stack.running.functions import build_environment, discover_functions
+from amtd_stack.running.definitions import build_environment, discover_functions
+from support.builders import falco_alert, kubearmor_alert
 from support.cloudevents import as_binary, as_structured, read_reply
-from support.executors import create_security_event, event_of
+from support.executors import create_decided_event, event_of
 from support.funcpack import (
     PackBuild,
     build_with_poetry,
@@ -38,7 +39,7 @@ from support.funcpack import (
     serve_service,
     write_injected_project,
 )
-from support.ingesting import TOKEN, bearer, falco_alert, kubearmor_alert
+from support.ingesting import TOKEN, bearer
 from support.receivers import SinkReceiver
 from support.standins import (
     connect,
@@ -245,7 +246,7 @@ def check_sweeper(world: World) -> None:
 def check_executor(world: World, action: str, reason: str) -> dict[str, Any]:
     """An ``action.requested`` with one step for this executor: done, said in the reply."""
     pod, _ = create_deployment(world.cluster, "shop", "web")
-    request = create_security_event(world.cluster, f"sev-{action}", [pod], action)
+    request = create_decided_event(world.cluster, f"sev-{action}", [pod], action)
     reply = post_event(world.url, event_of(request))
     assert reply.status_code == 200, reply.text
     attributes, data = read_reply(reply.headers, reply.content)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from amtd_packaging.validating import check_func_yaml, check_target, load_json, read_func_yaml
-from amtd_stack.running.functions import FunctionDefinition
+from amtd_stack.running.definitions import FunctionDefinition
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = load_json(Path(__file__).with_name("schemas") / "func_yaml-schema.json")

@@ -27,11 +27,11 @@ from amtd_packaging.validating import (
 )
 from amtd_stack.errors import ManifestError
 from amtd_stack.manifests import Manifest, load_manifests
-from amtd_stack.running.functions import FunctionDefinition
+from amtd_stack.running.definitions import FunctionDefinition
 from amtd_stack.running.planning import plan_stack
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMAS = Path(__file__).with_name("schemas")  # copies of shared/schemas (see its README)
+SCHEMAS = Path(__file__).with_name("schemas")  # upstream schemas, copied (see its README)
 EditDocuments = Callable[[Path, Callable[[list[dict[str, Any]]], None]], None]
 KNATIVE_KINDS = {"Broker", "Trigger", "ApiServerSource", "PingSource", "SinkBinding"}
 TOKEN_TEMPLATE = ROOT / "knative" / "ingest-token-secret.yaml"

@@ -21,7 +21,7 @@ from amtd_packaging.permissions import (
     rbac_permissions,
 )
 from amtd_stack.manifests import Manifest
-from amtd_stack.running.functions import FunctionDefinition
+from amtd_stack.running.definitions import FunctionDefinition
 
 ROOT = Path(__file__).resolve().parents[2]
 EXECUTORS = {"executor-delete", "executor-quarantine"}

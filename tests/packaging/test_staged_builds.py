@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from amtd_packaging.staging import HATCHLING, StagedFunction, plan_requirements, stage_function
-from amtd_stack.running.functions import discover_functions
+from amtd_stack.running.definitions import discover_functions
 from amtd_stack.serving import pick_free_port
 from support.funcpack import clean_env, run
 from support.processes import serve_process

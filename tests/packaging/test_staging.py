@@ -19,7 +19,7 @@ from amtd_packaging.pinning import (
     trace_imports,
 )
 from amtd_packaging.staging import STAGE_MARKER, StagingError, plan_requirements, stage_function
-from amtd_stack.running.functions import FunctionDefinition
+from amtd_stack.running.definitions import FunctionDefinition
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCK = read_lock(ROOT / "requirements.lock")

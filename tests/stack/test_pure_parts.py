@@ -7,8 +7,8 @@ import pytest
 from amtd_stack.apiserver.apierrors import ApiError
 from amtd_stack.apiserver.patching import apply_json_patch, merge_patch
 from amtd_stack.apiserver.protobufs import MAGIC, decode_object
-from amtd_stack.apiserver.schemas import prune, to_json_schema, validation_causes
 from amtd_stack.apiserver.tables import evaluate_jsonpath, go_format, human_duration
+from amtd_stack.schemas import prune, to_json_schema, validation_causes
 
 
 def test_strategic_merge_merges_named_lists_and_drops_directives() -> None:

@@ -1,19 +1,15 @@
-"""Scenarios for the executor and release tests: a :class:`Stand`, decided SecurityEvents.
+"""Scenarios for the executor and release tests: decided SecurityEvents and their events.
 
-A Stand is a running API stand-in with our CRDs (see ``support.standins``), reached through the
-official client over HTTP. A SecurityEvent is created with the matcher's decisions already in its
-status, as the matcher leaves it, and the matching ``action.requested`` event is built from them.
+They run on a :class:`support.standins.Stand`. A SecurityEvent is created (``support.builders``)
+with the matcher's decisions already in its status, as the matcher leaves it, and the matching
+``action.requested`` event is built from them.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-import pytest
 from flask.testing import FlaskClient
 
 from amtd.decide.deciding import make_step_id
@@ -28,51 +24,14 @@ from amtd.model.actionevents import (
 from amtd.model.securityevents import Decision, SecurityEventStatus
 from amtd.model.statuses import record_decisions
 from amtd.model.targets import parse_target
-from amtd_stack.apiserver import ApiServer, start_apiserver
+from support.builders import create_security_event
 from support.cloudevents import as_binary, as_structured, read_reply
-from support.standins import connect, connect_functions, install_crds
 from support.waiting import wait_for
 
 NOW = "2026-11-26T12:00:00Z"
 
 
-@dataclass
-class Stand:
-    """A running stand-in, the test's own connection and a kubeconfig per identity."""
-
-    server: ApiServer
-    cluster: Cluster
-    folder: Path
-
-    def kubeconfig(self, user: str) -> Path:
-        """A kubeconfig file whose identity is ``user``."""
-        return self.server.write_kubeconfig(self.folder / f"kubeconfig-{user}", user=user)
-
-    def connect_functions(
-        self, user: str, monkeypatch: pytest.MonkeyPatch
-    ) -> contextlib.AbstractContextManager[Path]:
-        """Point in-process functions at this stand-in as ``user`` (fresh shared connection)."""
-        return connect_functions(self.server, self.folder, user, monkeypatch)
-
-    def calls_by(self, user: str) -> set[tuple[str, str, str, str]]:
-        """(group, resource, subresource, verb) of every request ``user`` sent."""
-        return {
-            (record.api_group, record.resource, record.subresource, record.verb)
-            for record in self.server.requests
-            if record.user == user
-        }
-
-
-@contextlib.contextmanager
-def run_stand(folder: Path, namespaces: Sequence[str] = ("shop",)) -> Iterator[Stand]:
-    """Start the stand-in with our CRDs and ``namespaces``; stopped when the block ends."""
-    with start_apiserver(workloads=True) as server:
-        cluster = connect(server.write_kubeconfig(folder / "kubeconfig-test", user="test"))
-        install_crds(cluster, namespaces)
-        yield Stand(server, cluster, folder)
-
-
-def create_security_event(
+def create_decided_event(
     cluster: Cluster, name: str, pods: Sequence[Mapping[str, Any]], action: str,
     **options: Any,
 ) -> ActionRequest:  # fmt: skip
@@ -84,13 +43,7 @@ def create_security_event(
     targets = options.get("targets") or [
         f"{pod['metadata']['namespace']}/{pod['metadata']['name']}" for pod in pods
     ]
-    body = {
-        "apiVersion": "amtd.r6security.com/v1beta1",
-        "kind": "SecurityEvent",
-        "metadata": {"name": name},
-        "spec": {"targets": targets, "rule": {"type": "test"}, "description": "executor test"},
-    }
-    created = cluster.create(SECURITY_EVENTS, body)
+    created = create_security_event(cluster, name, targets=targets, description="executor test")
     ref = SecurityEventRef(
         name=name, uid=created["metadata"]["uid"], generation=created["metadata"]["generation"]
     )

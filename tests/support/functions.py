@@ -1,4 +1,8 @@
-"""Run a function the way its deployment does: in-process (test client) or as its own process."""
+"""Run a function the way its deployment does: in-process (test client) or as its own process.
+
+Either reaches the API stand-in the way ``support.standins`` connects it: in-process through the
+KUBECONFIG that ``Stand.connect_functions`` sets, as a process through a KUBECONFIG in ``env``.
+"""
 
 from __future__ import annotations
 

@@ -6,8 +6,9 @@ is one that keeps the CloudEvents it accepted (the Broker's stand-in as a ``K_SI
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -131,3 +132,13 @@ class SinkReceiver(Receiver):
             if self.status < 300:
                 self.events.append(from_http(recorded.headers, recorded.body))
             return Answer(self.status)
+
+
+@contextlib.contextmanager
+def run_sink() -> Iterator[SinkReceiver]:
+    """A fresh :class:`SinkReceiver`, stopped when the block ends."""
+    receiver = SinkReceiver()
+    try:
+        yield receiver
+    finally:
+        receiver.stop()

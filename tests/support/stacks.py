@@ -1,11 +1,12 @@
 """The embedded stack for end-to-end tests: one running system and the moves a user makes on it.
 
-``run_stack(state_dir)`` starts :class:`amtd_stack.running.stack.Stack` on this project with a
-random
-ingest token. A :class:`LiveStack` sends alerts the way Falco, Falcosidekick and Fluent Bit do
-(to the functions or to the Broker), runs kubectl and the ``amtd`` CLI, and reads the cluster
-back. Kubernetes is reached only through the official client (``amtd.kube.api.Cluster``) or
-kubectl, over HTTP to the API server stand-in.
+The top layer of ``support``: ``run_stack(state_dir)`` starts
+:class:`amtd_stack.running.stack.Stack` (its own API stand-in, local eventing, every function as a
+process) on this project with a random ingest token, and connects as ``support.standins`` does;
+the workload helpers are the stand-in's. A :class:`LiveStack` sends alerts the way Falco,
+Falcosidekick and Fluent Bit do (to the functions or to the Broker), runs kubectl and the
+``amtd`` CLI, and reads the cluster back. Kubernetes is reached only through the official
+client (``amtd.kube.api.Cluster``) or kubectl, over HTTP to the API server stand-in.
 """
 
 from __future__ import annotations
@@ -19,26 +20,26 @@ import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import requests
 
-from amtd.kube.api import PODS, POLICIES, SECURITY_EVENTS, Cluster
+from amtd.kube.api import PODS, SECURITY_EVENTS, Cluster
 from amtd_stack.apiserver import RequestRecord
 from amtd_stack.eventing.delivering import DeliveryAttempt
 from amtd_stack.running.stack import Stack
+from support.builders import KUBEARMOR_ALERT
 from support.functions import ROOT
-from support.standins import create_deployment, ensure_namespace, list_pods, wait_for_pods
+from support.standins import connect, create_deployment, ensure_namespace, list_pods, wait_for_pods
 from support.waiting import wait_for as wait_for  # re-exported: the e2e tests poll with it
 
 KUBECTL = shutil.which("kubectl")
 AMTD_CLI = Path(sys.executable).parent / "amtd"
 INGESTERS = ("ingest-falco", "ingest-kubearmor")
-SHELL_RULE = "Terminal shell in container"
-PKG_POLICY = "block-pkg-mgmt-tools-exec"
+PKG_POLICY = KUBEARMOR_ALERT["PolicyName"]
 TIMED_ANNOTATIONS = "time-based-trigger.amtd.r6security.com"
 
 Object = dict[str, Any]
@@ -121,7 +122,7 @@ def run_stack(state_dir: Path) -> Iterator[LiveStack]:
     token = secrets.token_urlsafe(24)
     overrides = {name: {"INGEST_TOKEN": token} for name in INGESTERS}
     with Stack(ROOT, state_dir, env_overrides=overrides) as stack:
-        yield LiveStack(stack, Cluster.connect(str(stack.kubeconfig)), token)
+        yield LiveStack(stack, connect(stack.kubeconfig), token)
 
 
 # Workloads and policies
@@ -134,22 +135,6 @@ def create_workload(
     """Phoenix's sample Deployment shape in ``namespace`` (made if need be); its Running pods."""
     ensure_namespace(cluster, namespace)
     return create_deployment(cluster, namespace, name, replicas, annotations)
-
-
-def create_policy(
-    cluster: Cluster, namespace: str, strategy: Sequence[tuple[Mapping[str, str], str]]
-) -> Object:
-    """An AMTD on ``mtdSecured: "true"`` pods; ``strategy`` is ``(rule, action)`` pairs."""
-    body = {
-        "apiVersion": "amtd.r6security.com/v1beta1",
-        "kind": "AdaptiveMovingTargetDefense",
-        "metadata": {"name": "defence", "namespace": namespace},
-        "spec": {
-            "podSelector": {"mtdSecured": "true"},
-            "strategy": [{"rule": dict(rule), "action": {action: {}}} for rule, action in strategy],
-        },
-    }
-    return cluster.create(POLICIES, body, namespace)
 
 
 def running_pods(cluster: Cluster, namespace: str, app: str) -> list[Object]:
@@ -211,34 +196,11 @@ def wait_for_executions(cluster: Cluster, name: str, count: int = 1) -> Object:
     return wait_for(probe, f"{count} execution(s) recorded on SecurityEvent {name}")
 
 
-# Alerts as the tools send them
-
-
-def falco_alert(namespace: str, pod: str, uuid: str | None = None) -> Object:
-    """A Falco ``http_output`` alert (REFERENCE §4.1); with ``uuid`` as Falcosidekick's webhook."""
-    now = datetime.now(UTC)
-    clock = now.strftime("%H:%M:%S.%f") + "000"
-    alert: Object = {
-        "output": f"{clock}: Notice A shell was spawned in a container with an attached terminal "
-        f"(user=root k8s.ns={namespace} k8s.pod={pod} shell=sh parent=runc terminal=34816)",
-        "priority": "Notice",
-        "rule": SHELL_RULE,
-        "time": now.strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z",
-        "output_fields": {
-            "container.id": "3f9a1c2b7d10", "k8s.ns.name": namespace, "k8s.pod.name": pod,
-            "proc.tty": 34816, "user.name": "root",
-        },
-        "source": "syscall",
-        "tags": ["T1059", "container", "mitre_execution", "shell"],
-        "hostname": "worker-2",
-    }  # fmt: skip
-    if uuid is not None:
-        alert["uuid"] = uuid
-    return alert
+# Alerts as Falcosidekick sends them (the alerts themselves: support.builders)
 
 
 def falcosidekick_cloudevent(alert: Mapping[str, Any], token: str) -> tuple[Object, bytes]:
-    """Falcosidekick's CloudEvents output, binary mode (REFERENCE §4.2) plus ``amtdtoken``."""
+    """Falcosidekick's CloudEvents output, binary mode, plus ``amtdtoken``."""
     headers = {
         "Content-Type": "application/json",
         "ce-specversion": "1.0",
@@ -253,22 +215,6 @@ def falcosidekick_cloudevent(alert: Mapping[str, Any], token: str) -> tuple[Obje
         "ce-amtdtoken": token,
     }
     return headers, json.dumps(alert).encode()
-
-
-def kubearmor_alert(
-    namespace: str, pod: str, policy: str = PKG_POLICY, kind: str = "MatchedPolicy"
-) -> Object:
-    """A KubeArmor alert as the relay prints it (REFERENCE §4.4)."""
-    return {
-        "Timestamp": int(time.time()), "ClusterName": "default", "HostName": "worker-2",
-        "NamespaceName": namespace, "PodName": pod, "Labels": "app=nginx",
-        "ContainerName": "nginx", "ContainerImage": "docker.io/library/nginx:1.25.1",
-        "ParentProcessName": "/usr/bin/bash", "ProcessName": "/usr/bin/apt",
-        "PolicyName": policy, "Severity": "1", "Message": "package manager execution blocked",
-        "Type": kind, "Source": "/usr/bin/bash -c apt update", "Operation": "Process",
-        "Resource": "/usr/bin/apt update", "Enforcer": "AppArmor", "Action": "Block",
-        "Result": "Permission denied",
-    }  # fmt: skip
 
 
 def pick(mapping: Mapping[str, Any], *keys: str) -> tuple[Any, ...]:

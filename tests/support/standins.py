@@ -1,7 +1,10 @@
-"""The API server stand-in as tests set it up: our CRDs, namespaces, workloads, identities.
+"""The bottom layer: the API server stand-in as tests set it up (CRDs, namespaces, identities).
 
-Everything reaches Kubernetes through the official client (wrapped by ``amtd.kube.api.Cluster``)
-over HTTP to the stand-in (``amtd_stack.apiserver``), whose workload emulation runs the pods.
+``start_stand`` starts one and ``open_stand`` sets up a running one as a :class:`Stand`;
+``open_world`` and ``run_module_world`` also point in-process functions at it. Workloads
+(pods, Deployments, defended workloads) are made on it here. Everything reaches Kubernetes
+through the official client (wrapped by ``amtd.kube.api.Cluster``) over HTTP to the stand-in
+(``amtd_stack.apiserver``), whose workload emulation runs the pods.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +23,14 @@ from kubernetes import config
 from amtd.kube import api as kubeapi
 from amtd.kube.api import PODS, POLICIES, SECURITY_EVENTS, Cluster, ConflictError, Resource
 from amtd_stack.apiserver import ApiServer, start_apiserver
+from support.builders import create_policy
 from support.functions import ROOT
 from support.waiting import wait_for
 
 CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", namespaced=False)
 NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)
 DEPLOYMENTS = Resource("apps", "v1", "deployments", namespaced=True)
-PHOENIX = ROOT / "tests" / "unit" / "phoenix"  # copies of /work/shared/fixtures/phoenix
+PHOENIX = ROOT / "tests" / "unit" / "phoenix"  # Phoenix's config/samples
 
 Object = dict[str, Any]
 
@@ -70,37 +75,86 @@ def connect_functions(
         kubeapi.reset_shared_cluster()
 
 
+@dataclass
+class Stand:
+    """A running stand-in, the test's own connection (user ``test``), a folder for kubeconfigs."""
+
+    server: ApiServer
+    cluster: Cluster
+    folder: Path
+
+    def kubeconfig(self, user: str) -> Path:
+        """A kubeconfig file whose identity is ``user``."""
+        return self.server.write_kubeconfig(self.folder / f"kubeconfig-{user}", user=user)
+
+    def connect_functions(
+        self, user: str, monkeypatch: pytest.MonkeyPatch
+    ) -> contextlib.AbstractContextManager[Path]:
+        """Point in-process functions at this stand-in as ``user`` (fresh shared connection)."""
+        return connect_functions(self.server, self.folder, user, monkeypatch)
+
+    def calls_by(self, user: str) -> set[tuple[str, str, str, str]]:
+        """(group, resource, subresource, verb) of every request ``user`` sent."""
+        return {
+            (record.api_group, record.resource, record.subresource, record.verb)
+            for record in self.server.requests
+            if record.user == user
+        }
+
+
+@contextlib.contextmanager
+def start_stand(
+    folder: Path, namespaces: Sequence[str] = ("shop",), workloads: bool = True
+) -> Iterator[Stand]:
+    """Start the stand-in and set it up as :func:`open_stand` does; stopped when the block ends."""
+    with (
+        start_apiserver(workloads=workloads) as server,
+        open_stand(server, folder, namespaces) as stand,
+    ):
+        yield stand
+
+
+@contextlib.contextmanager
+def open_stand(
+    server: ApiServer, folder: Path, namespaces: Sequence[str] = ("shop",)
+) -> Iterator[Stand]:
+    """A running stand-in with our CRDs and ``namespaces``, the test connected as ``test``."""
+    cluster = connect(server.write_kubeconfig(folder / "kubeconfig-test", user="test"))
+    try:
+        install_crds(cluster, namespaces)
+        yield Stand(server, cluster, folder)
+    finally:
+        cluster.api_client.close()
+
+
 @contextlib.contextmanager
 def open_world(
     server: ApiServer, kubeconfig: Path, user: str, monkeypatch: pytest.MonkeyPatch,
     namespaces: Sequence[str] = ("shop",),
 ) -> Iterator[Cluster]:  # fmt: skip
-    """The test's Cluster with our CRDs and ``namespaces``; in-process functions act as ``user``."""
-    own = connect(kubeconfig)
-    try:
-        install_crds(own, namespaces)
-        with connect_functions(server, kubeconfig.parent, user, monkeypatch):
-            yield own
-    finally:
-        own.api_client.close()
+    """:func:`open_stand` next to ``kubeconfig``; in-process functions act as ``user``."""
+    with (
+        open_stand(server, kubeconfig.parent, namespaces) as stand,
+        stand.connect_functions(user, monkeypatch),
+    ):
+        yield stand.cluster
 
 
 @contextlib.contextmanager
 def run_module_world(
     user: str, workloads: bool = False
 ) -> Iterator[tuple[ApiServer, Cluster, pytest.MonkeyPatch]]:
-    """For a module-scoped fixture: its own stand-in, set up by :func:`open_world`.
+    """For a module-scoped fixture: its own :func:`start_stand`; functions act as ``user``.
 
     The MonkeyPatch (undone at the end) is the fixture's, as ``monkeypatch`` is a test's.
     """
     with (
         pytest.MonkeyPatch.context() as monkeypatch,
         tempfile.TemporaryDirectory() as folder,
-        start_apiserver(workloads=workloads) as server,
+        start_stand(Path(folder), workloads=workloads) as stand,
+        stand.connect_functions(user, monkeypatch),
     ):
-        kubeconfig = server.write_kubeconfig(Path(folder) / "kubeconfig", user="test")
-        with open_world(server, kubeconfig, user, monkeypatch) as own:
-            yield server, own, monkeypatch
+        yield stand.server, stand.cluster, monkeypatch
 
 
 def nginx() -> Object:
@@ -146,11 +200,8 @@ def deploy_defended_workload(
     """A namespace (once), a Deployment and an AMTD whose fallback rule is ``action``; pods."""
     ensure_namespace(cluster, namespace)
     pods = create_deployment(cluster, namespace, app, replicas)
-    strategy = [{"rule": {"type": "default"}, "action": {action: {}}}]
-    policy = {"apiVersion": "amtd.r6security.com/v1beta1", "kind": "AdaptiveMovingTargetDefense",
-              "metadata": {"name": f"{app}-defence", "namespace": namespace},
-              "spec": {"podSelector": {"app": app}, "strategy": strategy}}  # fmt: skip
-    cluster.create(POLICIES, policy, namespace)
+    strategy = [({"type": "default"}, action)]
+    create_policy(cluster, namespace, strategy, name=f"{app}-defence", pod_selector={"app": app})
     return pods
 
 

@@ -12,13 +12,13 @@ import yaml
 from amtd.model.policies import Policy
 
 ROOT = Path(__file__).resolve().parents[2]
-# Copies of /work/shared/fixtures/phoenix, so a clean clone has them too.
+# Phoenix's config/samples objects (its stray invalid line removed, namespace demo added).
 PHOENIX = Path(__file__).resolve().parent / "phoenix"
 PHOENIX_AMTD = PHOENIX / "amtd-sample.yaml"
 PHOENIX_DEPLOYMENT = PHOENIX / "test-deployment.yaml"
 CRDS = ROOT / "knative" / "crds"
 
-# REFERENCE §1.3: the SecurityEvent a Phoenix integrator writes for the §4.1 Falco alert.
+# The SecurityEvent Phoenix's falco-integrator writes for a Falco terminal-shell alert.
 PHOENIX_SECURITY_EVENT: dict[str, Any] = {
     "apiVersion": "amtd.r6security.com/v1beta1",
     "kind": "SecurityEvent",

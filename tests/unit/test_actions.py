@@ -53,7 +53,7 @@ def test_custom_action_keeps_every_ephemeral_container_field() -> None:
     }
     action = Action.model_validate({"customAction": spec})
     assert action.kind == "customAction"
-    assert action.parameters == spec  # Phoenix kept only name, image, stdin, tty (D14)
+    assert action.parameters == spec  # Phoenix kept only name, image, stdin, tty
     assert Action.model_validate(action.model_dump(by_alias=True, exclude_none=True)) == action
 
 

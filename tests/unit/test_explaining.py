@@ -11,7 +11,7 @@ from hypothesis import given
 
 from amtd.decide.explaining import (
     KnownPod,
-    Pod,
+    PodView,
     describe_known_pods,
     describe_mismatches,
     explain_event,
@@ -27,7 +27,7 @@ from unit.samples import PHOENIX_DEPLOYMENT, load_phoenix_amtd, make_policy
 
 SAMPLE = Policy.model_validate(load_phoenix_amtd())
 SAMPLE_REF = "demo/adaptivemovingtargetdefense-sample"
-NGINX = Pod("demo/nginx-1", "demo", {"app": "nginx", "mtdSecured": "true"}, "test")
+NGINX = PodView("demo/nginx-1", "demo", {"app": "nginx", "mtdSecured": "true"}, "test")
 
 
 def test_phoenix_sample_network_attack() -> None:
@@ -55,7 +55,7 @@ def test_fallback_verdict() -> None:
 
 def test_ties_are_named_in_the_summary() -> None:
     policies = [make_policy("b", rules=[{"type": "x"}]), make_policy("a", rules=[{"type": "x"}])]
-    pod = Pod("demo/p", "demo", {}, "test")
+    pod = PodView("demo/p", "demo", {}, "test")
     (target,) = explain_event(policies, {"type": "x"}, [pod]).targets
     assert target.verdict.winner == "demo/a#0"
     assert target.verdict.ties == ("demo/b#0",)
@@ -69,17 +69,20 @@ def test_ties_are_named_in_the_summary() -> None:
     ("pod", "reason"),
     [
         (
-            Pod("other/x", "other", {"mtdSecured": "true"}, "t"),
+            PodView("other/x", "other", {"mtdSecured": "true"}, "t"),
             "policy is in namespace 'demo', the pod in 'other'",
         ),
-        (Pod("demo/x", "demo", {}, "t"), "pod has no label 'mtdSecured' (selector wants 'true')"),
         (
-            Pod("demo/x", "demo", {"mtdSecured": "yes"}, "t"),
+            PodView("demo/x", "demo", {}, "t"),
+            "pod has no label 'mtdSecured' (selector wants 'true')",
+        ),
+        (
+            PodView("demo/x", "demo", {"mtdSecured": "yes"}, "t"),
             "label 'mtdSecured' is 'yes', selector wants 'true'",
         ),
     ],
 )
-def test_uncovered_pods_say_why(pod: Pod, reason: str) -> None:
+def test_uncovered_pods_say_why(pod: PodView, reason: str) -> None:
     (target,) = explain_event([SAMPLE], {"type": "network-attack"}, [pod]).targets
     assert [(c.is_covering, c.reason) for c in target.coverage] == [(False, reason)]
     assert target.rules == ()
@@ -92,7 +95,7 @@ def test_uncovered_pods_say_why(pod: Pod, reason: str) -> None:
 
 def test_covered_without_matching_rule_or_fallback() -> None:
     policy = make_policy("p", selector={}, rules=[{"type": "x"}])
-    (target,) = explain_event([policy], {"type": "y"}, [Pod("demo/q", "demo", {}, "t")]).targets
+    (target,) = explain_event([policy], {"type": "y"}, [PodView("demo/q", "demo", {}, "t")]).targets
     assert target.coverage[0].reason == "empty podSelector: covers every pod in the namespace"
     assert (target.verdict.outcome, target.verdict.reason) == ("Unmatched", "NoRuleMatched")
     assert target.rules[0].mismatches == ("type: event 'y', rule 'x'",)
@@ -107,7 +110,7 @@ def test_mismatches_ignore_the_fallback_type() -> None:
 @SETTINGS
 @given(worlds)
 def test_explanation_agrees_with_the_matcher(world: World) -> None:
-    pod = Pod(f"{world.namespace}/p", world.namespace, world.labels, "test")
+    pod = PodView(f"{world.namespace}/p", world.namespace, world.labels, "test")
     (target,) = explain_event(world.policies, world.event, [pod]).targets
     choice = choose_best_match(
         PolicyIndex.from_policies(world.policies), world.namespace, world.labels, world.event

@@ -155,7 +155,7 @@ CASES = {
         "demo/p#0",
         ties=("demo/p#1",),
     ),
-    "fallbacks of two policies tie (no D11 collision)": Case(
+    "fallbacks of two policies tie (not a collision)": Case(
         (
             make_policy("z", rules=[{"type": "default"}]),
             make_policy("m", rules=[{"type": "default"}]),
@@ -172,7 +172,7 @@ CASES = {
         {"type": "x", "source": "s"},
         "demo/b#0",
     ),
-    "a later policy is still considered (D16)": Case(
+    "a later policy is still considered": Case(
         (
             make_policy("a", selector={"app": "other"}, rules=[{"type": "x"}]),
             make_policy("b", rules=[{"type": "x"}]),

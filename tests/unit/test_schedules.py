@@ -50,7 +50,7 @@ def test_bad_go_durations_are_refused(text: str) -> None:
 
 
 def test_cron_gives_the_next_activation_strictly_after() -> None:
-    schedule = parse_schedule("0 8 * * 1")  # Mondays 08:00 (REFERENCE §5 example)
+    schedule = parse_schedule("0 8 * * 1")  # Mondays 08:00 (time-based-trigger's example)
     assert isinstance(schedule, CronSchedule)
     assert schedule.next_after(T0) == datetime(2025, 3, 17, 8, 0, tzinfo=UTC)
     exactly = datetime(2025, 3, 17, 8, 0, tzinfo=UTC)

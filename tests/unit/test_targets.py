@@ -1,4 +1,4 @@
-"""Targets: ``namespace/name`` parsing, with a message that names every kind of mistake (D10)."""
+"""Targets: ``namespace/name`` parsing, with a message that names every kind of mistake."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Thin adapter: decode the CloudEvent → execute this executor's ``delete`` steps (guards, claim,
 uid-preconditioned delete, audit) → reply with an ``action.completed`` CloudEvent listing each
 step's Execution (204 when the event has no delete step for us); all in
-amtd.act.executing.answer_action_request.
+amtd.edge.answering.answer_action_request.
 
 Answers: 200 + CloudEvent when steps were handled (done or skipped), 204 when none are ours,
 400 JSON for an event that can never succeed, 503 when the API server is unavailable (retried).
@@ -18,10 +18,11 @@ from functools import partial
 import flask
 import functions_framework
 
-from amtd.act.executing import answer_action_request
+from amtd.act.registry import ACTIONS
+from amtd.edge.answering import answer_action_request
 from amtd.edge.responding import serve
 
-ACTION = "delete"
+ACTION = ACTIONS["delete"]  # KeyError at start-up if it is not registered
 EXECUTOR = "executor-delete"
 
 logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))

@@ -3,7 +3,7 @@
 Thin adapter: decode the CloudEvent → execute this executor's ``quarantine`` steps (guards,
 claim, deny-all NetworkPolicy + relabel, audit) → reply with an ``action.completed`` CloudEvent
 listing each step's Execution (204 when the event has no quarantine step for us); all in
-amtd.act.executing.answer_action_request. The isolated pod keeps running; its workload starts a
+amtd.edge.answering.answer_action_request. The isolated pod keeps running; its workload starts a
 replacement.
 
 Answers: 200 + CloudEvent when steps were handled (done or skipped), 204 when none are ours,
@@ -19,10 +19,11 @@ from functools import partial
 import flask
 import functions_framework
 
-from amtd.act.executing import answer_action_request
+from amtd.act.registry import ACTIONS
+from amtd.edge.answering import answer_action_request
 from amtd.edge.responding import serve
 
-ACTION = "quarantine"
+ACTION = ACTIONS["quarantine"]  # KeyError at start-up if it is not registered
 EXECUTOR = "executor-quarantine"
 
 logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any
 
-from amtd.act.guarding import Verdict
+from amtd.act.verdicts import StepVerdict
 from amtd.kube.api import EVENTS, SECURITY_EVENTS, ApiError, Cluster, ConflictError, NotFoundError
 from amtd.kube.events import (
     CLUSTER_SCOPED_EVENTS_NAMESPACE,
@@ -25,16 +24,15 @@ from amtd.kube.events import (
     refer_to_security_event,
 )
 from amtd.model.actionevents import ActionStep
+from amtd.model.objects import Object
 from amtd.model.securityevents import Execution, SecurityEventStatus
 from amtd.model.statuses import find_execution, record_execution
 from amtd.model.targets import parse_target
 
 LOG = logging.getLogger(__name__)
 
-Object = dict[str, Any]
 
-
-def make_execution(step: ActionStep, verdict: Verdict, executor: str, now: str) -> Execution:
+def make_execution(step: ActionStep, verdict: StepVerdict, executor: str, now: str) -> Execution:
     """A step's Execution record from its verdict. Pure."""
     return Execution(
         step_id=step.step_id,

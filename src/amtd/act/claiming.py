@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from amtd.act.quarantining import PREFIX
+from amtd import GROUP
 
-CLAIMED_BY = f"{PREFIX}/claimed-by"
+CLAIMED_BY = f"{GROUP}/claimed-by"
 
 
 def read_claim(pod: Mapping[str, Any]) -> str | None:

@@ -1,10 +1,11 @@
 """Guarding: whether an executor may act on a pod, decided before any change. Pure.
 
-Every guard that stops a step yields a :class:`Verdict` that is recorded as the step's Execution
-(result Skipped, DryRun, or Succeeded when the goal is already met), never a silent drop:
+Every guard that stops a step yields a :class:`~amtd.act.verdicts.StepVerdict` that is recorded
+as the step's Execution (result Skipped, DryRun, or Succeeded when the goal is already met),
+never a silent drop:
 
 - protected namespace (``PROTECTED_NAMESPACES``, default the system namespaces and our own);
-- the pod is gone or terminating (delete: already done; quarantine: nothing left to isolate);
+- the pod is gone or terminating (each action judges that: delete is done, quarantine is not);
 - the pod is not the one decided on (a namesake replaced it: StatefulSet names are reused);
 - another step already claimed the pod (a quarantined pod is never deleted: evidence is kept);
 - a standalone pod (no controller owner would replace it) unless the policy allows it;
@@ -14,12 +15,12 @@ Every guard that stops a step yields a :class:`Verdict` that is recorded as the 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
+from amtd.act.actions import ExecutableAction
 from amtd.act.claiming import is_claimed_by_other, read_claim
+from amtd.act.verdicts import StepVerdict
 from amtd.model.actionevents import ActionStep
-from amtd.model.securityevents import Result
 
 SYSTEM_NAMESPACES = (
     "kube-system",
@@ -31,15 +32,6 @@ SYSTEM_NAMESPACES = (
 DEFAULT_AMTD_NAMESPACE = "amtd-system"
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """The outcome a guard settles a step with."""
-
-    result: Result
-    reason: str
-    message: str
-
-
 def read_protected_namespaces(env: Mapping[str, str]) -> frozenset[str]:
     """``PROTECTED_NAMESPACES`` (comma list) or the system namespaces, always plus our own."""
     configured = [item.strip() for item in env.get("PROTECTED_NAMESPACES", "").split(",")]
@@ -47,11 +39,11 @@ def read_protected_namespaces(env: Mapping[str, str]) -> frozenset[str]:
     return frozenset([*chosen, env.get("AMTD_NAMESPACE") or DEFAULT_AMTD_NAMESPACE])
 
 
-def check_namespace(namespace: str, protected: frozenset[str]) -> Verdict | None:
+def check_namespace(namespace: str, protected: frozenset[str]) -> StepVerdict | None:
     """Skip targets in protected namespaces (checked before the pod is even read)."""
     if namespace not in protected:
         return None
-    return Verdict("Skipped", "ProtectedNamespace", f"namespace {namespace} is protected")
+    return StepVerdict("Skipped", "ProtectedNamespace", f"namespace {namespace} is protected")
 
 
 def is_standalone(pod: Mapping[str, Any]) -> bool:
@@ -60,30 +52,25 @@ def is_standalone(pod: Mapping[str, Any]) -> bool:
     return not any(owner.get("controller") for owner in owners)
 
 
-def judge_missing_pod(action: str, target: str) -> Verdict:
-    """The pod is gone or terminating: delete's goal is met, quarantine has no subject."""
-    if action == "delete":
-        return Verdict("Succeeded", "PodAlreadyGone", f"pod {target} is already gone")
-    return Verdict("Skipped", "PodNotFound", f"pod {target} no longer exists: nothing to isolate")
-
-
-def check_pod(step: ActionStep, pod: Mapping[str, Any]) -> Verdict | None:
+def check_pod(
+    step: ActionStep, pod: Mapping[str, Any], action: ExecutableAction
+) -> StepVerdict | None:
     """The pod guards, in order; None when the step may go ahead."""
     if pod["metadata"].get("deletionTimestamp"):
-        return judge_missing_pod(step.action, step.target)
+        return action.judge_gone(step.target)
     uid = pod["metadata"].get("uid")
     if step.pod_uid and uid != step.pod_uid:
-        return Verdict(
+        return StepVerdict(
             "Skipped", "PodReplaced", f"pod {step.target} is now uid {uid}, not {step.pod_uid}"
         )
     if read_claim(pod) == step.step_id:
         return None  # claimed by this step (a retry): the guards passed when it was claimed
     if is_claimed_by_other(pod, step.step_id):
-        return Verdict(
+        return StepVerdict(
             "Skipped", "AlreadyClaimed", f"pod {step.target} is claimed by {read_claim(pod)}"
         )
     if is_standalone(pod) and not step.allow_standalone_pods:
-        return Verdict(
+        return StepVerdict(
             "Skipped",
             "StandalonePod",
             f"pod {step.target} has no controller to replace it (allowStandalonePods is false)",
@@ -91,8 +78,8 @@ def check_pod(step: ActionStep, pod: Mapping[str, Any]) -> Verdict | None:
     return None
 
 
-def check_dry_run(step: ActionStep, description: str) -> Verdict | None:
+def check_dry_run(step: ActionStep, description: str) -> StepVerdict | None:
     """In dry-run mode nothing changes; the message says what would have been done."""
     if not step.dry_run:
         return None
-    return Verdict("DryRun", "DryRun", f"dry run: would {description}")
+    return StepVerdict("DryRun", "DryRun", f"dry run: would {description}")

@@ -3,7 +3,7 @@
 Step ids are deterministic (SecurityEvent uid, generation, target), so a redelivered event or a
 restarted matcher produces the same ids and executors can tell a repeat from new work. Every
 target is decided on its own: a malformed one gets an ``InvalidTarget`` decision and the others
-are still decided (Phoenix aborted them all, REFERENCE D10). The caller gathers the facts (pods,
+are still decided (Phoenix aborted them all, docs/phoenix.md). The caller gathers the facts (pods,
 policies) and passes them in; nothing here does I/O or reads the clock.
 """
 
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from amtd.decide.matching import Candidate, Choice, PolicyIndex, choose_best_match
+from amtd.model.actions import is_executable
 from amtd.model.policies import clean_rule
 from amtd.model.rules import Rule
 from amtd.model.securityevents import Decision, Execution
@@ -98,8 +99,8 @@ def decide_missing_pod(target: Target, step_id: str, now: str) -> Decision:
 
 
 def record_without_executor(decision: Decision, now: str) -> Execution | None:
-    """Actions that need no executor are recorded at once: never silently dropped (D3)."""
-    if decision.outcome != "Matched" or decision.action in ("delete", "quarantine"):
+    """Actions that need no executor are recorded at once, never silently dropped (Phoenix did)."""
+    if decision.outcome != "Matched" or is_executable(decision.action or ""):
         return None
     unsupported = decision.action in ("debugger", "customAction")
     return Execution(
@@ -117,11 +118,6 @@ def record_without_executor(decision: Decision, now: str) -> Execution | None:
         time=now,
         pod_uid=decision.pod_uid,
     )
-
-
-def is_executable_decision(decision: Decision) -> bool:
-    """Whether an executor has to act on this decision."""
-    return decision.outcome == "Matched" and decision.action in ("delete", "quarantine")
 
 
 def read_targets(texts: Sequence[Any]) -> list[TargetEntry]:

@@ -43,7 +43,7 @@ class KnownPod:
 
 
 @dataclass(frozen=True)
-class Pod:
+class PodView:
     """One target as matching sees it: its namespace and labels, and where those came from."""
 
     target: str
@@ -74,7 +74,7 @@ class RuleScore:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class MatchVerdict:
     """The decision, in the matcher's terms (outcome and reason as in a SecurityEvent status)."""
 
     outcome: Literal["Matched", "Unmatched"]
@@ -90,10 +90,10 @@ class Verdict:
 class TargetExplanation:
     """Everything that led to the decision for one target."""
 
-    pod: Pod
+    pod: PodView
     coverage: tuple[Coverage, ...]
     rules: tuple[RuleScore, ...]
-    verdict: Verdict
+    verdict: MatchVerdict
 
 
 @dataclass(frozen=True)
@@ -136,24 +136,24 @@ def check_labels(labels: Any, where: str) -> dict[str, str]:
 
 def resolve_pods(
     targets: Sequence[Target], known: Sequence[KnownPod], labels: Mapping[str, str] | None
-) -> list[Pod]:
+) -> list[PodView]:
     """The pod behind each target: a known pod naming it, else the given labels (if any)."""
-    pods: list[Pod] = []
+    pods: list[PodView] = []
     for target in targets:
         found = next((pod for pod in known if pod.is_naming(target)), None)
         if found is not None:
-            pods.append(Pod(str(target), target.namespace, found.labels, found.origin))
+            pods.append(PodView(str(target), target.namespace, found.labels, found.origin))
         elif labels is not None:
-            pods.append(Pod(str(target), target.namespace, dict(labels), "given labels"))
+            pods.append(PodView(str(target), target.namespace, dict(labels), "given labels"))
         else:
-            pods.append(Pod(str(target), target.namespace, {}, "no labels given: none assumed"))
+            pods.append(PodView(str(target), target.namespace, {}, "no labels given: none assumed"))
     return pods
 
 
-def describe_known_pods(known: Sequence[KnownPod]) -> list[Pod]:
+def describe_known_pods(known: Sequence[KnownPod]) -> list[PodView]:
     """Pods to explain a bare rule against: each known pod (a template stands for its pods)."""
     return [
-        Pod(
+        PodView(
             target=f"{pod.namespace}/{pod.name}" + ("-*" if pod.is_template else ""),
             namespace=pod.namespace,
             labels=pod.labels,
@@ -163,7 +163,9 @@ def describe_known_pods(known: Sequence[KnownPod]) -> list[Pod]:
     ]
 
 
-def explain_event(policies: Sequence[Policy], event_rule: Rule, pods: Sequence[Pod]) -> Explanation:
+def explain_event(
+    policies: Sequence[Policy], event_rule: Rule, pods: Sequence[PodView]
+) -> Explanation:
     """Explain the decision for an event rule on each pod (pure)."""
     index = PolicyIndex.from_policies(policies)
     ordered = sorted(policies, key=lambda policy: policy.ref)
@@ -172,7 +174,7 @@ def explain_event(policies: Sequence[Policy], event_rule: Rule, pods: Sequence[P
 
 
 def explain_target(
-    index: PolicyIndex, policies: Sequence[Policy], event_rule: Rule, pod: Pod
+    index: PolicyIndex, policies: Sequence[Policy], event_rule: Rule, pod: PodView
 ) -> TargetExplanation:
     """Coverage of every policy, the scores of every covering rule, and the verdict."""
     coverage = tuple(describe_coverage(policy, pod) for policy in policies)
@@ -184,7 +186,7 @@ def explain_target(
     return TargetExplanation(pod, coverage, rules, decide_verdict(choice, pod))
 
 
-def describe_coverage(policy: Policy, pod: Pod) -> Coverage:
+def describe_coverage(policy: Policy, pod: PodView) -> Coverage:
     """Whether the policy covers the pod; the reason names the namespace or the labels."""
     namespace = policy.metadata.namespace or ""
     if namespace != pod.namespace:
@@ -231,18 +233,18 @@ def describe_mismatches(rule: Rule, event_rule: Rule) -> tuple[str, ...]:
     )
 
 
-def decide_verdict(choice: Choice, pod: Pod) -> Verdict:
+def decide_verdict(choice: Choice, pod: PodView) -> MatchVerdict:
     """The matcher's outcome and reason for the choice (:attr:`Choice.reason`), summarized."""
     winner = choice.winner
     summary = summarize_choice(choice, pod)
     if winner is None:
-        return Verdict("Unmatched", choice.reason, None, None, None, (), summary)
+        return MatchVerdict("Unmatched", choice.reason, None, None, None, (), summary)
     ties = tuple(tie.ref for tie in choice.ties)
     action = winner.action.kind
-    return Verdict("Matched", choice.reason, winner.ref, action, winner.score, ties, summary)
+    return MatchVerdict("Matched", choice.reason, winner.ref, action, winner.score, ties, summary)
 
 
-def summarize_choice(choice: Choice, pod: Pod) -> str:
+def summarize_choice(choice: Choice, pod: PodView) -> str:
     """One line saying why the choice came out the way it did."""
     winner = choice.winner
     if winner is None and choice.is_covered:
@@ -295,7 +297,7 @@ def rule_score_to_data(score: RuleScore) -> dict[str, Any]:
     }
 
 
-def verdict_to_data(verdict: Verdict) -> dict[str, Any]:
+def verdict_to_data(verdict: MatchVerdict) -> dict[str, Any]:
     """The verdict as JSON-ready data."""
     return {
         "outcome": verdict.outcome,

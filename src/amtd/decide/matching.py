@@ -13,7 +13,7 @@ The rules (docs/matching.md):
 
 Entries are indexed by namespace, exact selector and exact rule items, so an event costs a
 dictionary lookup per covering selector and subset of its own rule's items instead of a scan of
-every rule of every policy (REFERENCE D1, D11, D16).
+every rule of every policy (how this differs from Phoenix: docs/matching.md).
 """
 
 from __future__ import annotations

@@ -39,12 +39,12 @@ from amtd.kube.api import (
     Cluster,
     ConflictError,
     NotFoundError,
-    Object,
 )
 from amtd.kube.deferring import Defer, run_now
 from amtd.kube.events import CLUSTER_SCOPED_EVENTS_NAMESPACE, make_event, refer_to_security_event
 from amtd.model.actionevents import ActionRequest, SecurityEventRef, make_action_request
 from amtd.model.apiserverevents import InvalidEventError
+from amtd.model.objects import Object
 from amtd.model.policies import Policy
 from amtd.model.securityevents import Decision, Execution, SecurityEventStatus
 from amtd.model.statuses import is_generation_decided, record_decisions

@@ -1,9 +1,10 @@
 """Publishing: send CloudEvents to the function's sink (``K_SINK``), as a Knative source does.
 
-A Knative reply carries one event; a function that must emit several (the sweeper) posts them to
-the sink a SinkBinding injects: ``K_SINK`` (the Broker's URL) and ``K_CE_OVERRIDES`` (extensions
-to add to every event, REFERENCE §6.5). Events go out in binary mode; any 2xx is accepted, any
-other answer or no answer is a :class:`PublishError` (the caller decides whether to retry).
+A Knative reply carries one event; a function that must emit several (the sweeper) posts them to the
+sink a SinkBinding injects: ``K_SINK`` (the Broker's URL) and ``K_CE_OVERRIDES`` (extensions to add
+to every event, as Knative's SinkBinding sets them). Events go out in binary mode; any 2xx is
+accepted, any other answer or no answer is a :class:`PublishError` (the caller decides whether to
+retry).
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 Order of checks: method (405), size (413), authentication (503 not configured / 401), envelope
 (400), content type (415), then fields (400 naming the field). Answers follow the sender: a plain
 JSON request (Falco, Falcosidekick webhook, Fluent Bit) gets ``201``/``200`` with a JSON body; a
-CloudEvent (maybe through a Broker, where any non-CloudEvent body on a 2xx is a failure, REFERENCE
-§6.4) gets ``202``/``204`` with no body and the outcome in ``X-Amtd-*`` headers.
+CloudEvent (maybe through a Broker, where any non-CloudEvent body on a 2xx is a failure: the MT
+broker makes it a 502) gets ``202``/``204`` with no body and the outcome in ``X-Amtd-*`` headers.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Responding: the HTTP edge every function shares (decode a CloudEvent, answer the broker).
 
-Status codes follow what a Knative Broker does with them (REFERENCE §6.3): 2xx done, 4xx final
-(the event goes to the dead-letter sink), 5xx retried. A Kubernetes 404/409 is never passed
-through: the broker would retry it. :func:`serve` is every function's entry: probes first, then
-the handler, its refusals and API failures answered.
+Status codes follow what a Knative Broker does with them (docs/events.md): 2xx done, 5xx and
+404/408/409/429 retried, any other 4xx final (the event goes to the dead-letter sink). A Kubernetes
+404/409 is never passed through: the broker would retry it. :func:`serve` is every function's entry:
+probes first, then the handler, its refusals and API failures answered.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Alerts: a security tool's alert, reduced to what a SecurityEvent needs, and what became of it.
 
-Pure. Names are deterministic, without state (REFERENCE D7): the same alert (tool, rule, target)
-within one time window always gets the same SecurityEvent name, so a repeat is a 409 on create —
-a counted duplicate — and two alerts in the same second are no longer lost to a name collision.
+Pure. Names are deterministic, without state: the same alert (tool, rule, target) within one time
+window always gets the same SecurityEvent name, so a repeat is a 409 on create — a counted
+duplicate — and two alerts in the same second are no longer lost to a name collision (Phoenix
+named them ``<tool>-<pod>-<unix seconds>``).
 """
 
 from __future__ import annotations

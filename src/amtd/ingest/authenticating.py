@@ -1,8 +1,8 @@
 """Authenticating: the shared bearer token that ingest requests must present. Pure.
 
-Secure by default (REFERENCE D6): with no token configured and no explicit opt-out, ingest refuses
-every request ("not configured") rather than running open. The token arrives as
-``Authorization: Bearer <token>``, or, for CloudEvents that crossed a Knative Broker (which does
+Secure by default (Phoenix's integrators had no auth): with no token configured and no explicit
+opt-out, ingest refuses every request ("not configured") rather than running open. The token arrives
+as ``Authorization: Bearer <token>``, or, for CloudEvents that crossed a Knative Broker (which does
 not forward ``Authorization``), as the CloudEvent extension ``amtdtoken``.
 """
 

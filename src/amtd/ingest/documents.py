@@ -1,6 +1,6 @@
 """Documents: the JSON bodies ingest accepts — one object, an array, or one object per line. Pure.
 
-Collectors batch and frame alerts differently (REFERENCE §4.4): Fluent Bit's ``json`` format posts
+Collectors batch and frame alerts differently (docs/ingest.md): Fluent Bit's ``json`` format posts
 an array, ``json_lines`` newline-delimited objects (``application/x-ndjson``, older versions say
 ``application/json``), ``json_stream`` objects back to back. :func:`split_documents` accepts all of
 them and keeps a bad line from spoiling the good ones.

@@ -1,8 +1,8 @@
 """Envelopes: the CloudEvents wrapping of an incoming alert (binary or structured mode). Pure.
 
 Our own reader rather than the SDK's ``from_http``: binary-mode ``ce-*`` header values are
-percent-encoded (space, ``"`` and ``%``, REFERENCE §4.2) and the SDK does not decode them, and
-every malformed envelope must end as an :class:`InvalidFieldError` (a 400), never as another
+percent-encoded (space, ``"`` and ``%``, CloudEvents HTTP binding) and the SDK does not decode them,
+and every malformed envelope must end as an :class:`InvalidFieldError` (a 400), never as another
 exception. Raw, unencoded values are tolerated: decoding leaves them as they are.
 """
 

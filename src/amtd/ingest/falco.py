@@ -1,5 +1,5 @@
 """Falco alerts: Falco's JSON event (``http_output``, Falcosidekick webhook or CloudEvents) mapped
-to a SecurityEvent the way Phoenix's falco-integrator does (REFERENCE §4.1-4.3). Pure.
+to a SecurityEvent the way Phoenix's falco-integrator does (docs/ingest.md). Pure.
 
 Mapping: ``rule`` → ``rule.type``, ``priority`` → ``rule.threatLevel``, ``source`` →
 ``rule.source`` = ``FalcoIntegrator`` (env ``RULE_SOURCE``); two extra rule keys when known,

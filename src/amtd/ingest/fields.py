@@ -1,8 +1,8 @@
 """Fields: reading untrusted JSON documents one field at a time. Pure.
 
-Every alert field is attacker-influenced (REFERENCE §4.1): a process name, a pod name, a rule name
-can all be chosen by whoever triggers the alert. The readers here check type and size and raise
-:class:`InvalidFieldError` naming the field's path, which the HTTP edge answers as
+Every alert field is attacker-influenced (Falco's ``output_fields`` too): a process name, a pod
+name, a rule name can all be chosen by whoever triggers the alert. The readers here check type and
+size and raise :class:`InvalidFieldError` naming the field's path, which the HTTP edge answers as
 ``400 {"error": "InvalidField", "detail": "<path>: <problem>"}``.
 """
 

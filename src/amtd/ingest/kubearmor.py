@@ -1,5 +1,5 @@
 """KubeArmor alerts: KubeArmor's ``Alert`` JSON (relay stdout, via Fluent Bit, an OTel collector or
-a CloudEvent) mapped to a SecurityEvent as Phoenix's kubearmor-integrator does (REFERENCE §4.4-4.5).
+a CloudEvent) mapped to a SecurityEvent as Phoenix's kubearmor-integrator does (docs/ingest.md).
 Pure.
 
 Mapping: ``PolicyName`` → ``rule.type``, ``Severity`` → ``rule.threatLevel``, ``rule.source`` =

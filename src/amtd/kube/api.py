@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from amtd import GROUP, VERSION
+from amtd.model.objects import Object
 
-Object = dict[str, Any]
 RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
 REFRESH_INTERVAL_S = 1.0  # how often credentials are re-applied (the loaders: every request)
 
@@ -94,10 +94,10 @@ def load_client_configuration(config_file: str | None = None) -> Any:
 
     configuration = client.Configuration()
     if os.environ.get("KUBERNETES_SERVICE_HOST") and not config_file:
-        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        config.load_incluster_config(client_configuration=configuration)
     else:
         # $KUBECONFIG read now: the client's own default was fixed when kubernetes was imported
-        config.load_kube_config(  # type: ignore[no-untyped-call]
+        config.load_kube_config(
             config_file=config_file or os.environ.get("KUBECONFIG"),
             client_configuration=configuration,
         )

@@ -14,13 +14,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from amtd.decide.deciding import is_executable_decision
+from amtd.model.actions import EXECUTABLE_KINDS, is_executable
 from amtd.model.securityevents import Decision, Execution
 
 ACTION_REQUESTED = "com.r6security.amtd.action.requested.v1"
 ACTION_COMPLETED = "com.r6security.amtd.action.completed.v1"
 MATCHER_SOURCE = "/amtd/matcher"
-ROUTED_ACTIONS = ("delete", "quarantine")
 MAX_LISTED_TARGETS_LENGTH = 200
 
 
@@ -71,6 +70,11 @@ class ActionStep(BaseModel):
             dry_run=decision.dry_run,
             allow_standalone_pods=decision.allow_standalone_pods,
         )
+
+
+def is_executable_decision(decision: Decision) -> bool:
+    """Whether an executor has to act on this decision (a matched, executable action)."""
+    return decision.outcome == "Matched" and is_executable(decision.action or "")
 
 
 def is_step_decided(step: ActionStep, decisions: Sequence[Decision]) -> bool:
@@ -137,7 +141,7 @@ def to_request_attributes(request: ActionRequest) -> dict[str, str]:
         "datacontenttype": "application/json",
         "securityevent": request.security_event.name,
     }
-    for action in sorted({step.action for step in request.steps} & set(ROUTED_ACTIONS)):
+    for action in sorted({step.action for step in request.steps} & set(EXECUTABLE_KINDS)):
         attributes[flag_extension(action)] = "true"
     return attributes
 

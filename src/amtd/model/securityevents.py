@@ -1,7 +1,7 @@
 """SecurityEvents: the cluster-scoped record of one detected threat, and its status.
 
 ``spec`` is Phoenix's (``targets``, ``rule``, ``description``). ``status`` is ours: Phoenix never
-wrote one (REFERENCE D5); here it holds the decision per target and every execution, so
+wrote one (docs/phoenix.md); here it holds the decision per target and every execution, so
 ``kubectl get securityevents`` shows what happened.
 """
 

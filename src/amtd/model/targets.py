@@ -1,6 +1,6 @@
 """Targets: the ``namespace/name`` pod references a SecurityEvent points at.
 
-Phoenix panics on a target without ``/`` and never resolves ``/name`` (REFERENCE D10); here every
+Phoenix panics on a target without ``/`` and never resolves ``/name`` (docs/phoenix.md); here every
 target is validated up front, with a message that says what is wrong.
 """
 

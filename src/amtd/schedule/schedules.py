@@ -1,6 +1,6 @@
 """Schedules: when a time-based trigger is next due, read like upstream's annotation. Pure.
 
-The ``.../schedule`` annotation is read as the time-based-trigger did (REFERENCE §5): first as a
+The ``.../schedule`` annotation is read as the time-based-trigger did (docs/ingest.md): first as a
 robfig/cron v1.2 ``ParseStandard`` spec, else as a Go duration. In order:
 
 - a 5-field cron expression (minute, hour, day of month, month, day of week; names like ``MON``

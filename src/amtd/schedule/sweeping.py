@@ -1,8 +1,8 @@
 """Sweeping: what the periodic sweep does with each SecurityEvent. Pure.
 
 An ApiServerSource sends nothing for changes it did not see (its adapter restarted, a watch gap:
-REFERENCE §6.1), and a lost ``action.requested`` (retries spent, dead-lettered) leaves steps that
-no executor will ever perform. So a PingSource drives the ``sweeper`` function, which judges
+knative/eventing#8675), and a lost ``action.requested`` (retries spent, dead-lettered) leaves steps
+that no executor will ever perform. So a PingSource drives the ``sweeper`` function, which judges
 every SecurityEvent with :func:`judge_security_event`:
 
 - ``Decide``: its current generation has no decision and it is older than the grace period
@@ -10,7 +10,7 @@ every SecurityEvent with :func:`judge_security_event`:
 - ``Rerequest``: decided, but steps that need an executor have no execution, and the decision
   is older than the grace period;
 - ``Delete``: fully handled (Completed, Unmatched, Failed) and untouched for the retention
-  period (Phoenix never cleans up, REFERENCE D12);
+  period (Phoenix never cleaned up);
 - ``Keep``: anything else.
 
 :func:`plan_sweep` bounds one run (oldest first), so a backlog is worked off over several runs.

@@ -1,10 +1,11 @@
 """Timing: which annotated pods are due for a time-based SecurityEvent. Pure.
 
-Upstream semantics (REFERENCE §5): a pod takes part when its ``.../enabled`` annotation is a true
-Go ``ParseBool`` value; ``lastRun`` is the creationTimestamp of the newest SecurityEvent with
-``rule.source: TimeBasedTrigger`` targeting the pod, else the pod's own creationTimestamp; the pod
-is due when ``Next(lastRun) <= now``, and then gets exactly one event however many runs were
-missed. Terminating pods are skipped; a bad annotation is reported, never fatal.
+Upstream semantics (r6security/time-based-trigger): a pod takes part when its ``.../enabled``
+annotation is a true Go ``ParseBool`` value; ``lastRun`` is the creationTimestamp of the newest
+SecurityEvent with ``rule.source: TimeBasedTrigger`` targeting the pod, else the pod's own
+creationTimestamp; the pod is due when ``Next(lastRun) <= now``, and then gets exactly one event
+however many runs were missed. Terminating pods are skipped; a bad annotation is reported, never
+fatal.
 """
 
 from __future__ import annotations

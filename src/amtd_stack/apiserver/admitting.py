@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import definitions, schemas
+from amtd_stack import schemas
+
+from . import definitions
 from .apierrors import bad_request, invalid
 from .resources import ResourceType
 

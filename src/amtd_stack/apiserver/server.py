@@ -6,10 +6,8 @@ client's connection pool is used as it would be in a cluster.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import socket
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -17,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from amtd_stack.serving import KeepAliveHandler, KeepAliveServer
+from amtd_stack.serving import QuietHandler, RunningServer
 
 from .controlling import Controllers
 from .dispatching import Dispatcher, RequestLog
@@ -29,21 +27,6 @@ from .storing import Store
 
 INITIAL_NAMESPACES = ("default", "kube-system", "kube-public")
 CLUSTER_NAME = "amtd-local"
-
-
-class _QuietHandler(KeepAliveHandler):
-    """Kept-alive connections, no per-request logging; tolerate clients (or injected drops)
-    closing early."""
-
-    timeout = 60  # a client that stalls (or keeps a connection idle) cannot pin a thread
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        """Silence the access log."""
-
-    def finish(self) -> None:
-        """Flush, ignoring connections that are already gone."""
-        with contextlib.suppress(OSError):
-            super().finish()
 
 
 class ApiServer:
@@ -58,10 +41,9 @@ class ApiServer:
         self._seed(workloads)
         self._controllers = Controllers(self.store, self.registry, workloads)
         app = Dispatcher(self.api, self._log, self._faults, lambda: self.address)
-        self._server = KeepAliveServer(host, port, app, handler=_QuietHandler)
+        self._server = RunningServer(app, host, port, handler=QuietHandler)
         self.host = host
-        self.port = int(self._server.socket.getsockname()[1])
-        self._thread: threading.Thread | None = None
+        self.port = self._server.port
 
     @property
     def address(self) -> str:
@@ -93,13 +75,7 @@ class ApiServer:
     def start(self) -> ApiServer:
         """Serve in a background thread; returns once the socket accepts connections."""
         self._controllers.start()
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.1},
-            name=f"apiserver-{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
+        self._server.start()
         with socket.create_connection((self.host, self.port), timeout=10):
             pass  # the listening socket is bound already; this proves the loop accepts
         return self
@@ -107,10 +83,7 @@ class ApiServer:
     def stop(self) -> None:
         """End watches, stop serving, wait for request threads and the controllers."""
         self.store.close()
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(10)
-        self._server.server_close()
+        self._server.stop()
         self._controllers.stop()
 
     def __enter__(self) -> ApiServer:

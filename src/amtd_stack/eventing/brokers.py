@@ -225,7 +225,7 @@ class BrokerIngress:
 
     def __init__(self, router: EventRouter, host: str = "127.0.0.1", port: int = 0) -> None:
         self.router = router
-        self._server = RunningServer(self._app, host, port)
+        self._server = RunningServer(self._app, host, port).start()
         router.address_of = self.broker_url  # dead letters of refused replies name this ingress
 
     @property

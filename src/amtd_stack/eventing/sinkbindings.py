@@ -1,6 +1,7 @@
 """SinkBinding: give a function its sink as ``K_SINK`` (and ``K_CE_OVERRIDES``), like Knative.
 
-Knative's webhook injects the resolved sink URL into the subject's containers (REFERENCE §6.5).
+Knative's webhook injects the resolved sink URL into the subject's containers (Knative docs,
+"SinkBinding"); namespaces labelled ``bindings.knative.dev/exclude`` opt out there.
 Here the subject must be one of the functions (a Knative Service by name: the stack runs no
 other workloads) and the variables are set in its process environment at start. Parsing is pure.
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 from amtd_stack.eventing.deliveries import Destination
 from amtd_stack.eventing.sources import SOURCES_V1, parse_extensions, parse_sink
 from amtd_stack.manifests import Manifest, namespace_of
-from amtd_stack.running.functions import SERVICE
+from amtd_stack.running.definitions import SERVICE
 
 
 @dataclass(frozen=True)

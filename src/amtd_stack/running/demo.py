@@ -69,7 +69,7 @@ def apply_examples(cluster: Cluster) -> None:
 
 
 def falco_alert(pod: str) -> dict[str, Any]:
-    """A Falco ``http_output`` alert, as Falco sends it (REFERENCE §4.1)."""
+    """A Falco ``http_output`` alert, as Falco sends it (docs/ingest.md, "Falco")."""
     return {
         "output": f"09:12:44.318220471: Notice A shell was spawned in a container with an "
         f"attached terminal (user=root k8s.ns={NAMESPACE} k8s.pod={pod} shell=sh)",
@@ -84,7 +84,7 @@ def falco_alert(pod: str) -> dict[str, Any]:
 
 
 def kubearmor_alert(pod: str) -> dict[str, Any]:
-    """A KubeArmor policy alert, as Fluent Bit forwards it (REFERENCE §4.4)."""
+    """A KubeArmor policy alert (its ``Alert`` JSON), as Fluent Bit forwards it (docs/ingest.md)."""
     return {
         "Timestamp": int(time.time()), "ClusterName": "default", "HostName": "node-1",
         "NamespaceName": NAMESPACE, "PodName": pod, "Labels": "app=nginx",

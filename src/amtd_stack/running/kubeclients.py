@@ -35,7 +35,8 @@ def discovery_cache_dir() -> tempfile.TemporaryDirectory[str]:
 
 def new_api_client(kubeconfig: Path) -> ApiClient:
     """An ApiClient configured from a kubeconfig file (no global state touched)."""
-    return config.new_client_from_config(config_file=str(kubeconfig))
+    client: ApiClient = config.new_client_from_config(config_file=str(kubeconfig))
+    return client
 
 
 def new_dynamic_client(kubeconfig: Path) -> DynamicClient:
@@ -47,9 +48,10 @@ def new_dynamic_client(kubeconfig: Path) -> DynamicClient:
 def find_resource(client: DynamicClient, api_version: str, kind: str) -> Resource:
     """The discovered resource for apiVersion + kind; StackError naming it when unknown."""
     try:
-        return client.resources.get(api_version=api_version, kind=kind)
+        resource: Resource = client.resources.get(api_version=api_version, kind=kind)
     except ResourceNotFoundError as error:
         raise StackError(f"the API server serves no {kind} in {api_version}") from error
+    return resource
 
 
 def apply_object(client: DynamicClient, obj: Mapping[str, Any]) -> None:

@@ -35,7 +35,7 @@ from amtd_stack.eventing.triggers import (
     parse_trigger,
 )
 from amtd_stack.manifests import Manifest, load_manifests
-from amtd_stack.running.functions import SERVICE, FunctionDefinition, discover_functions
+from amtd_stack.running.definitions import SERVICE, FunctionDefinition, discover_functions
 
 KNATIVE_GROUP_SUFFIX = ".knative.dev/"
 

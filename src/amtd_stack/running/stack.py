@@ -27,14 +27,10 @@ from amtd_stack.eventing.pingsources import PingSourceDefinition, PingSourceRunn
 from amtd_stack.eventing.sinkbindings import SinkBindingDefinition, sink_environment
 from amtd_stack.eventing.sources import EmittedLog, SourceContext, make_sink_sender
 from amtd_stack.eventing.triggers import BrokerDefinition, TriggerDefinition
-from amtd_stack.running.functions import (
-    FunctionProcess,
-    build_environment,
-    start_functions,
-    stop_functions,
-)
+from amtd_stack.running.definitions import build_environment
 from amtd_stack.running.kubeclients import apply_objects, read_secret_value
 from amtd_stack.running.planning import StackPlan, plan_stack, resolve_destination
+from amtd_stack.running.processes import FunctionProcess, start_functions, stop_functions
 from amtd_stack.running.supervising import Degradation, RestartPolicy, Supervisor
 
 LOG = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from amtd_stack.running.functions import FunctionProcess
+from amtd_stack.running.processes import FunctionProcess
 
 LOG = logging.getLogger(__name__)
 CHECK_INTERVAL_S = 0.1

@@ -4,11 +4,11 @@ A quarantined pod keeps running for forensics while a per-pod NetworkPolicy deni
 traffic (DNS included). Its labels move into one JSON annotation, so its ReplicaSet and Services
 drop it and the workload starts a clean replacement; ``amtd release --restore`` puts them back.
 
-Phoenix named the policy ``<ns>-<pod>-policy`` and used that as a label value, which breaks past
-63 characters (REFERENCE D8). Here the name is bounded: a readable stem of the pod name plus a hash
-of namespace, name and uid, so it is unique per pod incarnation and valid for any name length.
-The policy is owned by the pod (not as controller): it goes away with the pod, and nothing is
-ever owned by an AMTD (deleting a policy must never delete evidence, D13).
+Phoenix named the policy ``<ns>-<pod>-policy`` and used that as a label value, which breaks past 63
+characters (the label value limit). Here the name is bounded: a readable stem of the pod name plus a
+hash of namespace, name and uid, so it is unique per pod incarnation and valid for any name length.
+The policy is owned by the pod (not as controller): it goes away with the pod, and nothing is ever
+owned by an AMTD (Phoenix's was, so deleting a policy deleted the evidence).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from amtd.model.objects import Object
 
 PREFIX = "amtd.r6security.com"
 QUARANTINE_LABEL = f"{PREFIX}/quarantine"
@@ -36,8 +38,6 @@ UNENFORCED_CAVEAT = (
     "isolation not confirmed: the cluster's CNI is not declared to enforce NetworkPolicy "
     f"(set {ENFORCED_VARIABLE}=true on executor-quarantine once it is checked, docs/DEPLOY.md)"
 )
-
-Object = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -98,8 +98,8 @@ def is_quarantined(pod: Mapping[str, Any]) -> bool:
 def build_quarantine_patch(pod: Mapping[str, Any], name: str, quarantined_by: str) -> Object | None:
     """Merge patch moving every label into one annotation; None when already quarantined.
 
-    Only our own annotation keys are added, so existing annotations are never clobbered (D13).
-    The resourceVersion makes the patch fail (409) if the pod changed since it was read.
+    Only our own annotation keys are added (Phoenix overwrote same-named ones). The resourceVersion
+    makes the patch fail (409) if the pod changed since it was read.
     """
     meta = pod["metadata"]
     if is_quarantined(pod):

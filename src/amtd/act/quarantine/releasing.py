@@ -17,7 +17,7 @@ from typing import Any
 
 from amtd.act import auditing
 from amtd.act.claiming import CLAIMED_BY
-from amtd.act.quarantining import QuarantineRecord, build_restore_patch, read_quarantine
+from amtd.act.quarantine.quarantining import QuarantineRecord, build_restore_patch, read_quarantine
 from amtd.kube.api import (
     NETWORK_POLICIES,
     PODS,

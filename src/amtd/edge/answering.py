@@ -1,0 +1,100 @@
+"""Answering: the HTTP side of an executor function (decode → execute → reply).
+
+The execution itself is :mod:`amtd.act.executing`; this module only turns a CloudEvent into an
+:class:`~amtd.model.actionevents.ActionRequest` (400 for one that can never succeed) and the
+Executions back into an ``action.completed`` CloudEvent. The steps' Events are written after the
+reply, by the process's deferrer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import flask
+from cloudevents.http import CloudEvent
+from pydantic import ValidationError
+
+from amtd.act.actions import ExecutableAction
+from amtd.act.executing import execute_request, make_settings
+from amtd.edge.responding import BadRequestError, cloudevent_response, decode_cloudevent, no_content
+from amtd.kube.api import shared_cluster
+from amtd.kube.deferring import shared_deferrer
+from amtd.model.actionevents import (
+    ACTION_REQUESTED,
+    ActionCompletion,
+    ActionRequest,
+    ActionStep,
+    from_request_data,
+    to_completion_attributes,
+)
+from amtd.model.actions import Action
+from amtd.model.targets import parse_target
+from amtd.model.timestamps import format_now
+
+LOG = logging.getLogger(__name__)
+
+
+def answer_action_request(
+    request: flask.Request, action: ExecutableAction, executor: str, env: Mapping[str, str]
+) -> flask.Response:
+    """Decode the event → execute its ``action`` steps as ``executor`` → reply ``action.completed``.
+
+    204 when the event has no step for this executor; 400 (BadRequestError) for one that can
+    never succeed.
+    """
+    event = decode_cloudevent(request)
+    action_request = read_request(event)
+    if not action_request.steps_for(action.name):
+        LOG.info("event %s has no %s step: nothing to do", event["id"], action.name)
+        return no_content()
+    settings = make_settings(action, executor, env, shared_deferrer().defer)
+    executions = execute_request(shared_cluster(), action_request, settings, format_now())
+    completion = ActionCompletion(
+        security_event=action_request.security_event, executions=executions
+    )
+    return reply_completion(event["id"], action.name, completion)
+
+
+def reply_completion(event_id: str, action: str, completion: ActionCompletion) -> flask.Response:
+    """The ``action.completed`` CloudEvent answering request ``event_id``."""
+    attributes = to_completion_attributes(event_id, action, completion.security_event.name)
+    data = completion.model_dump(by_alias=True, exclude_none=True, mode="json")
+    return cloudevent_response(attributes, data)
+
+
+def read_request(event: CloudEvent) -> ActionRequest:
+    """The ActionRequest of an event; BadRequestError (400) for anything that can never work."""
+    if event["type"] != ACTION_REQUESTED:
+        raise BadRequestError(
+            "UnexpectedEventType", f"expected {ACTION_REQUESTED}, got {event['type']}"
+        )
+    data = event.get_data()
+    if not isinstance(data, dict):
+        raise BadRequestError("InvalidActionRequest", "data must be a JSON object")
+    try:
+        request = from_request_data(data)
+    except ValidationError as error:
+        raise BadRequestError("InvalidActionRequest", summarize_errors(error)) from None
+    for step in request.steps:
+        check_step(step)
+    return request
+
+
+def summarize_errors(error: ValidationError) -> str:
+    """pydantic errors as ``field.path: message; ...``."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}" for item in error.errors()
+    )
+
+
+def check_step(step: ActionStep) -> None:
+    """A step's target and parameters must be valid, else the event can never succeed."""
+    try:
+        parse_target(step.target)
+        Action.model_validate({step.action: step.parameters})
+    except ValidationError as error:
+        detail = summarize_errors(error)
+        raise BadRequestError("InvalidActionStep", f"step {step.step_id}: {detail}") from None
+    except ValueError as error:
+        raise BadRequestError("InvalidActionStep", f"step {step.step_id}: {error}") from None

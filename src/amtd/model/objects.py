@@ -1,0 +1,7 @@
+"""Objects: a Kubernetes object as JSON (a manifest, a patch, what the API server returned)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+Object = dict[str, Any]

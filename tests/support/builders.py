@@ -1,0 +1,203 @@
+"""Builders of the objects and alerts tests send: SecurityEvents, AMTD policies, tool alerts.
+
+Each ``make_*`` / ``*_alert`` is a pure dict builder with keyword overrides; ``create_*`` writes
+what a builder made through the official client (``amtd.kube.api.Cluster``). The alert
+defaults are the tools' real formats (docs/ingest.md): a Falco ``http_output`` alert as
+Falcosidekick forwards it, a KubeArmor ``Alert`` as the relay prints it. Transports (a request
+for an ingest function, a CloudEvent for the Broker) stay with the tests that send them.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from amtd.kube.api import POLICIES, SECURITY_EVENTS, Cluster
+
+API_VERSION = "amtd.r6security.com/v1beta1"
+SHELL_RULE = "Terminal shell in container"
+
+Object = dict[str, Any]
+
+# SecurityEvents and policies
+
+
+def make_security_event(
+    name: str | None = None,
+    *,
+    targets: Sequence[str] = ("demo/web-1",),
+    pods: Sequence[Mapping[str, Any]] = (),
+    rule_type: str = "test",
+    threat_level: str | None = None,
+    source: str | None = None,
+    rule: Mapping[str, Any] | None = None,
+    description: str | None = "made by a test",
+    spec: Mapping[str, Any] | None = None,
+) -> Object:
+    """A SecurityEvent as an integrator writes it (a random ``test-...`` name unless given).
+
+    ``pods`` (objects as the API returns them) give the targets instead of ``targets``. The rule
+    is ``rule`` if given (any shape), else ``rule_type`` with ``threat_level`` and ``source``
+    when given. ``description`` None leaves it out; ``spec`` adds or replaces spec fields.
+    """
+    if rule is None:
+        rule = drop_none({"type": rule_type, "threatLevel": threat_level, "source": source})
+    texts = [f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in pods] or targets
+    body = drop_none({"targets": list(texts), "rule": dict(rule), "description": description})
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "SecurityEvent",
+        "metadata": {"name": name or f"test-{uuid.uuid4().hex[:10]}"},
+        "spec": {**body, **(spec or {})},
+    }
+
+
+def create_security_event(cluster: Cluster, name: str | None = None, **options: Any) -> Object:
+    """Create :func:`make_security_event` (same ``options``); the object the API returns."""
+    return cluster.create(SECURITY_EVENTS, make_security_event(name, **options))
+
+
+def make_policy(
+    namespace: str,
+    strategy: Sequence[tuple[Mapping[str, Any], str]] = (({"type": "default"}, "delete"),),
+    *,
+    name: str = "defence",
+    pod_selector: Mapping[str, str] | None = None,
+) -> Object:
+    """An AdaptiveMovingTargetDefense; ``strategy`` is ``(rule, action)`` pairs.
+
+    It covers ``mtdSecured: "true"`` pods unless ``pod_selector`` says otherwise.
+    """
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "AdaptiveMovingTargetDefense",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "podSelector": dict({"mtdSecured": "true"} if pod_selector is None else pod_selector),
+            "strategy": [{"rule": dict(rule), "action": {action: {}}} for rule, action in strategy],
+        },
+    }
+
+
+def create_policy(cluster: Cluster, namespace: str, *args: Any, **options: Any) -> Object:
+    """Create :func:`make_policy` (same arguments); the object the API returns."""
+    return cluster.create(POLICIES, make_policy(namespace, *args, **options), namespace)
+
+
+# Alerts
+
+FALCO_OUTPUT = (
+    "{clock}: Notice A shell was spawned in a container with an attached terminal "
+    "(user=root k8s.ns={namespace} k8s.pod={pod} shell=sh parent=runc terminal=34816)"
+)
+
+FALCO_ALERT: Object = {
+    "uuid": "5c0e9d2a-3f4b-4a8e-9d1c-7b2e6f0a1c34",
+    "output": FALCO_OUTPUT.format(
+        clock="09:12:44.318220471", namespace="shop", pod="cart-6b8f7d9c4-hx2lp"
+    ),
+    "priority": "Notice",
+    "rule": SHELL_RULE,
+    "time": "2025-03-14T09:12:44.318220471Z",
+    "output_fields": {
+        "container.id": "3f9a1c2b7d10",
+        "evt.time": 1741943564318220471,
+        "k8s.ns.name": "shop",
+        "k8s.pod.name": "cart-6b8f7d9c4-hx2lp",
+        "proc.tty": 34816,
+        "user.name": "root",
+    },
+    "source": "syscall",
+    "tags": ["T1059", "container", "mitre_execution", "shell"],
+    "hostname": "worker-2",
+}
+
+KUBEARMOR_ALERT: Object = {
+    "Timestamp": 1741943600,
+    "UpdatedTime": "2025-03-14T09:13:20.512734Z",
+    "ClusterName": "default",
+    "HostName": "worker-2",
+    "NamespaceName": "shop",
+    "Owner": {"Ref": "Deployment", "Name": "cart", "Namespace": "shop"},
+    "PodName": "cart-6b8f7d9c4-hx2lp",
+    "Labels": "app=cart",
+    "ContainerID": "3f9a1c2b7d10e4a6b2c8",
+    "ContainerName": "nginx",
+    "ContainerImage": "docker.io/library/nginx:1.25.1",
+    "PID": 37,
+    "UID": 0,
+    "ParentProcessName": "/usr/bin/bash",
+    "ProcessName": "/usr/bin/apt",
+    "PolicyName": "block-pkg-mgmt-tools-exec",
+    "Severity": "1",
+    "Tags": "NIST,NIST_800-53_CM-7",
+    "ATags": ["NIST", "NIST_800-53_CM-7"],
+    "Message": "package manager execution blocked",
+    "Type": "MatchedPolicy",
+    "Source": "/usr/bin/bash -c apt update",
+    "Operation": "Process",
+    "Resource": "/usr/bin/apt update",
+    "Data": "syscall=SYS_EXECVE",
+    "Enforcer": "AppArmor",
+    "Action": "Block",
+    "Result": "Permission denied",
+}
+
+
+def falco_alert(
+    namespace: str = "shop",
+    pod: str = "cart-6b8f7d9c4-hx2lp",
+    *,
+    at: datetime | None = None,
+    **changes: Any,
+) -> Object:
+    """:data:`FALCO_ALERT` about ``namespace/pod``, raised ``at`` a time if given (its own
+    otherwise), with top-level ``changes`` (None removes a key, e.g. ``uuid=None`` for Falco's
+    own ``http_output``, which has none)."""
+    alert = copy.deepcopy(FALCO_ALERT)
+    clock = alert["output"].split(": ", 1)[0]
+    fields = alert["output_fields"]
+    if at is not None:
+        clock = at.strftime("%H:%M:%S.%f") + "000"
+        alert["time"] = at.strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z"
+        fields["evt.time"] = int(at.timestamp()) * 10**9 + at.microsecond * 1000
+    alert["output"] = FALCO_OUTPUT.format(clock=clock, namespace=namespace, pod=pod)
+    fields.update({"k8s.ns.name": namespace, "k8s.pod.name": pod})
+    return change_copy(alert, changes)
+
+
+def kubearmor_alert(
+    namespace: str = "shop",
+    pod: str = "cart-6b8f7d9c4-hx2lp",
+    *,
+    at: datetime | None = None,
+    **changes: Any,
+) -> Object:
+    """:data:`KUBEARMOR_ALERT` about ``namespace/pod``, raised ``at`` a time if given (its own
+    otherwise), with top-level ``changes`` (None removes a key)."""
+    alert = copy.deepcopy(KUBEARMOR_ALERT)
+    alert.update({"NamespaceName": namespace, "PodName": pod})
+    alert["Owner"]["Namespace"] = namespace
+    if at is not None:
+        alert["Timestamp"] = int(at.timestamp())
+        alert["UpdatedTime"] = at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return change_copy(alert, changes)
+
+
+def change_copy(document: Mapping[str, Any], changes: Mapping[str, Any]) -> Object:
+    """A deep copy of ``document`` with top-level ``changes`` (None removes a key)."""
+    changed = copy.deepcopy(dict(document))
+    for key, value in changes.items():
+        if value is None:
+            changed.pop(key, None)
+        else:
+            changed[key] = value
+    return changed
+
+
+def drop_none(mapping: Mapping[str, Any]) -> Object:
+    """The items whose value is not None."""
+    return {key: value for key, value in mapping.items() if value is not None}
