@@ -39,6 +39,7 @@ from launching import (
 
 from amtd.decide.triaging import triage_security_event
 from amtd.model.actionevents import to_request_attributes
+from amtd.model.signatures import generate_signing_key
 from amtd_stack.serving import pick_free_port
 from support.builders import create_security_event, kubearmor_alert
 from support.cloudevents import as_binary
@@ -116,7 +117,9 @@ def action_event(rule_type: str) -> Prepare:
             **INTEGRATOR_EVENT,
         )
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        triage = triage_security_event(stand.cluster, name, may_replay=True, now=now)
+        triage = triage_security_event(
+            stand.cluster, name, may_replay=True, now=now, signer=generate_signing_key()
+        )
         assert triage.request is not None, triage.outcome
         data = triage.request.model_dump(by_alias=True, mode="json")
         return as_binary(to_request_attributes(triage.request), data)

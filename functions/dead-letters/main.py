@@ -1,8 +1,9 @@
 """The dead-letters function: the Broker's deadLetterSink; every lost event becomes visible.
 
 Each dead-lettered CloudEvent is logged loudly and recorded as a Warning Event (reason
-DeadLetter) on the SecurityEvent it concerns, else on the Broker; with or without the broker's
-``knativeerror*`` extensions (it adds none after a timeout). 204 when recorded (or already
+DeadLetter) on the SecurityEvent it concerns when the cluster confirms it (amtd.deadletters),
+else on the Broker, marked unverified; with or without the broker's ``knativeerror*`` extensions
+(it adds none after a timeout). 204 when recorded (or already
 recorded), 503 when the API server is unreachable (the broker retries), 400 for a non-CloudEvent.
 """
 
@@ -20,14 +21,22 @@ from amtd.deadletters import (
     make_dead_letter_event,
     read_dead_letter,
     refer_to_broker,
+    verify_dead_letter,
 )
-from amtd.edge.responding import decode_cloudevent, error_response, no_content, serve
+from amtd.edge.logs import configure_logging
+from amtd.edge.responding import (
+    decode_cloudevent,
+    error_response,
+    no_content,
+    read_json_data,
+    serve,
+)
 from amtd.kube import api as kubeapi
 from amtd.kube.api import EVENTS, SECURITY_EVENTS, Cluster, ConflictError, NotFoundError
 from amtd.kube.events import refer_to_security_event
 from amtd.model.timestamps import format_now
 
-logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
+configure_logging(os.environ)
 logger = logging.getLogger("amtd.dead-letters")
 
 
@@ -39,10 +48,14 @@ def record_dead_letter(request: flask.Request) -> flask.Response:
 
 def handle_dead_letter(request: flask.Request) -> flask.Response:
     """Decode → log → record the Event (409: already recorded, fine)."""
-    letter = read_dead_letter(decode_cloudevent(request).get_attributes())
+    event = decode_cloudevent(request)
+    letter = read_dead_letter(event.get_attributes(), read_json_data(event))
     logger.error("DEAD LETTER: %s", describe_dead_letter(letter))
     cluster = kubeapi.shared_cluster()
-    manifest = make_dead_letter_event(letter, find_involved(cluster, letter), format_now())
+    involved, unverified = find_involved(cluster, letter)
+    if unverified is not None:
+        logger.warning("dead letter %s is unverified: %s", letter.event_id, unverified)
+    manifest = make_dead_letter_event(letter, involved, format_now(), unverified)
     namespace = manifest["metadata"]["namespace"]
     try:
         cluster.create(EVENTS, manifest, namespace)
@@ -57,10 +70,14 @@ def handle_dead_letter(request: flask.Request) -> flask.Response:
     return no_content()
 
 
-def find_involved(cluster: Cluster, letter: DeadLetter) -> dict[str, str]:
-    """The SecurityEvent the letter names (with its uid when it still exists), else the Broker."""
+def find_involved(cluster: Cluster, letter: DeadLetter) -> tuple[dict[str, str], str | None]:
+    """The SecurityEvent the letter names, with its uid, when the cluster confirms the letter;
+    else the Broker, and what was not confirmed."""
+    broker = refer_to_broker(os.environ.get("AMTD_NAMESPACE", "amtd-system"))
     if letter.security_event is None:
-        return refer_to_broker(os.environ.get("AMTD_NAMESPACE", "amtd-system"))
+        return broker, None
     found = cluster.find(SECURITY_EVENTS, letter.security_event)
-    uid = (found or {}).get("metadata", {}).get("uid")
-    return refer_to_security_event(letter.security_event, uid)
+    unverified = verify_dead_letter(letter, found)
+    if found is None or unverified is not None:
+        return broker, unverified
+    return refer_to_security_event(letter.security_event, found["metadata"]["uid"]), None

@@ -7,18 +7,18 @@ docs/ingest.md for configuration, authentication and answers.
 
 from __future__ import annotations
 
-import logging
 import os
 
 import flask
 import functions_framework
 
+from amtd.edge.logs import configure_logging
 from amtd.edge.receiving import answer_outcome, process_item, receive, serve_ingest, warn_if_open
 from amtd.ingest.documents import check_media_type, parse_single_object
-from amtd.ingest.falco import DEFAULT_RULE_SOURCE, check_falco_event, parse_falco_alert
+from amtd.ingest.falco import DEFAULT_RULE_SOURCE, check_falco_cloudevent, parse_falco_alert
 from amtd.ingest.ingesting import AlertRecorder
 
-logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
+configure_logging(os.environ)
 RECORDER = AlertRecorder.from_env("ingest-falco", os.environ)
 warn_if_open(os.environ)
 
@@ -35,7 +35,7 @@ def ingest(request: flask.Request) -> flask.Response:
     check_media_type(delivery.payload.media_type, allow_lines=False)
     extensions = delivery.envelope.attributes if delivery.envelope else {}
     if delivery.envelope is not None:
-        check_falco_event(extensions)
+        check_falco_cloudevent(extensions)
     rule_source = os.environ.get("RULE_SOURCE", "").strip() or DEFAULT_RULE_SOURCE
     outcome = process_item(
         lambda: parse_falco_alert(parse_single_object(delivery.payload.body), rule_source,

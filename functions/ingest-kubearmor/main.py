@@ -8,12 +8,12 @@ created, duplicate, ignored (with reason) or rejected (with field). See docs/ing
 
 from __future__ import annotations
 
-import logging
 import os
 
 import flask
 import functions_framework
 
+from amtd.edge.logs import configure_logging
 from amtd.edge.receiving import (
     Delivery,
     answer_batch,
@@ -23,12 +23,12 @@ from amtd.edge.receiving import (
     serve_ingest,
     warn_if_open,
 )
-from amtd.ingest.alerts import Alert, Ignored, Outcome
+from amtd.ingest.alerts import Alert, Ignored, IngestOutcome
 from amtd.ingest.documents import Document, check_media_type, split_documents
 from amtd.ingest.ingesting import AlertRecorder
 from amtd.ingest.kubearmor import KubeArmorSettings, parse_kubearmor_alert, unwrap_alert
 
-logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
+configure_logging(os.environ)
 RECORDER = AlertRecorder.from_env("ingest-kubearmor", os.environ)
 warn_if_open(os.environ)
 
@@ -51,7 +51,9 @@ def ingest(request: flask.Request) -> flask.Response:
     return answer_outcome(outcomes[0], delivery)
 
 
-def ingest_document(document: Document, settings: KubeArmorSettings, delivery: Delivery) -> Outcome:
+def ingest_document(
+    document: Document, settings: KubeArmorSettings, delivery: Delivery
+) -> IngestOutcome:
     """One item: a line that was not JSON is rejected here, with its position."""
 
     def parse() -> Alert | Ignored:
@@ -59,7 +61,7 @@ def ingest_document(document: Document, settings: KubeArmorSettings, delivery: D
             raise document.error
         return parse_kubearmor_alert(unwrap_alert(document.value), settings)
 
-    def record(alert: Alert) -> Outcome:
+    def record(alert: Alert) -> IngestOutcome:
         return RECORDER.record(alert, delivery.received_at, os.environ)
 
     return process_item(parse, record, document.label)

@@ -1,8 +1,9 @@
 """The matcher function: decide what to do about each SecurityEvent; reply with the action event.
 
 ApiServerSource → Broker → here (binary or structured CloudEvents, Resource or Reference mode).
-A thin adapter: decode the event (amtd.model.apiserverevents), decide and record against the API
-server (amtd.decide.triaging), and reply one ``action.requested`` CloudEvent with the steps
+A thin adapter: decode the event (amtd.model.apiserverevents), decide, sign (with
+``MATCHER_SIGNING_KEY``, amtd.decide.signing) and record against the API server
+(amtd.decide.triaging), and reply one ``action.requested`` CloudEvent with the steps
 executors
 must perform (amtd.model.actionevents), or 204 when there are none. docs/events.md has the contract.
 The decision's Kubernetes Event is written after the reply, by the process's background worker
@@ -17,7 +18,9 @@ import os
 import flask
 import functions_framework
 
+from amtd.decide.signing import read_signing_key
 from amtd.decide.triaging import triage_security_event
+from amtd.edge.logs import configure_logging
 from amtd.edge.responding import (
     BadRequestError,
     cloudevent_response,
@@ -36,9 +39,10 @@ from amtd.model.apiserverevents import (
     read_change_type,
 )
 from amtd.model.securityevents import KIND
+from amtd.model.signatures import SigningKey
 from amtd.model.timestamps import format_now
 
-logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
+configure_logging(os.environ)
 logger = logging.getLogger("amtd.matcher")
 
 
@@ -67,6 +71,7 @@ def decide_and_reply(request: flask.Request) -> flask.Response:
         may_replay=change.verb == "add" or is_announcing_undecided(change),
         now=format_now(),
         defer=shared_deferrer().defer,  # its Event is written after the reply
+        signer=read_matcher_key(),
     )
     if triage.request is None:
         logger.info("SecurityEvent %s: %s, nothing for executors", change.name, triage.outcome)
@@ -76,6 +81,15 @@ def decide_and_reply(request: flask.Request) -> flask.Response:
         "SecurityEvent %s: %s, requesting %s", change.name, triage.outcome, attributes["id"]
     )
     return cloudevent_response(attributes, triage.request.model_dump(by_alias=True, mode="json"))
+
+
+def read_matcher_key() -> SigningKey:
+    """The key steps are signed with; 503 NotConfigured without one (retried once it is set)."""
+    try:
+        return read_signing_key(os.environ)
+    except ValueError as error:
+        logger.error("matcher: not configured: %s", error)
+        raise BadRequestError("NotConfigured", str(error), 503) from None
 
 
 def read_security_event_change(request: flask.Request) -> Change | None:

@@ -3,10 +3,12 @@
 Every ping (``dev.knative.sources.ping``, once a minute through the Broker) lists the
 SecurityEvents and (amtd.schedule.sweeping decides, amtd.schedule.housekeeping acts):
 
-- decides those whose current generation has no decision after the grace period (the source
-  missed them), with the matcher's own code, and publishes each ``action.requested`` to
-  ``K_SINK`` (the Broker, bound by a SinkBinding): a reply could carry only one event;
-- re-requests decided steps that no executor recorded after the grace period (a lost request);
+- announces to the matcher those whose current generation has no decision after the grace
+  period (the source missed them): a ``dev.knative.apiserver.ref.add`` event naming each, posted
+  to ``K_SINK`` (the Broker, bound by a SinkBinding); only the matcher decides and signs;
+- re-requests decided steps that no executor recorded after the grace period (a lost request),
+  publishing each ``action.requested`` with the matcher's signatures to ``K_SINK`` (a reply could
+  carry only one event);
 - deletes fully handled SecurityEvents past the retention period.
 
 Answers 204 with the counts in ``X-Amtd-Result``; 503 when the API server or the sink failed
@@ -24,18 +26,19 @@ from functools import partial
 import flask
 import functions_framework
 
+from amtd.edge.logs import configure_logging
 from amtd.edge.pinging import serve_ping
 from amtd.edge.publishing import Sink, publish_event, read_sink
-from amtd.edge.receiving import RESULT_HEADER
-from amtd.edge.responding import BadRequestError, error_response
-from amtd.ingest.ingesting import connect_cluster
-from amtd.model.actionevents import ActionRequest, to_request_attributes
+from amtd.edge.responding import RESULT_HEADER, BadRequestError, error_response
+from amtd.kube.connecting import connect_cluster
+from amtd.model.actionevents import ActionRequest, SecurityEventRef, to_request_attributes
+from amtd.model.apiserverevents import to_announcement, to_announcement_attributes
 from amtd.schedule.housekeeping import run_sweep
 from amtd.schedule.sweeping import read_sweep_settings
 
 SWEEPER_SOURCE = "/amtd/sweeper"
 
-logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
+configure_logging(os.environ)
 logger = logging.getLogger("sweeper")
 
 
@@ -53,6 +56,7 @@ def sweep(request: flask.Request) -> flask.Response:
         read_sweep_settings(os.environ),
         datetime.now(UTC),
         partial(publish_request, sink),
+        partial(announce_to_matcher, sink),
     )
     summary = report.summary()
     logger.info("sweeper: ping handled: %s", summary)
@@ -83,3 +87,11 @@ def publish_request(sink: Sink, request: ActionRequest) -> None:
     attributes = {**to_request_attributes(request), "source": SWEEPER_SOURCE}
     publish_event(sink, attributes, request.model_dump(by_alias=True, mode="json"))
     logger.info("sweeper: published %s for %s", attributes["id"], request.security_event.name)
+
+
+def announce_to_matcher(sink: Sink, ref: SecurityEventRef) -> None:
+    """The event the SecurityEvent's ApiServerSource (Reference mode) would have sent: the
+    matcher re-reads the object, so the event carries no authority of its own."""
+    attributes = to_announcement_attributes(ref.name, ref.uid, SWEEPER_SOURCE)
+    publish_event(sink, attributes, to_announcement(ref.name))
+    logger.info("sweeper: announced SecurityEvent %s to the matcher", ref.name)

@@ -16,12 +16,13 @@ from datetime import UTC, datetime
 import flask
 import functions_framework
 
+from amtd.edge.logs import configure_logging
 from amtd.edge.pinging import serve_ping
-from amtd.edge.receiving import RESULT_HEADER
-from amtd.ingest.ingesting import connect_cluster
+from amtd.edge.responding import RESULT_HEADER
+from amtd.kube.connecting import connect_cluster
 from amtd.schedule.triggering import trigger_due_pods
 
-logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
+configure_logging(os.environ)
 logger = logging.getLogger("timer")
 
 

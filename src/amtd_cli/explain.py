@@ -32,7 +32,7 @@ from amtd.model.policies import Policy
 from amtd.model.rules import format_rule
 from amtd.model.securityevents import KIND as EVENT_KIND
 from amtd.model.securityevents import SecurityEvent
-from amtd.model.targets import check_namespace
+from amtd.model.targets import check_namespace_name
 
 Model = TypeVar("Model", Policy, SecurityEvent)
 
@@ -105,7 +105,7 @@ def check_pod_options(args: argparse.Namespace) -> None:
         raise InputError("--rule needs the pod: --namespace NS [--labels K=V,...] or --pod FILE")
     if args.namespace:
         try:
-            check_namespace(args.namespace)
+            check_namespace_name(args.namespace)
         except ValueError as error:
             raise InputError(f"--namespace: {error}") from None
 

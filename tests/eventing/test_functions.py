@@ -11,7 +11,9 @@ from amtd_stack.running.definitions import (
     FunctionDefinition,
     build_environment,
     discover_functions,
+    read_secret_variables,
     resolve_value,
+    withhold_secrets,
 )
 
 
@@ -108,3 +110,14 @@ def test_the_sweeper_serves_one_request_at_a_time() -> None:
     functions = Path(__file__).resolve().parents[2] / "functions"
     sweeper = discover_functions(functions)["sweeper"]
     assert build_environment(sweeper, lambda *a: "", {}, {})["THREADS"] == "1"
+
+
+def test_only_functions_naming_a_secret_variable_keep_it() -> None:
+    functions = discover_functions(Path(__file__).resolve().parents[2] / "functions")
+    secret_variables = read_secret_variables(functions.values())
+    assert "INGEST_TOKEN" in secret_variables
+    shared = {"INGEST_TOKEN": "t", "PATH": "/bin"}
+    kept = {name for name in functions if "INGEST_TOKEN" in withhold_secrets(
+        shared, functions[name], secret_variables)}  # fmt: skip
+    assert kept == {"ingest-falco", "ingest-kubearmor"}
+    assert withhold_secrets(shared, functions["matcher"], secret_variables) == {"PATH": "/bin"}

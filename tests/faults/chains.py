@@ -20,7 +20,13 @@ import requests
 from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
 
-from amtd.kube.api import EVENTS, SECURITY_EVENTS, Cluster
+from amtd.act.quarantine.quarantining import (
+    QUARANTINED_BY,
+    make_quarantine_name,
+    make_quarantined_by,
+)
+from amtd.kube.api import EVENTS, NETWORK_POLICIES, PODS, SECURITY_EVENTS, Cluster
+from amtd.model.actionevents import ACTION_REQUESTED
 from amtd_stack.running.stack import Stack
 from support.builders import falco_alert
 from support.functions import ROOT
@@ -103,7 +109,7 @@ def post_storm(stack: Stack, alerts: Sequence[Alert], workers: int = 16) -> None
 
 @dataclass(frozen=True)
 class Tally:
-    """What became of the alerts."""
+    """What became of the alerts: effected (and never dead-lettered), dead-lettered, lost."""
 
     sent: int
     effected: int
@@ -116,10 +122,36 @@ class Tally:
                 f"dead-lettered={self.dead_lettered} lost={len(self.lost)}")  # fmt: skip
 
 
-class Audit:
-    """One snapshot of the cluster and the broker's records, to judge alerts against."""
+@dataclass(frozen=True)
+class Step:
+    """One decided step on an alert's pod, with the execution its SecurityEvent records."""
 
-    def __init__(self, stack: Stack, cluster: Cluster) -> None:
+    security_event: str
+    step_id: str
+    action: str
+    pod_uid: str
+    execution: dict[str, Any] | None
+
+    @property
+    def is_succeeded_on_its_pod(self) -> bool:
+        """Recorded Succeeded on exactly the decided pod incarnation."""
+        done = self.execution or {}
+        return done.get("result") == "Succeeded" and bool(self.pod_uid) and (
+            done.get("podUid") == self.pod_uid
+        )  # fmt: skip
+
+
+class Audit:
+    """One snapshot of the cluster and the broker's records, to judge alerts against.
+
+    An alert counts as effected only when the effect is read back from the cluster and belongs
+    to the step its SecurityEvent recorded (step id, pod uid), and its action request was never
+    dead-lettered. ``after``: count only what happened since that earlier snapshot (a sweep's
+    recovery is its own, not the original delivery's).
+    """
+
+    def __init__(self, stack: Stack, cluster: Cluster, after: Audit | None = None) -> None:
+        self.cluster, self.after = cluster, after
         self.by_target: dict[str, list[dict[str, Any]]] = {}
         for item in cluster.list(SECURITY_EVENTS):
             for target in item["spec"]["targets"]:
@@ -127,36 +159,103 @@ class Audit:
         letters = [*cluster.list(EVENTS, "default"), *cluster.list(EVENTS, "amtd-system")]
         self.letters = [e for e in letters if e.get("reason") == "DeadLetter"]
         self.router_letters = [letter.event for letter in stack.dead_letters]
+        self.executions = {
+            (item["metadata"]["name"], done["stepId"]): done
+            for items in self.by_target.values() for item in items
+            for done in (item.get("status") or {}).get("executions", [])
+        }  # fmt: skip
+        self.deleted = count_deletions(stack)
+        self._namespaces: dict[str, tuple[set[str], dict[str, dict[str, Any]]]] = {}
+
+    def steps_of(self, alert: Alert) -> list[Step]:
+        """Every matched step about the alert's pod, with its recorded execution."""
+        found = []
+        for item in self.by_target.get(alert.target, []):
+            name = item["metadata"]["name"]
+            for decision in (item.get("status") or {}).get("decisions", []):
+                if decision.get("target") == alert.target and decision.get("action"):
+                    step_id = decision["stepId"]
+                    found.append(Step(name, step_id, decision["action"],
+                                      decision.get("podUid") or "",
+                                      self.new_execution(name, step_id)))  # fmt: skip
+        return found
+
+    def new_execution(self, security_event: str, step_id: str) -> dict[str, Any] | None:
+        """The step's execution, unless it was recorded already at the earlier snapshot."""
+        if self.after is not None and (security_event, step_id) in self.after.executions:
+            return None
+        return self.executions.get((security_event, step_id))
+
+    def read_namespace(self, namespace: str) -> tuple[set[str], dict[str, dict[str, Any]]]:
+        """Live pod uids and NetworkPolicies by name in ``namespace`` (read once)."""
+        if namespace not in self._namespaces:
+            uids = {pod["metadata"]["uid"] for pod in self.cluster.list(PODS, namespace)}
+            policies = {p["metadata"]["name"]: p
+                        for p in self.cluster.list(NETWORK_POLICIES, namespace)}  # fmt: skip
+            self._namespaces[namespace] = (uids, policies)
+        return self._namespaces[namespace]
+
+    def is_effect_of(self, alert: Alert, step: Step) -> bool:
+        """The cluster shows this step's effect on its pod, and no other step claims it."""
+        if not step.is_succeeded_on_its_pod:
+            return False
+        uids, policies = self.read_namespace(alert.namespace)
+        if step.action == "quarantine":
+            name = make_quarantine_name(alert.namespace, alert.pod, step.pod_uid)
+            policy = policies.get(name) or {"metadata": {}}
+            by = (policy["metadata"].get("annotations") or {}).get(QUARANTINED_BY)
+            return by == make_quarantined_by(step.security_event, step.step_id)
+        if step.pod_uid in uids or not self.deleted.get(alert.namespace, {}).get(alert.pod):
+            return False
+        return self.owner_of_deletion(step.pod_uid) == (step.security_event, step.step_id)
+
+    def owner_of_deletion(self, uid: str) -> tuple[str, str] | None:
+        """The step that deleted pod ``uid``: the one recording PodDeleted, else the only one."""
+        done = [key for key, item in self.executions.items()
+                if item.get("podUid") == uid and item.get("result") == "Succeeded"
+                and item.get("action") == "delete"]  # fmt: skip
+        deleting = [key for key in done if self.executions[key].get("reason") == "PodDeleted"]
+        owners = deleting or done
+        return owners[0] if len(owners) == 1 else None
 
     def is_effected(self, alert: Alert) -> bool:
-        """Some SecurityEvent for the pod recorded a Succeeded execution on it."""
-        return any(
-            execution.get("target") == alert.target and execution.get("result") == "Succeeded"
-            for item in self.by_target.get(alert.target, [])
-            for execution in (item.get("status") or {}).get("executions", [])
-        )
+        """Some step about the pod has its effect, read back and attributed to it."""
+        return any(self.is_effect_of(alert, step) for step in self.steps_of(alert))
 
-    def is_dead_lettered(self, alert: Alert) -> bool:
-        """A dead-letter record names the alert's event or a SecurityEvent about its pod."""
+    def new_letters(self) -> tuple[list[dict[str, Any]], list[Any]]:
+        """Dead-letter records (Events, the router's own), without those seen earlier."""
+        if self.after is None:
+            return self.letters, self.router_letters
+        seen = {e["metadata"]["name"] for e in self.after.letters}
+        events = [e for e in self.letters if e["metadata"]["name"] not in seen]
+        return events, self.router_letters[len(self.after.router_letters) :]
+
+    def letters_about(self, alert: Alert) -> list[str]:
+        """The types of the dead-lettered events that name the alert or its SecurityEvents."""
         names = {item["metadata"]["name"] for item in self.by_target.get(alert.target, [])}
-        recorded = any(
-            e["involvedObject"].get("name") in names or alert.alert_id in e.get("message", "")
-            for e in self.letters
-        )
-        kept = any(
-            event["id"] == alert.alert_id or event.get("securityevent") in names
+        events, kept = self.new_letters()
+        found = [
+            e.get("message", "").partition(" ")[0]
+            for e in events
+            if e["involvedObject"].get("name") in names or alert.alert_id in e.get("message", "")
+        ]
+        found += [
+            event["type"]
+            for event in kept
+            if event["id"] == alert.alert_id
+            or event.get("securityevent") in names
             or (event.get("kind") == "SecurityEvent" and event.get("name") in names)
-            for event in self.router_letters
-        )  # fmt: skip
-        return recorded or kept
+        ]
+        return found
 
     def tally(self, alerts: Iterable[Alert]) -> Tally:
-        """Effected first, else dead-lettered, else lost."""
+        """A dead-lettered action request first, else effected, else dead-lettered, else lost."""
         effected, dead, lost = 0, 0, []
         for alert in alerts:
-            if self.is_effected(alert):
+            letters = self.letters_about(alert)
+            if ACTION_REQUESTED not in letters and self.is_effected(alert):
                 effected += 1
-            elif self.is_dead_lettered(alert):
+            elif letters:
                 dead += 1
             else:
                 lost.append(alert.alert_id)
@@ -180,16 +279,24 @@ def settle(stack: Stack, cluster: Cluster, alerts: list[Alert], deadline_s: floa
         return Audit(stack, cluster).tally(alerts)
 
 
-def count_effects(stack: Stack, namespace: str) -> dict[str, int]:
-    """Per pod of ``namespace``: successful deletes plus NetworkPolicy creates by executors."""
+def count_deletions(stack: Stack) -> dict[str, dict[str, int]]:
+    """Per namespace, per pod name: successful pod deletes by the executors."""
     assert stack.apiserver is not None
-    effects: dict[str, int] = {}
+    found: dict[str, dict[str, int]] = {}
     for record in stack.apiserver.requests:
-        if record.namespace != namespace or not record.user.startswith("executor-"):
-            continue
-        if (record.resource, record.verb, record.status) == ("pods", "delete", 200):
-            effects[record.name] = effects.get(record.name, 0) + 1
-    return effects
+        if record.user.startswith("executor-") and (
+            record.resource,
+            record.verb,
+            record.status,
+        ) == ("pods", "delete", 200):
+            names = found.setdefault(record.namespace, {})
+            names[record.name] = names.get(record.name, 0) + 1
+    return found
+
+
+def count_effects(stack: Stack, namespace: str) -> dict[str, int]:
+    """Per pod of ``namespace``: successful deletes by the executors."""
+    return count_deletions(stack).get(namespace, {})
 
 
 def count_isolations(stack: Stack, namespace: str) -> int:

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from cloudevents.http import CloudEvent
 
-from amtd.decide.triaging import read_ref
 from amtd.kube.api import SECURITY_EVENTS, Cluster
 from amtd.model.actionevents import ACTION_REQUESTED, make_action_request, to_request_attributes
+from amtd.model.securityeventreaders import read_ref
 from amtd.model.securityevents import SecurityEventStatus
 from amtd_stack.running.stack import Stack
 from support.builders import SHELL_RULE, create_security_event
@@ -205,6 +205,11 @@ def test_every_event_thrice_and_restarts_give_exactly_one_effect_per_target(
         assert status.executions[0].result == "Succeeded", status.executions[0]
     effects = count_effects(stack, "twice")
     assert effects == {pod["metadata"]["name"]: 1 for pod in web}
+    own = [
+        Alert(name, "twice", pod["metadata"]["name"]) for name, pod in zip(names, pods, strict=True)
+    ]
+    tally = Audit(stack, cluster).tally(own)  # each effect read back, attributed to its step
+    assert tally.effected == tally.sent == len(pods) and tally.dead_lettered == 0, tally
     assert count_isolations(stack, "twice") == len(db)
     deliveries = deliveries_per_request(stack)
     twice_ids = [to_request_attributes(request)["id"] for request in requests_of(cluster, names)]
@@ -260,8 +265,9 @@ def test_api_faults_lose_no_alert(stack: Stack, cluster: Cluster, api_faults: An
     kinds = faulted(stack)
     api_faults.clear_faults()
     report_counts(tally.line("api faults") + f" (faulted calls: {kinds})")
-    assert tally.lost == []
-    assert tally.sent == len(pods) and tally.effected > 0
+    # nothing lost: every alert's own step is read back as done, none was dead-lettered
+    assert tally.lost == [] and tally.dead_lettered == 0
+    assert tally.effected == tally.sent == len(pods)
     assert kinds.get("status", 0) > 0 and kinds.get("drop", 0) > 0
     assert all(count <= 1 for count in count_effects(stack, "flaky").values())
 
@@ -288,7 +294,8 @@ def test_an_alert_storm_during_api_faults(stack: Stack, cluster: Cluster, api_fa
         tally.line("alert storm")
         + f" security-events={sum(events_per_pod.values())} pods={len(pods)}"
     )
-    assert tally.lost == []
+    assert tally.lost == [] and tally.dead_lettered == 0
+    assert tally.effected == tally.sent == len(alerts)
     assert all(count <= 1 for count in events_per_pod.values()), events_per_pod
     assert all(count <= 1 for count in count_effects(stack, "storm").values())
 
@@ -322,8 +329,11 @@ def test_events_missed_by_a_stopped_source_are_swept(stack: Stack, cluster: Clus
     assert announced.isdisjoint(missed)  # the source never sent them: only a sweep can help
     stack.fire_ping("amtd-sweeper")
     wait_for(lambda: is_finished(cluster, missed), "the sweep to decide and act on them", SETTLE_S)
-    assert decided_by(stack, missed) == {"sweeper"}
+    assert decided_by(stack, missed) == {"matcher"}  # the sweep announces; the matcher signs
     effects = count_effects(stack, "outage")
+    own = [Alert(n, "outage", p["metadata"]["name"]) for n, p in zip(missed, pods, strict=False)]
+    tally = Audit(stack, cluster).tally(own)
+    assert tally.effected == tally.sent == len(missed) and tally.dead_lettered == 0, tally
     report_counts(
         f"source outage: missed={len(missed)} swept-and-effected="
         f"{sum(1 for p in pods[:3] if effects.get(p['metadata']['name']) == 1)}"
@@ -341,13 +351,18 @@ def test_a_request_that_keeps_failing_is_dead_lettered_then_swept(
     tally = settle(stack, cluster, alerts)
     api_faults.clear_faults()
     report_counts(tally.line("executor down"))
-    assert tally.lost == [] and tally.dead_lettered == len(pods)
+    # every request was dead-lettered, so none of them counts as effected (even where a delete
+    # got through before the record failed)
+    assert tally.lost == [] and tally.dead_lettered == len(pods) and tally.effected == 0
+    before = Audit(stack, cluster)
     stack.fire_ping("amtd-sweeper")  # the API is back: the sweep re-requests what was lost
     swept = wait_for(
-        lambda: (tally := Audit(stack, cluster).tally(alerts)).effected == len(pods) and tally,
+        lambda: (
+            (t := Audit(stack, cluster, after=before).tally(alerts)).effected == len(pods) and t
+        ),
         "the sweep to recover the dead-lettered requests",
         SETTLE_S,
     )
     report_counts(swept.line("after the sweep"))
-    assert swept.effected == len(pods)
+    assert swept.effected == len(pods) and swept.dead_lettered == 0  # counted for the sweep
     assert count_effects(stack, "hostile") == {pod["metadata"]["name"]: 1 for pod in pods}

@@ -15,6 +15,9 @@ from pathlib import Path
 import pytest
 
 from amtd.kube.api import Cluster
+from amtd.model.actionevents import ACTION_REQUESTED
+from amtd_stack.apiserver.faults import RequestRecord
+from amtd_stack.eventing.delivering import DeliveryAttempt
 from amtd_stack.running.cli import EXIT_DEGRADED, build_parser, run_until
 from amtd_stack.running.processes import FunctionProcess
 from amtd_stack.running.stack import Stack
@@ -103,6 +106,56 @@ def test_a_function_killed_mid_storm_is_restarted_and_every_action_happens_once(
     assert victim.pid != first_pid
     assert after_restart == ([], [])  # the old group is gone (its orphaned worker too), reaped
     assert live_members(processes, first_pid) == [] and zombie_children() == []
+
+
+HOLD_S = 3.0  # how long the stand-in holds the executor's delete call before acting on it
+
+
+def test_a_function_killed_mid_request_is_retried_and_acts_exactly_once(tmp_path: Path) -> None:
+    with run_fault_stack(tmp_path / "state") as stack:
+        assert stack.apiserver is not None
+        cluster = Cluster.connect(str(stack.kubeconfig))
+        (pod,) = deploy_defended_workload(cluster, "midreq", "web", 1, "delete")
+        held = threading.Event()
+
+        def hold_the_first_delete(record: RequestRecord) -> bool:
+            if record.user != "executor-delete" or (record.resource, record.verb) != (
+                "pods", "delete") or held.is_set():  # fmt: skip
+                return False
+            held.set()
+            return True
+
+        stack.apiserver.inject_faults(1.0, (), latency_s=HOLD_S, match=hold_the_first_delete)
+        victim = stack.functions["executor-delete"]
+        first_pid = victim.pid
+        assert first_pid is not None
+        alerts = alerts_about([pod], "midreq")
+        post_storm(stack, alerts)
+        wait_for(held.is_set, "the executor's delete call to reach the API server", 60)
+        # mid-request: the delivery is open, the delete not yet done, nothing recorded
+        in_flight = delivery_attempts(stack)
+        assert count_effects(stack, "midreq") == {} and in_flight == []
+        (security_event,) = Audit(stack, cluster).by_target[alerts[0].target]
+        assert not (security_event.get("status") or {}).get("executions")
+        os.killpg(first_pid, signal.SIGKILL)  # master and the worker serving the delivery
+        tally = settle(stack, cluster, alerts)
+        attempts = delivery_attempts(stack)
+        effects = count_effects(stack, "midreq")
+        assert stack.supervisor is not None
+        deaths = list(stack.supervisor.deaths)
+    report_counts(tally.line("killed mid-request") + f" delivery-attempts={len(attempts)} "
+                  f"pod-deletes={sum(effects.values())}")  # fmt: skip
+    assert deaths == [Death("executor-delete", first_pid, "killed by SIGKILL")]
+    assert attempts[0].attempt == 1 and attempts[0].status != 200  # the killed one failed
+    assert attempts[-1].status == 200 and attempts[-1].attempt > 1  # a retry completed it
+    assert tally.effected == tally.sent == 1 and tally.dead_lettered == 0
+    assert effects == {pod["metadata"]["name"]: 1}  # deleted exactly once
+
+
+def delivery_attempts(stack: Stack) -> list[DeliveryAttempt]:
+    """Finished attempts to deliver action requests to executor-delete, in order."""
+    return [a for a in stack.attempts
+            if a.event_type == ACTION_REQUESTED and "executor-delete" in a.subscriber]  # fmt: skip
 
 
 CRASHLOOP_MAIN = '''

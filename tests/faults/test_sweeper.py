@@ -12,9 +12,10 @@ import pytest
 import yaml
 from flask.testing import FlaskClient
 
-from amtd.decide.triaging import read_ref
+from amtd.decide.triaging import triage_security_event
 from amtd.kube.api import EVENTS, SECURITY_EVENTS, Cluster
 from amtd.model.actionevents import ACTION_REQUESTED, make_action_request, to_request_attributes
+from amtd.model.securityeventreaders import read_ref
 from amtd.model.securityevents import SecurityEventStatus
 from amtd.model.statuses import record_decisions
 from support.builders import create_security_event
@@ -22,11 +23,13 @@ from support.cloudevents import as_binary
 from support.executors import make_decision
 from support.functions import ROOT, load_function_client
 from support.receivers import SinkReceiver
+from support.signing import MATCHER_KEY
 from support.standins import Stand, deploy_defended_workload, list_pods
 
 PING = {"type": "dev.knative.sources.ping", "id": "ping-1", "datacontenttype": "application/json",
         "source": "/apis/v1/namespaces/amtd-system/pingsources/amtd-sweeper"}  # fmt: skip
 LONG_AGO = "2020-01-01T00:00:00Z"
+NOW = "2026-11-26T12:00:00Z"
 
 
 @pytest.fixture
@@ -97,43 +100,49 @@ def decided_events(cluster: Cluster, name: str) -> list[dict[str, Any]]:
     return [e for e in events if e["involvedObject"]["name"] == name and e["reason"] == "Decided"]
 
 
-def test_a_missed_event_is_decided_and_its_request_published(
+def decide_as_matcher(stand: Stand, name: str) -> None:
+    """What the matcher does with the sweeper's announcement: decide, sign and record."""
+    triage = triage_security_event(
+        stand.cluster, name, may_replay=True, now=NOW, signer=MATCHER_KEY
+    )
+    assert triage.outcome == "Decided"
+
+
+def test_a_missed_event_is_announced_to_the_matcher_never_decided_by_the_sweeper(
     stand: Stand, sweeper: FlaskClient, sink: SinkReceiver
 ) -> None:
-    created = create_security_event(stand.cluster, "falco-missed-1", pods=first_pod(stand))
+    create_security_event(stand.cluster, "falco-missed-1", pods=first_pod(stand))
     answer = ping(sweeper)
     assert answer.status_code == 204, answer.get_data(as_text=True)
-    assert counts(answer)["decided"] == 1 and counts(answer)["published"] == 1
-    status = SecurityEventStatus.model_validate(
-        stand.cluster.get(SECURITY_EVENTS, "falco-missed-1")["status"]
-    )
-    assert status.phase == "Decided" and status.decisions[0].action == "delete"
+    assert counts(answer)["decided"] == 1 and counts(answer)["published"] == 0
+    assert "status" not in stand.cluster.get(SECURITY_EVENTS, "falco-missed-1")  # no key here
     (event,) = sink.received()
-    expected = make_action_request(read_ref(created), status.decisions, status.executions)
-    assert expected is not None
-    assert event["type"] == ACTION_REQUESTED and event["source"] == "/amtd/sweeper"
-    assert event["id"] == to_request_attributes(expected)["id"]  # the matcher's id: deduplicated
-    assert event["amtddelete"] == "true"
-    assert event.get_data()["steps"][0]["target"] == status.decisions[0].target
-    assert len(decided_events(stand.cluster, "falco-missed-1")) == 1
+    assert event["type"] == "dev.knative.apiserver.ref.add" and event["source"] == "/amtd/sweeper"
+    assert (event["kind"], event.get_data()["name"]) == ("SecurityEvent", "falco-missed-1")
+    assert decided_events(stand.cluster, "falco-missed-1") == []
     calls = stand.calls_by("sweeper")
     assert calls <= granted_to_sweeper()
     assert ("amtd.r6security.com", "securityevents", "", "list") in calls
 
 
-def test_a_second_sweep_rerequests_unexecuted_steps_but_never_redecides(
+def test_a_sweep_rerequests_unexecuted_steps_with_the_matchers_signatures(
     stand: Stand, sweeper: FlaskClient, sink: SinkReceiver
 ) -> None:
-    create_security_event(stand.cluster, "falco-missed-2", pods=first_pod(stand))
-    assert ping(sweeper).status_code == 204
+    created = create_security_event(stand.cluster, "falco-missed-2", pods=first_pod(stand))
+    decide_as_matcher(stand, "falco-missed-2")
     before = stand.cluster.get(SECURITY_EVENTS, "falco-missed-2")["status"]
     again = ping(sweeper)
     assert again.status_code == 204
     assert (counts(again)["decided"], counts(again)["rerequested"]) == (0, 1)
     assert stand.cluster.get(SECURITY_EVENTS, "falco-missed-2")["status"] == before
-    first, second = sink.received()
-    assert first["id"] == second["id"]
-    assert len(decided_events(stand.cluster, "falco-missed-2")) == 1
+    (event,) = sink.received()
+    status = SecurityEventStatus.model_validate(before)
+    expected = make_action_request(read_ref(created), status.decisions, status.executions)
+    assert expected is not None and event["type"] == ACTION_REQUESTED
+    assert event["id"] == to_request_attributes(expected)["id"]  # the matcher's id: deduplicated
+    assert event["amtddelete"] == "true"
+    (step,) = event.get_data()["steps"]
+    assert step["signature"] == before["decisions"][0]["signature"]  # replayed, never minted
 
 
 def test_young_events_are_left_to_the_normal_path(
@@ -158,8 +167,7 @@ def test_handled_events_past_retention_are_deleted(
     assert answer.status_code == 204
     assert (counts(answer)["deleted"], counts(answer)["decided"]) == (1, 1)
     assert stand.cluster.find(SECURITY_EVENTS, "falco-old") is None
-    recent = stand.cluster.get(SECURITY_EVENTS, "falco-recent")  # just decided: kept
-    assert recent["status"]["phase"] == "Unmatched"
+    assert stand.cluster.find(SECURITY_EVENTS, "falco-recent") is not None  # undecided: kept
 
 
 def test_a_run_is_bounded_and_the_rest_is_deferred(
@@ -182,10 +190,10 @@ def test_a_failing_sink_answers_503_and_the_next_sweep_rerequests(
     failed = ping(sweeper)
     assert failed.status_code == 503
     assert failed.get_json()["error"] == "SweepIncomplete"
-    assert counts(failed)["decided"] == 1 and counts(failed)["failed"] == 1
+    assert counts(failed)["decided"] == 0 and counts(failed)["failed"] == 1
     sink.status = 202
     retried = ping(sweeper)
-    assert retried.status_code == 204 and counts(retried)["rerequested"] == 1
+    assert retried.status_code == 204 and counts(retried)["decided"] == 1
     assert len(sink.received()) == 1
 
 

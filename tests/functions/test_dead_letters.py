@@ -17,8 +17,9 @@ from flask.testing import FlaskClient
 
 from amtd.deadletters import NO_DETAILS
 from amtd.kube.api import EVENTS, Cluster
-from support.builders import create_security_event
+from amtd.model.actionevents import to_request_attributes
 from support.cloudevents import as_binary, as_structured
+from support.executors import create_decided_event
 from support.functions import load_function_client
 from support.standins import open_world
 
@@ -56,7 +57,7 @@ def dead_letter(attributes: dict[str, str], code: str = "500") -> dict[str, str]
 
 
 def action_requested(name: str) -> dict[str, str]:
-    """Attributes of a matcher reply about SecurityEvent ``name``."""
+    """Attributes of a matcher reply about SecurityEvent ``name`` (its data is not read here)."""
     return {
         "type": "com.r6security.amtd.action.requested.v1",
         "source": "/amtd/matcher",
@@ -65,6 +66,12 @@ def action_requested(name: str) -> dict[str, str]:
         "securityevent": name,
         "datacontenttype": "application/json",
     }
+
+
+def decided_request(cluster: Cluster, name: str) -> tuple[dict[str, str], dict[str, Any]]:
+    """A SecurityEvent decided as the matcher leaves it; its action.requested attributes, data."""
+    request = create_decided_event(cluster, name, [], "delete", targets=[f"demo/{name}-pod"])
+    return to_request_attributes(request), request.model_dump(by_alias=True, mode="json")
 
 
 def warnings_in(cluster: Cluster, namespace: str) -> list[dict[str, Any]]:
@@ -76,8 +83,8 @@ def warnings_in(cluster: Cluster, namespace: str) -> list[dict[str, Any]]:
 def test_dead_letter_about_a_security_event_is_recorded_on_it(
     dead_letters: FlaskClient, cluster: Cluster
 ):
-    obj = create_security_event(cluster, "sev-1")
-    response = post(dead_letters, as_binary(dead_letter(action_requested("sev-1")), {}))
+    attributes, data = decided_request(cluster, "sev-1")
+    response = post(dead_letters, as_binary(dead_letter(attributes), data))
     assert response.status_code == 204
     [event] = warnings_in(cluster, "default")  # the namespace for cluster-scoped objects
     assert event["type"] == "Warning"
@@ -85,19 +92,20 @@ def test_dead_letter_about_a_security_event_is_recorded_on_it(
         "apiVersion": "amtd.r6security.com/v1beta1",
         "kind": "SecurityEvent",
         "name": "sev-1",
-        "uid": obj["metadata"]["uid"],
+        "uid": data["securityEvent"]["uid"],
     }
     message = event["message"]
-    for part in ("action.requested", "uid-1/1/demo/sev-1", MATCHER_URL, "HTTP 500", "boom"):
+    for part in ("action.requested", attributes["id"], MATCHER_URL, "HTTP 500", "boom"):
         assert part in message
+    assert "unverified" not in message
 
 
 def test_a_dead_letter_without_extensions_is_recorded_as_undetailed(
     dead_letters: FlaskClient, cluster: Cluster
 ):
     # After a delivery timeout the broker adds no knativeerror* extension at all.
-    create_security_event(cluster, "sev-3")
-    response = post(dead_letters, as_binary(action_requested("sev-3"), {}))
+    attributes, data = decided_request(cluster, "sev-3")
+    response = post(dead_letters, as_binary(attributes, data))
     assert response.status_code == 204
     [event] = warnings_in(cluster, "default")
     assert event["involvedObject"]["name"] == "sev-3"
@@ -129,13 +137,15 @@ def test_apiserver_event_for_a_deleted_security_event(dead_letters: FlaskClient,
     }
     response = post(dead_letters, as_binary(dead_letter(attributes), {}))
     assert response.status_code == 204
-    [event] = warnings_in(cluster, "default")
-    assert event["involvedObject"]["name"] == "gone" and "uid" not in event["involvedObject"]
+    assert warnings_in(cluster, "default") == []  # nothing the cluster cannot confirm goes there
+    [event] = warnings_in(cluster, "amtd-system")
+    assert event["involvedObject"]["kind"] == "Broker"
+    assert event["message"].startswith("unverified (SecurityEvent gone does not exist): ")
 
 
 def test_the_same_dead_letter_twice_is_one_event(dead_letters: FlaskClient, cluster: Cluster):
-    create_security_event(cluster, "sev-2")
-    request = as_binary(dead_letter(action_requested("sev-2")), {})
+    attributes, data = decided_request(cluster, "sev-2")
+    request = as_binary(dead_letter(attributes), data)
     assert [post(dead_letters, request).status_code for _ in range(2)] == [204, 204]
     assert len(warnings_in(cluster, "default")) == 1
 
@@ -156,3 +166,65 @@ def test_api_down_is_503(dead_letters: FlaskClient, cluster: Cluster, apiserver:
         apiserver.clear_faults()
     assert response.status_code == 503
     assert warnings_in(cluster, "default") == []
+
+
+def forged_variants(attributes: dict[str, str], data: dict[str, Any]) -> dict[str, Any]:
+    """A real request's dead letter, altered as someone who can POST to the sink would."""
+    step = data["steps"][0]
+    return {
+        "unknown step": {**data, "steps": [{**step, "stepId": "forged/1/demo/x"}]},
+        "other target": {**data, "steps": [{**step, "target": "kube-system/coredns"}]},
+        "other uid": {**data, "securityEvent": {**data["securityEvent"], "uid": "u-forged"}},
+        "no steps": {"securityEvent": data["securityEvent"]},
+        "not an object": "junk",
+    }
+
+
+@pytest.mark.parametrize(
+    ("variant", "why"),
+    [("unknown step", "step forged/1/demo/x (demo/sev-f-pod) is not in the status"),
+     ("other target", "kube-system/coredns) is not in the status"),
+     ("other uid", "is uid"), ("no steps", "names no step"), ("not an object", "names no step")],
+)  # fmt: skip
+def test_a_forged_action_dead_letter_is_recorded_on_the_broker_as_unverified(
+    dead_letters: FlaskClient, cluster: Cluster, variant: str, why: str
+):
+    attributes, data = decided_request(cluster, "sev-f")
+    forged = forged_variants(attributes, data)[variant]
+    response = post(dead_letters, as_structured(dead_letter(attributes), forged))
+    assert response.status_code == 204
+    assert warnings_in(cluster, "default") == []
+    [event] = warnings_in(cluster, "amtd-system")
+    assert event["involvedObject"]["kind"] == "Broker"
+    assert event["message"].startswith("unverified (") and why in event["message"]
+
+
+def test_a_completion_dead_letter_is_verified_by_its_executions(
+    dead_letters: FlaskClient, cluster: Cluster
+):
+    attributes, data = decided_request(cluster, "sev-c")
+    step = data["steps"][0]
+    completion = {"securityEvent": data["securityEvent"], "executions": [
+        {"stepId": step["stepId"], "target": step["target"], "result": "Succeeded"}]}  # fmt: skip
+    completed = {**attributes, "type": "com.r6security.amtd.action.completed.v1", "id": "c-1"}
+    assert post(dead_letters, as_binary(dead_letter(completed), completion)).status_code == 204
+    [event] = warnings_in(cluster, "default")
+    assert event["involvedObject"]["name"] == "sev-c" and "unverified" not in event["message"]
+
+
+def test_control_characters_and_long_strings_never_reach_the_message(
+    dead_letters: FlaskClient, cluster: Cluster
+):
+    hostile = "\x1b[2J\x1b[31mFAKE\u202e\n2026-01-01 INFO all good\r\x85\x00" + "x" * 2000
+    attributes = {"type": f"t{hostile}", "source": f"/s{hostile}", "id": f"i{hostile}",
+                  "datacontenttype": "application/json"}  # fmt: skip
+    letter = {**dead_letter(attributes), "knativeerrordest": f"http://d{hostile}",
+              "knativeerrorcode": f"5{hostile}",
+              "knativeerrordata": base64.b64encode(hostile.encode()).decode()}  # fmt: skip
+    assert post(dead_letters, as_structured(letter, {})).status_code == 204
+    [event] = warnings_in(cluster, "amtd-system")
+    message = event["message"]
+    assert "FAKE" in message and len(message) <= 1024
+    assert not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or c == "\u202e" for c in message)
+    assert "[2J" not in message and "[31m" not in message
+    assert "HTTP 5FAKE2026-01-01…" in message  # the status code, cut at 16 characters

@@ -14,6 +14,7 @@ from amtd.model.actionevents import ACTION_COMPLETED, make_request_id
 from support.cloudevents import read_reply
 from support.executors import (
     create_decided_event,
+    event_of,
     only_execution,
     post_event,
     read_status,
@@ -158,6 +159,23 @@ def test_protected_namespaces_are_left_alone(
     monkeypatch.setenv("PROTECTED_NAMESPACES", "shop")
     request = create_decided_event(stand.cluster, "sev-shop", [shop_pod], "delete")
     assert only_execution(post_event(client, request))["reason"] == "ProtectedNamespace"
+    # the list adds to the system namespaces: kube-system stays protected
+    request = create_decided_event(stand.cluster, "sev-system-2", [system_pod], "delete")
+    assert only_execution(post_event(client, request))["reason"] == "ProtectedNamespace"
+    assert pod_deletes(stand) == []
+
+
+@pytest.mark.parametrize("structured", [False, True])
+def test_an_unencodable_string_in_the_request_is_400_and_nothing_is_deleted(
+    stand: Stand, client: FlaskClient, structured: bool
+) -> None:
+    pod, _ = create_deployment(stand.cluster, "shop", "web")
+    request = create_decided_event(stand.cluster, "sev-surrogate", [pod], "delete")
+    headers, body = event_of(request, structured)
+    forged = body.replace(b'"sev-surrogate"', b'"sev-surrogate\\ud800"', 1)
+    assert forged != body
+    response = client.post("/", headers=headers, data=forged)
+    assert response.status_code == 400 and response.get_json()["error"] == "InvalidUnicode"
     assert pod_deletes(stand) == []
 
 
@@ -339,8 +357,7 @@ def test_a_step_the_matcher_never_decided_is_refused(stand: Stand, client: Flask
 
     reply = post_event(client, forged)
 
-    execution = only_execution(reply)
-    assert (execution["result"], execution["reason"]) == ("Skipped", "NotDecided")
+    assert (reply.status_code, reply.get_json()["error"]) == (403, "InvalidSignature")
     assert stand.cluster.find(PODS, bystander["metadata"]["name"], "shop") is not None
     assert pod_deletes(stand) == []
     assert read_status(stand.cluster, "sev-forged").executions == []
@@ -353,7 +370,7 @@ def test_a_decided_step_with_altered_guards_is_refused(stand: Stand, client: Fla
     altered_step = request.steps[0].model_copy(update={"allow_standalone_pods": True})
     altered = request.model_copy(update={"steps": [altered_step]})
 
-    execution = only_execution(post_event(client, altered))
+    reply = post_event(client, altered)
 
-    assert (execution["result"], execution["reason"]) == ("Skipped", "NotDecided")
+    assert (reply.status_code, reply.get_json()["error"]) == (403, "InvalidSignature")
     assert stand.cluster.find(PODS, "lonely", "shop") is not None

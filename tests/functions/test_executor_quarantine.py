@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
+from amtd.act.claiming import Claim, encode_claim
 from amtd.act.quarantine.quarantining import (
     ENFORCED_VARIABLE,
     UNENFORCED_CAVEAT,
@@ -159,7 +160,8 @@ def test_a_retry_after_a_partial_attempt_completes(stand: Stand, client: FlaskCl
     meta = pod["metadata"]
     # A first attempt got as far as claiming the pod and creating the policy, then died.
     step_id = request.steps[0].step_id
-    pod = annotate(stand, pod, {"amtd.r6security.com/claimed-by": step_id})
+    claim = encode_claim(Claim("sev-retry", step_id, meta["uid"]))
+    pod = annotate(stand, pod, {"amtd.r6security.com/claimed-by": claim})
     name = make_quarantine_name("shop", meta["name"], meta["uid"])
     stand.cluster.create(
         NETWORK_POLICIES,

@@ -16,6 +16,7 @@ import pytest
 import requests
 import yaml
 
+from amtd.act.quarantine.quarantining import build_network_policy, make_quarantine_name
 from amtd.kube.api import NETWORK_POLICIES, PODS
 from support.executors import create_decided_event, event_of, read_status
 from support.functions import FUNCTIONS, ROOT, serve_function
@@ -63,6 +64,7 @@ def run_scenario(stand: Stand) -> None:
             stand.cluster, "sev-quar", [suspect], "quarantine"
         ),
     }
+    squat_on_quarantine_name(stand, suspect)  # so replacing a policy not ours is exercised too
     for user, folder in EXECUTORS.items():
         env = {"KUBECONFIG": str(stand.kubeconfig(user)), "KUBERNETES_SERVICE_HOST": ""}
         with serve_function(folder, env) as url:
@@ -75,6 +77,15 @@ def run_scenario(stand: Stand) -> None:
         assert [item.result for item in read_status(stand.cluster, name).executions] == [
             "Succeeded"
         ]
+
+
+def squat_on_quarantine_name(stand: Stand, pod: dict[str, Any]) -> None:
+    """An allow-all NetworkPolicy under the name the pod's quarantine will use."""
+    meta = pod["metadata"]
+    name = make_quarantine_name(meta["namespace"], meta["name"], meta["uid"])
+    policy = build_network_policy(pod, name, "")
+    policy["spec"] = {**policy["spec"], "ingress": [{}], "egress": [{}]}
+    stand.cluster.create(NETWORK_POLICIES, policy, meta["namespace"])
 
 
 @pytest.mark.parametrize("user", sorted(EXECUTORS))

@@ -21,7 +21,14 @@ from amtd.kube.api import SECURITY_EVENTS, Cluster
 from support.builders import FALCO_ALERT, falco_alert
 from support.cloudevents import as_binary, as_structured
 from support.functions import load_function_client, serve_function
-from support.ingesting import FALCO_CE_HEADERS, TOKEN, bearer, expect_token, security_events
+from support.ingesting import (
+    FALCO_CE_HEADERS,
+    TOKEN,
+    bearer,
+    expect_token,
+    repeated_events,
+    security_events,
+)
 from support.standins import open_world
 
 USER = "ingest-falco"
@@ -233,7 +240,13 @@ def test_the_same_alert_twice_is_one_event_and_a_counted_duplicate(
     assert first.status_code == 201 and second.status_code == 200
     assert second.get_json() == {"result": "duplicate", "name": first.get_json()["name"]}
     (event,) = security_events(cluster)
-    assert event["metadata"]["annotations"]["amtd.r6security.com/occurrences"] == "2"
+    (repeated,) = repeated_events(cluster, event["metadata"]["name"])
+    # counted beside the SecurityEvent, which ingest never changes (generation 1, no annotation)
+    assert repeated["count"] == 1 and repeated["type"] == "Normal"
+    assert repeated["involvedObject"]["uid"] == event["metadata"]["uid"]
+    assert repeated["source"] == {"component": USER}
+    assert event["metadata"]["generation"] == 1
+    assert "amtd.r6security.com/occurrences" not in event["metadata"].get("annotations", {})
 
 
 def test_the_same_alert_in_another_window_is_a_new_event(
@@ -370,3 +383,25 @@ def test_a_malformed_envelope_without_credentials_is_401_not_400(
     assert falco.post("/", data=envelope, content_type=kind).status_code == 401
     authorized = falco.post("/", data=envelope, content_type=kind, headers=bearer())
     assert authorized.status_code == 400 and authorized.get_json()["detail"].startswith("id: ")
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [({"rule": "shell \ud800"}, "rule"), ({"output": "\udfff"}, "output"),
+     ({"tags": ["ok", "\ud83d"]}, "tags[1]")],
+)  # fmt: skip
+def test_an_unencodable_string_is_400_naming_it(
+    falco: FlaskClient, cluster: Cluster, apiserver: Any, changes: dict[str, Any], field: str
+) -> None:
+    response = post_json(falco, falco_alert(**changes))  # json.dumps writes "\ud800": valid JSON
+    assert response.status_code == 400
+    assert response.get_json()["detail"].startswith(f"{field}: is not valid Unicode")
+    fields = {**FALCO_ALERT["output_fields"], "proc.name": "\ud800"}
+    nested = post_json(falco, falco_alert(output_fields=fields))
+    assert nested.get_json()["detail"].startswith("output_fields.proc.name: ")
+    headers, body = as_structured(
+        {"type": "falco.rule.output.v1", "source": "https://falco.org", "id": "u1",
+         "datacontenttype": "application/json", "amtdtoken": TOKEN}, falco_alert(**changes),
+    )  # fmt: skip
+    assert falco.post("/", data=body, headers=headers).status_code == 400
+    assert function_calls(apiserver) == []

@@ -243,3 +243,59 @@ def test_other_content_types_are_415(
     kubearmor: FlaskClient, cluster: Cluster, content_type: str
 ) -> None:
     assert post(kubearmor, json.dumps(KUBEARMOR_ALERT), content_type).status_code == 415
+
+
+SURROGATE = "\ud800"  # valid JSON ("\\ud800"), but no UTF-8 can encode it
+
+
+@pytest.mark.parametrize(
+    ("framing", "content_type"),
+    [("array", "application/json"), ("lines", "application/x-ndjson"),
+     ("stream", "application/json"), ("wrapped", "application/json")],
+)  # fmt: skip
+def test_an_unencodable_string_rejects_only_its_item(
+    kubearmor: FlaskClient, cluster: Cluster, framing: str, content_type: str
+) -> None:
+    items = [pod_alert("before"), pod_alert("bad", PolicyName=f"x{SURROGATE}y"), pod_alert("after")]
+    texts = [json.dumps(item) for item in items]
+    body = {
+        "array": json.dumps(items),
+        "lines": "\n".join(texts),
+        "stream": "".join(texts),
+        "wrapped": json.dumps([{"log": text} for text in texts]),
+    }[framing]
+    response = post(kubearmor, body, content_type)
+    assert response.status_code == 200
+    results = response.get_json()["results"]
+    assert [item["result"] for item in results] == ["created", "rejected", "created"]
+    assert results[1]["field"] == "PolicyName" and "lone surrogate" in results[1]["detail"]
+    assert sorted(e["spec"]["targets"][0] for e in security_events(cluster)) == [
+        "shop/after", "shop/before",
+    ]  # fmt: skip
+
+
+def test_an_unencodable_key_or_single_alert_is_400(
+    kubearmor: FlaskClient, cluster: Cluster
+) -> None:
+    single = post(kubearmor, json.dumps(pod_alert("a", Message=f"{SURROGATE}")))
+    assert single.status_code == 400
+    assert single.get_json()["detail"].startswith("Message: is not valid Unicode")
+    keyed = post(kubearmor, json.dumps({**pod_alert("b"), f"k{SURROGATE}": "v"}))
+    assert keyed.status_code == 400 and keyed.get_json()["detail"].startswith("k\\ud800: ")
+    assert security_events(cluster) == []
+
+
+def test_an_unencodable_cloudevent_attribute_is_400_its_batch_items_one_by_one(
+    kubearmor: FlaskClient, cluster: Cluster
+) -> None:
+    attributes = {"type": "com.kubearmor.alert", "source": "/kubearmor/relay", "id": "k3",
+                  "datacontenttype": "application/json", "amtdtoken": TOKEN}  # fmt: skip
+    bad_item = pod_alert("bad", Resource=SURROGATE)
+    headers, body = as_structured(attributes, [pod_alert("a"), bad_item])
+    batch = kubearmor.post("/", data=body, headers=headers)
+    assert batch.status_code == 202
+    assert batch.headers["X-Amtd-Result"] == "created=1,duplicate=0,ignored=0,rejected=1,failed=0"
+    headers, body = as_structured({**attributes, "id": "k4", "subject": SURROGATE}, [])
+    refused = kubearmor.post("/", data=body, headers={**headers, **bearer()})
+    assert refused.status_code == 400 and refused.get_json()["detail"].startswith("subject: ")
+    assert [e["spec"]["targets"] for e in security_events(cluster)] == [["shop/a"]]

@@ -20,9 +20,10 @@ import pytest
 import requests
 from flask.testing import FlaskClient
 
-from amtd.decide.triaging import decide_security_event, read_ref, record_and_request
+from amtd.decide.triaging import decide_security_event, record_and_request
 from amtd.kube.api import EVENTS, PODS, POLICIES, SECURITY_EVENTS, Cluster
 from amtd.model.actionevents import ACTION_REQUESTED, to_request_attributes
+from amtd.model.securityeventreaders import read_ref
 from support.builders import create_security_event
 from support.cloudevents import as_binary, as_structured, read_reply
 from support.functions import load_function_client, serve_function
@@ -308,6 +309,22 @@ def test_malformed_events_are_400_with_a_reason(
     response = matcher.post("/", headers=headers, data=body)
     assert response.status_code == 400
     assert response.get_json()["error"] == error and response.get_json()["detail"]
+
+
+@pytest.mark.parametrize("structured", [False, True])
+def test_an_unencodable_string_anywhere_is_400_before_anything_is_read(
+    matcher: FlaskClient, cluster: Cluster, apiserver: Any, structured: bool
+):
+    obj = create_security_event(cluster, targets=["demo/x"], rule_type="network-attack")
+    attributes, data = apiserver_event(obj)
+    labelled = {**data, "metadata": {**data["metadata"], "labels": {"k": "v\ud800"}}}
+    response = post_event(matcher, attributes, labelled, structured=structured)
+    assert response.status_code == 400
+    body = response.get_json()
+    assert body == {"error": "InvalidUnicode", "detail": "data.metadata.labels.k: is not valid "
+                    "Unicode (a lone surrogate: cannot be encoded as UTF-8)"}  # fmt: skip
+    assert not [r for r in apiserver.requests if r.user == "matcher"]
+    assert status_of(cluster, obj["metadata"]["name"]) == {}
 
 
 def test_api_failure_is_503(matcher: FlaskClient, cluster: Cluster, apiserver: Any):

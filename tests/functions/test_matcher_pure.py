@@ -21,8 +21,8 @@ from amtd.decide.deciding import (
     record_executions_without_executor,
 )
 from amtd.decide.matching import PolicyIndex
-from amtd.decide.triaging import decide_security_event, parse_policy, read_ref, record_if_current
-from amtd.kube.events import make_event_name, refer_to_security_event, shorten_message
+from amtd.decide.triaging import decide_security_event, parse_policy, record_if_current
+from amtd.kube.events import make_kube_event_name, refer_to_security_event, shorten_message
 from amtd.model.actionevents import SecurityEventRef, make_action_request, make_request_id
 from amtd.model.apiserverevents import (
     ChangeType,
@@ -32,6 +32,7 @@ from amtd.model.apiserverevents import (
     read_change_type,
 )
 from amtd.model.policies import Policy
+from amtd.model.securityeventreaders import read_ref
 from amtd.model.targets import DNS1123_SUBDOMAIN, Target
 
 SAMPLE = Path(__file__).resolve().parents[1] / "unit" / "phoenix" / "amtd-sample.yaml"
@@ -214,9 +215,9 @@ def test_request_ids_stay_short():
 
 @pytest.mark.parametrize("name", ["sev", "a" * 253, "a" * 199 + "-b", "x.y-", ""])
 def test_event_names_are_valid_and_stable(name: str):
-    made = make_event_name(name, "key")
+    made = make_kube_event_name(name, "key")
     assert DNS1123_SUBDOMAIN.match(made) and len(made) <= 253
-    assert made == make_event_name(name, "key") != make_event_name(name, "other key")
+    assert made == make_kube_event_name(name, "key") != make_kube_event_name(name, "other key")
 
 
 def test_messages_are_one_bounded_line():

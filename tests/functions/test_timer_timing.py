@@ -15,7 +15,7 @@ from amtd.schedule.timing import (
     build_timer_manifest,
     check_pod,
     index_last_runs,
-    make_timer_event_name,
+    make_timer_security_event_name,
     parse_go_bool,
 )
 
@@ -140,14 +140,14 @@ def test_a_schedule_far_in_the_future_is_waiting_not_an_overflow() -> None:
 
 def test_names_follow_upstream_and_stay_valid_when_long() -> None:
     due = at("2025-03-14T09:00:00Z")
-    assert make_timer_event_name(TARGET, due) == "tb-cart-6b8f7d9c4-hx2lp-1741942800"
+    assert make_timer_security_event_name(TARGET, due) == "tb-cart-6b8f7d9c4-hx2lp-1741942800"
     long_target = Target("shop", "p" * 250)
-    name = make_timer_event_name(long_target, due)
+    name = make_timer_security_event_name(long_target, due)
     assert len(name) <= 253 and name.startswith("tb-ppp")
-    assert name == make_timer_event_name(long_target, due)  # deterministic
-    assert make_timer_event_name(long_target, due + timedelta(hours=1)) != name
-    namespaced = make_timer_event_name(TARGET, due, with_namespace=True)
-    assert namespaced != make_timer_event_name(Target("other", TARGET.name), due, True)
+    assert name == make_timer_security_event_name(long_target, due)  # deterministic
+    assert make_timer_security_event_name(long_target, due + timedelta(hours=1)) != name
+    namespaced = make_timer_security_event_name(TARGET, due, with_namespace=True)
+    assert namespaced != make_timer_security_event_name(Target("other", TARGET.name), due, True)
 
 
 def test_manifest_is_upstreams_event() -> None:

@@ -41,6 +41,7 @@ from support.funcpack import (
 )
 from support.ingesting import TOKEN, bearer
 from support.receivers import SinkReceiver
+from support.signing import matcher_key_environment
 from support.standins import (
     connect,
     create_deployment,
@@ -138,7 +139,11 @@ def test_funcs_service_passes_readiness_through_and_answers_a_real_event(
 def service_env(name: str, kubeconfig: Path, sink: SinkReceiver) -> dict[str, str]:
     """func.yaml's run.envs (the ingest token's Secret: TOKEN) plus what the test points at."""
     definition = FUNCTIONS[name]
-    overrides = {"KUBECONFIG": str(kubeconfig), "FUNCTION_TARGET": definition.target}
+    overrides = {
+        "KUBECONFIG": str(kubeconfig),
+        "FUNCTION_TARGET": definition.target,
+        **matcher_key_environment(),
+    }  # the matcher's Secret, the executors' ConfigMap
     if name == "sweeper":  # bound to the sink (a SinkBinding's K_SINK), no grace period
         overrides |= {"K_SINK": sink.url, "SWEEP_GRACE_SECONDS": "0"}
     return build_environment(definition, lambda *_: TOKEN, overrides, clean_env())
@@ -228,7 +233,7 @@ def check_timer(world: World) -> None:
 
 
 def check_sweeper(world: World) -> None:
-    """A ping: a SecurityEvent the source missed is decided and its request published."""
+    """A ping: a SecurityEvent the source missed is announced to the matcher (which signs)."""
     (pod,) = deploy_defended_workload(world.cluster, "shop", "cart", 1, "delete")
     target = f"shop/{pod['metadata']['name']}"
     body = {"apiVersion": "amtd.r6security.com/v1beta1", "kind": "SecurityEvent",
@@ -238,9 +243,10 @@ def check_sweeper(world: World) -> None:
     answer = post_event(world.url, ping("amtd-sweeper", "sweep"))
     assert answer.status_code == 204, answer.text
     (published,) = world.sink.received()
-    assert (published["type"], published["source"]) == (ACTION_REQUESTED, "/amtd/sweeper")
+    announced = ("dev.knative.apiserver.ref.add", "/amtd/sweeper")
+    assert (published["type"], published["source"]) == announced
     data = published.get_data()
-    assert isinstance(data, dict) and data["securityEvent"]["name"] == "missed-1"
+    assert isinstance(data, dict) and data["name"] == "missed-1"
 
 
 def check_executor(world: World, action: str, reason: str) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from amtd_stack.eventing.filtering import is_match
 from amtd_stack.running.planning import SERVICE, StackPlan, plan_stack
 
 ROOT = Path(__file__).resolve().parents[2]
-EMITTED_TYPE = re.compile(r"\"(com\.r6security\.amtd\.[a-z0-9.]+)\"")
+EMITTED_TYPE = re.compile(r"\"(com\.r6security\.amtd\.[a-z0-9.]+\.v[0-9]+)\"")  # full types, not prefixes
 REF = SecurityEventRef(name="falco-web-1a2b", uid="0b7c", generation=1)
 
 

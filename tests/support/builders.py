@@ -16,11 +16,10 @@ from datetime import datetime
 from typing import Any
 
 from amtd.kube.api import POLICIES, SECURITY_EVENTS, Cluster
+from amtd.model.objects import Object
 
 API_VERSION = "amtd.r6security.com/v1beta1"
 SHELL_RULE = "Terminal shell in container"
-
-Object = dict[str, Any]
 
 # SecurityEvents and policies
 

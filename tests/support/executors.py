@@ -13,6 +13,7 @@ from typing import Any
 from flask.testing import FlaskClient
 
 from amtd.decide.deciding import make_step_id
+from amtd.decide.signing import sign_decisions
 from amtd.kube import api as kubeapi
 from amtd.kube.api import SECURITY_EVENTS, Cluster
 from amtd.model.actionevents import (
@@ -26,6 +27,7 @@ from amtd.model.statuses import record_decisions
 from amtd.model.targets import parse_target
 from support.builders import create_security_event
 from support.cloudevents import as_binary, as_structured, read_reply
+from support.signing import MATCHER_KEY
 from support.waiting import wait_for
 
 NOW = "2026-11-26T12:00:00Z"
@@ -35,7 +37,7 @@ def create_decided_event(
     cluster: Cluster, name: str, pods: Sequence[Mapping[str, Any]], action: str,
     **options: Any,
 ) -> ActionRequest:  # fmt: skip
-    """A SecurityEvent targeting ``pods``, decided (status) as the matcher leaves it.
+    """A SecurityEvent targeting ``pods``, decided (status, signed) as the matcher leaves it.
 
     ``options``: ``parameters``, ``dry_run``, ``allow_standalone_pods``, ``targets`` (override
     the target texts, e.g. for pods that do not exist).
@@ -48,10 +50,10 @@ def create_decided_event(
         name=name, uid=created["metadata"]["uid"], generation=created["metadata"]["generation"]
     )
     uids = [pod["metadata"]["uid"] for pod in pods] or [""] * len(targets)
-    decisions = [
+    decisions = sign_decisions(MATCHER_KEY, ref, [
         make_decision(ref, text, uid, action, options)
         for text, uid in zip(targets, uids, strict=True)
-    ]
+    ])  # fmt: skip
 
     def decide(current: dict[str, Any]) -> dict[str, Any] | None:
         status = SecurityEventStatus.model_validate(current.get("status") or {})

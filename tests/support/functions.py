@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import functions_framework
 import yaml
@@ -18,6 +19,7 @@ from flask.testing import FlaskClient
 
 from amtd_stack.serving import pick_free_port
 from support.processes import serve_process
+from support.signing import matcher_key_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = ROOT / "functions"
@@ -38,8 +40,10 @@ def load_function_client(name: str) -> FlaskClient:
 
 
 @contextlib.contextmanager
-def serve_function(name: str, env: Mapping[str, str] | None = None) -> Iterator[str]:
-    """Run ``functions/<name>`` under functions-framework as its own process; yield its URL."""
+def serve_function(name: str, env: Mapping[str, str] | None = None, **popen: Any) -> Iterator[str]:
+    """Run ``functions/<name>`` under functions-framework as its own process; yield its URL.
+
+    ``popen``: more ``subprocess.Popen`` arguments (``stderr=`` to read its logs)."""
     folder = FUNCTIONS / name
     port = pick_free_port()
     command = [
@@ -47,5 +51,6 @@ def serve_function(name: str, env: Mapping[str, str] | None = None) -> Iterator[
         *("--target", read_target(folder), "--source", str(folder / "main.py")),
         *("--host", "127.0.0.1", "--port", str(port)),
     ]
-    with serve_process(command, port, env={**os.environ, **(env or {})}) as url:
+    environment = {**os.environ, **matcher_key_environment(), **(env or {})}
+    with serve_process(command, port, env=environment, **popen) as url:
         yield url

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from amtd.kube.api import SECURITY_EVENTS, Cluster
+from amtd.kube.api import EVENTS, SECURITY_EVENTS, Cluster
+from amtd.kube.events import CLUSTER_SCOPED_EVENTS_NAMESPACE
 
 TOKEN = "s3cret-ingest-token"
 # Optional switches of the ingest functions, unset so each test sees the deployed defaults.
@@ -45,3 +46,17 @@ def bearer(token: str = TOKEN) -> dict[str, str]:
 def security_events(cluster: Cluster) -> list[dict[str, Any]]:
     """Every SecurityEvent, by name."""
     return sorted(cluster.list(SECURITY_EVENTS), key=lambda item: item["metadata"]["name"])
+
+
+def repeated_events(cluster: Cluster, name: str) -> list[dict[str, Any]]:
+    """The ``Repeated`` Events about SecurityEvent ``name`` (where ingest counts repeats)."""
+    return [
+        event
+        for event in cluster.list(EVENTS, CLUSTER_SCOPED_EVENTS_NAMESPACE)
+        if event["reason"] == "Repeated" and event["involvedObject"]["name"] == name
+    ]
+
+
+def count_repeats(cluster: Cluster, name: str) -> int:
+    """How many repeats of its alert the Repeated Events of SecurityEvent ``name`` count."""
+    return sum(event["count"] for event in repeated_events(cluster, name))

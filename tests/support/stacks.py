@@ -28,6 +28,7 @@ from urllib.parse import quote
 import requests
 
 from amtd.kube.api import PODS, SECURITY_EVENTS, Cluster
+from amtd.model.objects import Object
 from amtd_stack.apiserver import RequestRecord
 from amtd_stack.eventing.delivering import DeliveryAttempt
 from amtd_stack.running.stack import Stack
@@ -41,8 +42,6 @@ AMTD_CLI = Path(sys.executable).parent / "amtd"
 INGESTERS = ("ingest-falco", "ingest-kubearmor")
 PKG_POLICY = KUBEARMOR_ALERT["PolicyName"]
 TIMED_ANNOTATIONS = "time-based-trigger.amtd.r6security.com"
-
-Object = dict[str, Any]
 
 
 @dataclass

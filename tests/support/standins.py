@@ -22,17 +22,17 @@ from kubernetes import config
 
 from amtd.kube import api as kubeapi
 from amtd.kube.api import PODS, POLICIES, SECURITY_EVENTS, Cluster, ConflictError, Resource
+from amtd.model.objects import Object
 from amtd_stack.apiserver import ApiServer, start_apiserver
 from support.builders import create_policy
 from support.functions import ROOT
+from support.signing import give_matcher_keys
 from support.waiting import wait_for
 
 CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", namespaced=False)
 NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)
 DEPLOYMENTS = Resource("apps", "v1", "deployments", namespaced=True)
 PHOENIX = ROOT / "tests" / "unit" / "phoenix"  # Phoenix's config/samples
-
-Object = dict[str, Any]
 
 
 def connect(kubeconfig: Path) -> Cluster:
@@ -68,6 +68,7 @@ def connect_functions(
     path = server.write_kubeconfig(folder / f"kubeconfig-{user}", user=user)
     monkeypatch.setenv("KUBECONFIG", str(path))
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    give_matcher_keys(monkeypatch)
     kubeapi.reset_shared_cluster()
     try:
         yield path

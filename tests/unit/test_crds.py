@@ -28,10 +28,10 @@ from amtd.model.policies import Policy, PolicySpec, StrategyEntry
 from amtd.model.securityevents import PLURAL as EVENT_PLURAL
 from amtd.model.securityevents import (
     Decision,
+    DecisionOutcome,
     Execution,
-    Outcome,
+    ExecutionResult,
     Phase,
-    Result,
     SecurityEvent,
     SecurityEventSpec,
     SecurityEventStatus,
@@ -143,8 +143,8 @@ def test_crd_action_keys_are_the_action_kinds() -> None:
     ("path", "literal"),
     [
         (("status", "phase"), Phase),
-        (("status", "decisions", "[]", "outcome"), Outcome),
-        (("status", "executions", "[]", "result"), Result),
+        (("status", "decisions", "[]", "outcome"), DecisionOutcome),
+        (("status", "executions", "[]", "result"), ExecutionResult),
     ],
 )
 def test_crd_enums_equal_model_literals(path: tuple[str, ...], literal: Any) -> None:

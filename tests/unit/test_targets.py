@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from amtd.model.targets import Target, check_namespace, check_pod_name, parse_target
+from amtd.model.targets import Target, check_namespace_name, check_pod_name, parse_target
 
 
 @pytest.mark.parametrize(
@@ -55,5 +55,5 @@ def test_non_string_target_is_rejected(value: object, type_name: str) -> None:
 
 
 def test_namespace_and_pod_name_checks_return_their_input() -> None:
-    assert check_namespace("demo") == "demo"
+    assert check_namespace_name("demo") == "demo"
     assert check_pod_name("nginx-7d9c4b5f6-k2m9x") == "nginx-7d9c4b5f6-k2m9x"

@@ -11,7 +11,6 @@ Answers: 200 + CloudEvent when steps were handled (done or skipped), 204 when no
 
 from __future__ import annotations
 
-import logging
 import os
 from functools import partial
 
@@ -20,12 +19,13 @@ import functions_framework
 
 from amtd.act.registry import ACTIONS
 from amtd.edge.answering import answer_action_request
+from amtd.edge.logs import configure_logging
 from amtd.edge.responding import serve
 
 ACTION = ACTIONS["delete"]  # KeyError at start-up if it is not registered
 EXECUTOR = "executor-delete"
 
-logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
+configure_logging(os.environ)
 
 
 @functions_framework.http

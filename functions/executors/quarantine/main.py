@@ -12,7 +12,6 @@ Answers: 200 + CloudEvent when steps were handled (done or skipped), 204 when no
 
 from __future__ import annotations
 
-import logging
 import os
 from functools import partial
 
@@ -21,12 +20,13 @@ import functions_framework
 
 from amtd.act.registry import ACTIONS
 from amtd.edge.answering import answer_action_request
+from amtd.edge.logs import configure_logging
 from amtd.edge.responding import serve
 
 ACTION = ACTIONS["quarantine"]  # KeyError at start-up if it is not registered
 EXECUTOR = "executor-quarantine"
 
-logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
+configure_logging(os.environ)
 
 
 @functions_framework.http

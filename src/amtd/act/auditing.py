@@ -19,7 +19,7 @@ from amtd.act.verdicts import StepVerdict
 from amtd.kube.api import EVENTS, SECURITY_EVENTS, ApiError, Cluster, ConflictError, NotFoundError
 from amtd.kube.events import (
     CLUSTER_SCOPED_EVENTS_NAMESPACE,
-    make_event,
+    make_kube_event,
     refer_to_pod,
     refer_to_security_event,
 )
@@ -49,7 +49,7 @@ def make_execution(step: ActionStep, verdict: StepVerdict, executor: str, now: s
 
 def build_event(involved: Mapping[str, str], execution: Execution, namespace: str) -> Object:
     """A core/v1 Event telling what happened to ``involved``; its name is stable per step. Pure."""
-    return make_event(
+    return make_kube_event(
         involved, namespace=namespace, reason=execution.reason,
         message=f"{execution.action} {execution.result}: {execution.message}",
         key=f"{involved.get('uid', '')}/{execution.step_id}/{execution.action}",

@@ -1,6 +1,8 @@
 """Executing: carry out the steps of an ``action.requested`` event for one action, on the cluster.
 
-Exactly one effect per step under at-least-once delivery:
+Only steps the matcher signed are acted on: every step of this executor is verified
+(:mod:`amtd.act.verifying`) before anything is read or written, and one that fails refuses the
+request (UnverifiedStepError). Exactly one effect per step under at-least-once delivery:
 
 1. a step whose Execution is already in the SecurityEvent's status is done: nothing happens;
 2. guards (:mod:`amtd.act.guarding`) settle steps that must not act, before any change;
@@ -24,9 +26,17 @@ from functools import partial
 
 from amtd.act import auditing
 from amtd.act.actions import ExecutableAction, Pod
-from amtd.act.claiming import build_claim_patch
+from amtd.act.claiming import (
+    Claim,
+    build_claim_patch,
+    is_bound_to,
+    is_claim_standing,
+    is_own_claim,
+    read_claim,
+)
 from amtd.act.guarding import check_dry_run, check_namespace, check_pod, read_protected_namespaces
 from amtd.act.verdicts import StepVerdict
+from amtd.act.verifying import Verifier, read_verifier, verify_steps
 from amtd.kube.api import (
     PODS,
     SECURITY_EVENTS,
@@ -61,13 +71,15 @@ class ExecutorSettings:
     protected: frozenset[str]
     defer: Defer = run_now  # the Events of an execution (after the reply, in a function)
     env: Mapping[str, str] = field(default_factory=dict)  # what actions read their options from
+    verifier: Verifier = field(default_factory=lambda: Verifier({}, "no trusted keys given"))
 
 
 def make_settings(
     action: ExecutableAction, executor: str, env: Mapping[str, str], defer: Defer = run_now
 ) -> ExecutorSettings:
     """The settings of the executor of ``action``, configured by ``env``."""
-    return ExecutorSettings(action, executor, read_protected_namespaces(env), defer, env)
+    protected = read_protected_namespaces(env)
+    return ExecutorSettings(action, executor, protected, defer, env, read_verifier(env))
 
 
 def execute_request(
@@ -75,12 +87,15 @@ def execute_request(
 ) -> list[Execution]:
     """Execute this executor's steps; returns their Executions (recorded ones included).
 
+    UnverifiedStepError, before anything is read, when a step is not signed by the matcher.
+
     The first step's record is written against the SecurityEvent as read here (a read fewer;
     if it changed meanwhile, the write is refused with a 409 and retried on a fresh read).
     """
     ref = request.security_event
-    found = read_security_event(cluster, ref.name, ref.uid)
     steps = request.steps_for(settings.action.name)
+    verify_steps(settings.verifier, ref, steps)  # before any read: unsigned work is not ours
+    found = read_security_event(cluster, ref.name, ref.uid)
     if found is None:
         LOG.warning("SecurityEvent %s (uid %s) is gone: its steps are skipped", ref.name, ref.uid)
         gone = StepVerdict(
@@ -163,13 +178,14 @@ def settle_step(
     for _ in range(ATTEMPTS):
         if pod is None:
             return settings.action.judge_gone(step.target)
-        verdict = check_pod(step, pod, settings.action) or check_dry_run(
+        standing = read_standing_claim(cluster, step, pod)
+        verdict = check_pod(step, pod, settings.action, standing) or check_dry_run(
             step, settings.action.describe(step, pod)
         )
         if verdict is not None:
             return verdict
         try:
-            claimed = claim_pod(cluster, step, pod)
+            claimed = claim_pod(cluster, step, pod, name)
             return settings.action.perform(cluster, step, claimed, name, settings.env)
         except ConflictError:
             pod = cluster.find(PODS, target.name, target.namespace)
@@ -178,9 +194,23 @@ def settle_step(
     raise TransientError(409, "Conflict", f"pod {step.target} kept changing; gave up for now")
 
 
-def claim_pod(cluster: Cluster, step: ActionStep, pod: Pod) -> Pod:
+def read_standing_claim(cluster: Cluster, step: ActionStep, pod: Pod) -> Claim | None:
+    """The pod's claim if it stands (this step's, or backed by its SecurityEvent), else None."""
+    claim = read_claim(pod)
+    if claim is None or is_own_claim(claim, pod, step.step_id):
+        return claim
+    # a value copied from a template cannot name this pod's uid: no read needed to dismiss it
+    found = cluster.find(SECURITY_EVENTS, claim.security_event) if is_bound_to(claim, pod) else None
+    if is_claim_standing(claim, pod, found):
+        return claim
+    LOG.warning("pod %s: claim %s stands for no real step; it will be overwritten",
+                step.target, claim)  # fmt: skip
+    return None
+
+
+def claim_pod(cluster: Cluster, step: ActionStep, pod: Pod, name: str) -> Pod:
     """Claim the pod for the step (ConflictError if it changed since read); returns it fresh."""
-    patch = build_claim_patch(pod, step.step_id)
+    patch = build_claim_patch(pod, step.step_id, name)
     if patch is None:
         return pod  # a retry of this step: the claim is ours already
     meta = pod["metadata"]

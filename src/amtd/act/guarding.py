@@ -4,10 +4,11 @@ Every guard that stops a step yields a :class:`~amtd.act.verdicts.StepVerdict` t
 as the step's Execution (result Skipped, DryRun, or Succeeded when the goal is already met),
 never a silent drop:
 
-- protected namespace (``PROTECTED_NAMESPACES``, default the system namespaces and our own);
+- protected namespace (the system namespaces, our own and ``PROTECTED_NAMESPACES``);
 - the pod is gone or terminating (each action judges that: delete is done, quarantine is not);
 - the pod is not the one decided on (a namesake replaced it: StatefulSet names are reused);
-- another step already claimed the pod (a quarantined pod is never deleted: evidence is kept);
+- another real step already claimed the pod (a quarantined pod is never deleted: evidence is
+  kept); a claim annotation no real step wrote is no claim (:mod:`amtd.act.claiming`);
 - a standalone pod (no controller owner would replace it) unless the policy allows it;
 - dry run: the message says what would have been done.
 """
@@ -18,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from amtd.act.actions import ExecutableAction
-from amtd.act.claiming import is_claimed_by_other, read_claim
+from amtd.act.claiming import Claim, is_own_claim, read_claim
 from amtd.act.verdicts import StepVerdict
 from amtd.model.actionevents import ActionStep
 
@@ -33,10 +34,16 @@ DEFAULT_AMTD_NAMESPACE = "amtd-system"
 
 
 def read_protected_namespaces(env: Mapping[str, str]) -> frozenset[str]:
-    """``PROTECTED_NAMESPACES`` (comma list) or the system namespaces, always plus our own."""
+    """The system namespaces plus ``PROTECTED_NAMESPACES`` (comma list), always plus our own.
+
+    ``AMTD_PROTECTED_NAMESPACES_REPLACE=true`` makes the list replace the system namespaces: a
+    typo'd or partial list must not quietly unprotect kube-system, so replacing is opt-in.
+    """
     configured = [item.strip() for item in env.get("PROTECTED_NAMESPACES", "").split(",")]
-    chosen = [item for item in configured if item] or list(SYSTEM_NAMESPACES)
-    return frozenset([*chosen, env.get("AMTD_NAMESPACE") or DEFAULT_AMTD_NAMESPACE])
+    listed = [item for item in configured if item]
+    replacing = env.get("AMTD_PROTECTED_NAMESPACES_REPLACE", "").strip().lower() == "true"
+    base = [] if replacing else list(SYSTEM_NAMESPACES)
+    return frozenset([*base, *listed, env.get("AMTD_NAMESPACE") or DEFAULT_AMTD_NAMESPACE])
 
 
 def check_namespace(namespace: str, protected: frozenset[str]) -> StepVerdict | None:
@@ -53,9 +60,14 @@ def is_standalone(pod: Mapping[str, Any]) -> bool:
 
 
 def check_pod(
-    step: ActionStep, pod: Mapping[str, Any], action: ExecutableAction
-) -> StepVerdict | None:
-    """The pod guards, in order; None when the step may go ahead."""
+    step: ActionStep, pod: Mapping[str, Any], action: ExecutableAction,
+    standing: Claim | None = None,
+) -> StepVerdict | None:  # fmt: skip
+    """The pod guards, in order; None when the step may go ahead.
+
+    ``standing`` is the pod's claim when the caller found it standing (a real step's, see
+    :mod:`amtd.act.claiming`); any other claim annotation is no reason to stop.
+    """
     if pod["metadata"].get("deletionTimestamp"):
         return action.judge_gone(step.target)
     uid = pod["metadata"].get("uid")
@@ -63,12 +75,10 @@ def check_pod(
         return StepVerdict(
             "Skipped", "PodReplaced", f"pod {step.target} is now uid {uid}, not {step.pod_uid}"
         )
-    if read_claim(pod) == step.step_id:
+    if is_own_claim(read_claim(pod), pod, step.step_id):
         return None  # claimed by this step (a retry): the guards passed when it was claimed
-    if is_claimed_by_other(pod, step.step_id):
-        return StepVerdict(
-            "Skipped", "AlreadyClaimed", f"pod {step.target} is claimed by {read_claim(pod)}"
-        )
+    if standing is not None and standing.step_id != step.step_id:
+        return judge_claimed(step, standing)
     if is_standalone(pod) and not step.allow_standalone_pods:
         return StepVerdict(
             "Skipped",
@@ -76,6 +86,13 @@ def check_pod(
             f"pod {step.target} has no controller to replace it (allowStandalonePods is false)",
         )
     return None
+
+
+def judge_claimed(step: ActionStep, standing: Claim) -> StepVerdict:
+    """Another real step holds the pod: this one does nothing."""
+    message = (f"pod {step.target} is claimed by step {standing.step_id} "
+               f"of SecurityEvent {standing.security_event}")  # fmt: skip
+    return StepVerdict("Skipped", "AlreadyClaimed", message)
 
 
 def check_dry_run(step: ActionStep, description: str) -> StepVerdict | None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amtd.model.securityevents import Result
+from amtd.model.securityevents import ExecutionResult
 
 
 @dataclass(frozen=True)
 class StepVerdict:
     """The outcome a guard or an action settles a step with."""
 
-    result: Result
+    result: ExecutionResult
     reason: str
     message: str

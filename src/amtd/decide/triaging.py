@@ -30,6 +30,7 @@ from amtd.decide.deciding import (
     record_executions_without_executor,
 )
 from amtd.decide.matching import PolicyIndex
+from amtd.decide.signing import sign_decisions
 from amtd.kube.api import (
     EVENTS,
     PODS,
@@ -41,12 +42,18 @@ from amtd.kube.api import (
     NotFoundError,
 )
 from amtd.kube.deferring import Defer, run_now
-from amtd.kube.events import CLUSTER_SCOPED_EVENTS_NAMESPACE, make_event, refer_to_security_event
+from amtd.kube.events import (
+    CLUSTER_SCOPED_EVENTS_NAMESPACE,
+    make_kube_event,
+    refer_to_security_event,
+)
 from amtd.model.actionevents import ActionRequest, SecurityEventRef, make_action_request
 from amtd.model.apiserverevents import InvalidEventError
 from amtd.model.objects import Object
 from amtd.model.policies import Policy
+from amtd.model.securityeventreaders import read_ref, read_status, summarize_validation_error
 from amtd.model.securityevents import Decision, Execution, SecurityEventStatus
+from amtd.model.signatures import SigningKey
 from amtd.model.statuses import is_generation_decided, record_decisions
 from amtd.model.targets import Target
 
@@ -55,8 +62,9 @@ logger = logging.getLogger(__name__)
 COMPONENT = "amtd-matcher"
 
 TriageOutcome = Literal[
-    "Gone", "AlreadyDecided", "Redelivered", "Decided", "DecidedElsewhere", "Superseded"
-]
+    "Gone", "AlreadyDecided", "Redelivered", "Decided", "DecidedElsewhere", "Superseded",
+    "LeftToMatcher",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -69,9 +77,11 @@ class Triage:
 
 
 def triage_security_event(
-    cluster: Cluster, name: str, *, may_replay: bool, now: str, defer: Defer = run_now
-) -> Triage:
-    """Decide and record the SecurityEvent's current generation, or replay what was recorded."""
+    cluster: Cluster, name: str, *, may_replay: bool, now: str, defer: Defer = run_now,
+    signer: SigningKey | None = None,
+) -> Triage:  # fmt: skip
+    """Decide, sign and record the SecurityEvent's current generation, or replay what was
+    recorded. Without ``signer`` (the sweeper) nothing is decided: only the matcher signs."""
     obj = cluster.find(SECURITY_EVENTS, name)
     if obj is None:
         logger.info("SecurityEvent %s is gone: nothing to decide", name)
@@ -80,28 +90,12 @@ def triage_security_event(
     status = read_status(obj)
     if is_generation_decided(status, ref.generation):
         return replay_decisions(ref, status, may_replay)
+    if signer is None:
+        logger.info("SecurityEvent %s gen %d is undecided: left to the matcher", *ref_log(ref))
+        return Triage("LeftToMatcher")
     decisions, executions = decide_security_event(cluster, obj, ref, now)
+    decisions = sign_decisions(signer, ref, decisions)
     return record_and_request(cluster, ref, decisions, executions, now, read=obj, defer=defer)
-
-
-def read_ref(obj: Object) -> SecurityEventRef:
-    """Name, uid and spec generation of a SecurityEvent as read from the API."""
-    meta = obj.get("metadata") or {}
-    generation = meta.get("generation")
-    return SecurityEventRef(
-        name=str(meta.get("name", "")),
-        uid=str(meta.get("uid", "")),
-        generation=generation if isinstance(generation, int) else 0,
-    )
-
-
-def read_status(obj: Object) -> SecurityEventStatus:
-    """The recorded status; an unreadable one counts as empty (it is rewritten when decided)."""
-    try:
-        return SecurityEventStatus.model_validate(obj.get("status") or {})
-    except ValidationError as error:
-        logger.warning("ignoring unreadable status: %s", summarize_validation_error(error))
-        return SecurityEventStatus()
 
 
 def replay_decisions(
@@ -180,13 +174,6 @@ def parse_policy(item: Object, namespace: str) -> Policy | None:
         return None
 
 
-def summarize_validation_error(error: ValidationError) -> str:
-    """The first problem of a pydantic error, as ``field.path: message``."""
-    first = error.errors()[0]
-    where = ".".join(str(part) for part in first["loc"]) or "(root)"
-    return f"{where}: {first['msg']}"
-
-
 def record_if_current(
     ref: SecurityEventRef, decisions: Sequence[Decision], executions: Sequence[Execution],
     current: Object,
@@ -249,7 +236,7 @@ def emit_decision_event(
     unmatched = (written.get("status") or {}).get("phase") == "Unmatched"
     reason = "Unmatched" if unmatched else "Decided"
     involved = refer_to_security_event(ref.name, ref.uid)
-    manifest = make_event(
+    manifest = make_kube_event(
         involved, namespace=CLUSTER_SCOPED_EVENTS_NAMESPACE, reason=reason,
         message="; ".join(explain_decision(decision) for decision in decisions),
         key=f"{ref.uid}/{ref.generation}/{reason}", component=COMPONENT, now=now,

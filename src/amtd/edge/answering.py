@@ -17,9 +17,11 @@ from pydantic import ValidationError
 
 from amtd.act.actions import ExecutableAction
 from amtd.act.executing import execute_request, make_settings
+from amtd.act.verifying import UnverifiedStepError
 from amtd.edge.responding import BadRequestError, cloudevent_response, decode_cloudevent, no_content
-from amtd.kube.api import shared_cluster
+from amtd.kube.api import SECURITY_EVENTS, shared_cluster
 from amtd.kube.deferring import shared_deferrer
+from amtd.kube.names import InvalidNameError
 from amtd.model.actionevents import (
     ACTION_REQUESTED,
     ActionCompletion,
@@ -41,7 +43,7 @@ def answer_action_request(
     """Decode the event → execute its ``action`` steps as ``executor`` → reply ``action.completed``.
 
     204 when the event has no step for this executor; 400 (BadRequestError) for one that can
-    never succeed.
+    never succeed; 403 for a step the matcher did not sign as it is.
     """
     event = decode_cloudevent(request)
     action_request = read_request(event)
@@ -49,7 +51,10 @@ def answer_action_request(
         LOG.info("event %s has no %s step: nothing to do", event["id"], action.name)
         return no_content()
     settings = make_settings(action, executor, env, shared_deferrer().defer)
-    executions = execute_request(shared_cluster(), action_request, settings, format_now())
+    try:
+        executions = execute_request(shared_cluster(), action_request, settings, format_now())
+    except UnverifiedStepError as error:  # not the matcher's: refused, nothing read or written
+        raise BadRequestError(error.reason, error.detail, 403) from None
     completion = ActionCompletion(
         security_event=action_request.security_event, executions=executions
     )
@@ -76,6 +81,10 @@ def read_request(event: CloudEvent) -> ActionRequest:
         request = from_request_data(data)
     except ValidationError as error:
         raise BadRequestError("InvalidActionRequest", summarize_errors(error)) from None
+    try:  # checked before any API call: the name goes into paths (amtd.kube.names)
+        SECURITY_EVENTS.names.check("securityEvent.name", request.security_event.name)
+    except InvalidNameError as error:
+        raise BadRequestError("InvalidActionRequest", str(error)) from None
     for step in request.steps:
         check_step(step)
     return request

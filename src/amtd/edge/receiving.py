@@ -20,6 +20,7 @@ import flask
 
 from amtd.edge.responding import (
     HEALTH_PATHS,
+    RESULT_HEADER,
     BadRequestError,
     Handler,
     answer_cluster_health,
@@ -28,7 +29,7 @@ from amtd.edge.responding import (
     read_body,
     serve,
 )
-from amtd.ingest.alerts import Alert, Ignored, Outcome
+from amtd.ingest.alerts import Alert, Ignored, IngestOutcome
 from amtd.ingest.authenticating import (
     MODE_ENV,
     TOKEN_ENV,
@@ -46,7 +47,6 @@ logger = logging.getLogger(__name__)
 
 ACCEPTED_METHODS = ("POST", "PUT")
 MAX_DETAIL_LENGTH = 500
-RESULT_HEADER = "X-Amtd-Result"
 NAME_HEADER = "X-Amtd-Name"
 REASON_HEADER = "X-Amtd-Reason"
 RESULTS = ("created", "duplicate", "ignored", "rejected", "failed")
@@ -144,28 +144,28 @@ def not_configured_detail() -> str:
 
 
 def process_item(
-    parse: Callable[[], Alert | Ignored], record: Callable[[Alert], Outcome], label: str
-) -> Outcome:
-    """Parse and record one item; every failure becomes an Outcome, never an exception."""
+    parse: Callable[[], Alert | Ignored], record: Callable[[Alert], IngestOutcome], label: str
+) -> IngestOutcome:
+    """Parse and record one item; every failure becomes an IngestOutcome, never an exception."""
     try:
         parsed = parse()
     except InvalidFieldError as error:
         logger.info("rejected %s: %s", label, error)
-        return Outcome("rejected", field=error.field, detail=error.problem, label=label)
+        return IngestOutcome("rejected", field=error.field, detail=error.problem, label=label)
     if isinstance(parsed, Ignored):
         logger.info("ignored %s: %s", label, parsed.reason)
-        return Outcome("ignored", reason=parsed.reason, label=label)
+        return IngestOutcome("ignored", reason=parsed.reason, label=label)
     try:
         return replace(record(parsed), label=label)
     except ApiError as error:
         reason = "ApiUnavailable" if isinstance(error, TransientError) else "ApiRejected"
         logger.error("could not record %s (%s): %s", label, parsed.target, error)
-        return Outcome(
+        return IngestOutcome(
             "failed", reason=reason, detail=error.message[:MAX_DETAIL_LENGTH], label=label
         )
 
 
-def answer_outcome(outcome: Outcome, delivery: Delivery) -> flask.Response:
+def answer_outcome(outcome: IngestOutcome, delivery: Delivery) -> flask.Response:
     """The answer to a request that carried one alert."""
     if outcome.result == "rejected":
         return error_response(400, "InvalidField", clip(f"{outcome.field}: {outcome.detail}"))
@@ -179,7 +179,7 @@ def answer_outcome(outcome: Outcome, delivery: Delivery) -> flask.Response:
     return flask.Response(json.dumps(payload), status=status, mimetype="application/json")
 
 
-def answer_batch(outcomes: Sequence[Outcome], delivery: Delivery) -> flask.Response:
+def answer_batch(outcomes: Sequence[IngestOutcome], delivery: Delivery) -> flask.Response:
     """Per-item results (207-like); 503 if any item failed for the API, 400 if all were bad."""
     counts = {name: sum(1 for item in outcomes if item.result == name) for name in RESULTS}
     summary = ",".join(f"{name}={count}" for name, count in counts.items())
@@ -197,7 +197,7 @@ def answer_batch(outcomes: Sequence[Outcome], delivery: Delivery) -> flask.Respo
 
 
 def choose_batch_status(
-    outcomes: Sequence[Outcome], counts: Mapping[str, int], is_cloudevent: bool
+    outcomes: Sequence[IngestOutcome], counts: Mapping[str, int], is_cloudevent: bool
 ) -> int:
     """Failed items decide first (retry), then all-rejected (400), then success."""
     if counts["failed"]:
@@ -209,13 +209,13 @@ def choose_batch_status(
     return 200
 
 
-def failure_status(outcomes: Sequence[Outcome]) -> int:
+def failure_status(outcomes: Sequence[IngestOutcome]) -> int:
     """503 (retry) when the API server was unavailable, 500 when it refused us."""
     transient = any(item.reason == "ApiUnavailable" for item in outcomes if item.result == "failed")
     return 503 if transient else 500
 
 
-def outcome_headers(outcome: Outcome) -> dict[str, str]:
+def outcome_headers(outcome: IngestOutcome) -> dict[str, str]:
     """``X-Amtd-Result``/``-Name``/``-Reason`` for body-less answers (ASCII-safe)."""
     headers = {RESULT_HEADER: outcome.result, NAME_HEADER: outcome.name,
                REASON_HEADER: outcome.reason.encode("ascii", "replace").decode()}  # fmt: skip

@@ -18,9 +18,12 @@ from cloudevents.exceptions import GenericException
 from cloudevents.http import CloudEvent, from_http
 
 from amtd.kube.api import ApiError, InvalidError, TransientError, is_configurable
+from amtd.kube.names import InvalidNameError
+from amtd.model.texts import UNENCODABLE, find_unencodable
 
 HEALTH_PATHS = ("/health/liveness", "/health/readiness")
 MAX_BODY_BYTES = 1 << 20  # CloudEvents asks for 64 KiB; alerts with long outputs get headroom
+RESULT_HEADER = "X-Amtd-Result"  # what a request did, when the answer has no body to say it
 
 Handler = Callable[[flask.Request], flask.Response]
 Probe = Callable[[flask.Request], flask.Response | None]
@@ -64,12 +67,27 @@ def read_body(request: flask.Request) -> bytes:
 
 
 def decode_cloudevent(request: flask.Request) -> CloudEvent:
-    """Read a binary- or structured-mode CloudEvent; BadRequestError when it is not one."""
+    """Read a binary- or structured-mode CloudEvent; BadRequestError when it is not one, or when
+    a string in it cannot be encoded (``400 InvalidUnicode``, before anything acts on it)."""
     try:
         event: CloudEvent = from_http(dict(request.headers), read_body(request))
     except (GenericException, ValueError) as error:  # ValueError: a body that is not UTF-8
         raise BadRequestError("NotACloudEvent", str(error) or type(error).__name__) from None
+    where = find_unencodable({**event.get_attributes(), "data": read_json_data(event)})
+    if where is not None:
+        raise BadRequestError("InvalidUnicode", f"{where}: {UNENCODABLE}")
     return event
+
+
+def read_json_data(event: CloudEvent) -> Any:
+    """The data as decoded JSON when it is JSON text (a reader may decode it later), else as is."""
+    data = event.get_data()
+    if not isinstance(data, bytes | str):
+        return data
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        return None  # not JSON: the reader that expects JSON refuses it
 
 
 def cloudevent_response(attributes: Mapping[str, str], data: Any) -> flask.Response:
@@ -106,6 +124,8 @@ def handle_errors(handler: Callable[[], flask.Response]) -> flask.Response:
         return handler()
     except BadRequestError as error:
         return error_response(error.status, error.error, error.detail)
+    except InvalidNameError as error:  # a name from the input, refused before any API call
+        return error_response(400, "InvalidName", str(error))
     except ApiError as error:
         return api_error_response(error)
 

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from amtd import API_VERSION
-from amtd import SECURITY_EVENT_KIND as KIND
 from amtd.ingest.fields import shorten
+from amtd.model.objects import Object
+from amtd.model.securityeventmanifests import build_security_event_manifest
 from amtd.model.targets import Target
 from amtd.model.timestamps import format_unix_time
 
@@ -24,10 +24,9 @@ DEFAULT_WINDOW_SECONDS = 60
 MAX_DESCRIPTION_LENGTH = 4096
 NAME_PREFIX_LENGTH = 40
 HASH_LENGTH = 16
-INGESTED_BY_LABEL = "amtd.r6security.com/ingested-by"
 ALERT_TIME_ANNOTATION = "amtd.r6security.com/alert-time"
 
-Result = Literal["created", "duplicate", "ignored", "rejected", "failed"]
+IngestResult = Literal["created", "duplicate", "ignored", "rejected", "failed"]
 
 
 @dataclass(frozen=True)
@@ -49,10 +48,10 @@ class Ignored:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class IngestOutcome:
     """What happened to one item: the answer's per-item record."""
 
-    result: Result
+    result: IngestResult
     name: str = ""
     reason: str = ""
     field: str = ""
@@ -79,7 +78,7 @@ def find_window_start(seconds: float, window: int) -> int:
     return math.floor(seconds / window) * window
 
 
-def make_event_name(alert: Alert, received_at: float, window: int) -> str:
+def make_security_event_name(alert: Alert, received_at: float, window: int) -> str:
     """``<tool>-<pod prefix>-<hash of tool, rule type, target, window>``, a valid object name."""
     moment = alert.observed_at if alert.observed_at is not None else received_at
     identity = "\x1f".join(
@@ -91,18 +90,14 @@ def make_event_name(alert: Alert, received_at: float, window: int) -> str:
     return f"{alert.tool}-{prefix}-{digest}"
 
 
-def build_event_manifest(alert: Alert, name: str, ingested_by: str) -> dict[str, Any]:
-    """The SecurityEvent to create: Phoenix's spec, plus a label saying who made it."""
-    metadata: dict[str, Any] = {"name": name, "labels": {INGESTED_BY_LABEL: ingested_by}}
-    if alert.observed_at is not None:
-        metadata["annotations"] = {ALERT_TIME_ANNOTATION: format_unix_time(alert.observed_at)}
-    return {
-        "apiVersion": API_VERSION,
-        "kind": KIND,
-        "metadata": metadata,
-        "spec": {
-            "targets": [str(alert.target)],
-            "rule": dict(alert.rule),
-            "description": shorten(alert.description, MAX_DESCRIPTION_LENGTH),
-        },
-    }
+def build_alert_manifest(alert: Alert, name: str, ingested_by: str) -> Object:
+    """The alert's SecurityEvent: Phoenix's spec, its own time as an annotation when it says."""
+    annotations = (
+        {ALERT_TIME_ANNOTATION: format_unix_time(alert.observed_at)}
+        if alert.observed_at is not None else None
+    )  # fmt: skip
+    description = shorten(alert.description, MAX_DESCRIPTION_LENGTH)
+    return build_security_event_manifest(
+        name, alert.target, alert.rule, description,
+        ingested_by=ingested_by, annotations=annotations,
+    )  # fmt: skip

@@ -12,7 +12,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from amtd.ingest.fields import InvalidFieldError, describe_json_error, json_type_name, parse_json
+from amtd.ingest.fields import (
+    InvalidFieldError,
+    check_encodable,
+    describe_json_error,
+    json_type_name,
+    parse_json,
+)
 
 JSON_TYPES = frozenset({"application/json", "text/json"})
 NDJSON_TYPES = frozenset(
@@ -76,9 +82,17 @@ def split_documents(body: bytes) -> tuple[list[Document], bool]:
         documents = split_lines(body)
         return check_count(documents), True
     if isinstance(whole, list):
-        items = [Document(f"[{index}]", value) for index, value in enumerate(whole)]
+        items = [make_document(f"[{index}]", value) for index, value in enumerate(whole)]
         return check_count(items), True
-    return [Document("body", whole)], False
+    return [make_document("body", whole)], False
+
+
+def make_document(label: str, value: Any) -> Document:
+    """One item; one that holds a string UTF-8 cannot encode is a bad item, not a bad batch."""
+    try:
+        return Document(label, check_encodable(value))
+    except InvalidFieldError as error:
+        return Document(label, error=error)
 
 
 def split_lines(body: bytes) -> list[Document]:
@@ -111,7 +125,7 @@ def split_stream(line: bytes) -> list[Document]:
             value, position = decoder.raw_decode(text, position)
         except (ValueError, RecursionError) as error:
             raise InvalidFieldError("body", f"is not JSON ({describe_json_error(error)})") from None
-        documents.append(Document(f"[{len(documents)}]", value))
+        documents.append(make_document(f"[{len(documents)}]", value))
         position = skip_whitespace(text, position)
     return documents
 

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from amtd.ingest.documents import is_json_type, read_media_type
-from amtd.ingest.fields import InvalidFieldError, json_type_name, parse_json
+from amtd.ingest.fields import InvalidFieldError, check_encodable, decode_json, json_type_name
 
 SPEC_VERSION = "1.0"
 REQUIRED_ATTRIBUTES = ("id", "source", "type")
@@ -84,7 +84,7 @@ def decode_header_value(key: str, value: str) -> str:
 
 def read_structured(body: bytes) -> Envelope:
     """Attributes and ``data``/``data_base64`` from one JSON object."""
-    document = parse_json(body, "body")
+    document = decode_json(body, "body")  # data is checked item by item, once split
     if not isinstance(document, dict):
         raise InvalidFieldError(
             "body", f"must be a CloudEvent object, got {json_type_name(document)}"
@@ -94,7 +94,7 @@ def read_structured(body: bytes) -> Envelope:
         for name, value in document.items()
         if is_attribute_name(name) and (text := read_attribute(name, value)) is not None
     }
-    check_attributes(attributes, "")
+    check_attributes(check_encodable(attributes), "")
     media_type = read_media_type(attributes.get("datacontenttype")) or "application/json"
     return Envelope(attributes, Payload(media_type, read_data(document, media_type)), "structured")
 

@@ -22,12 +22,12 @@ from amtd.ingest.fields import (
     read_object,
     read_text,
 )
-from amtd.model.targets import Target, check_namespace, check_pod_name
+from amtd.model.targets import Target, check_namespace_name, check_pod_name
 
 TOOL = "falco"
 DEFAULT_RULE_SOURCE = "FalcoIntegrator"
-EVENT_TYPE = "falco.rule.output.v1"
-EVENT_SOURCES = frozenset({"https://falco.org", "falco.org"})
+CLOUDEVENT_TYPE = "falco.rule.output.v1"
+CLOUDEVENT_SOURCES = frozenset({"https://falco.org", "falco.org"})
 PRIORITIES = {
     name.lower(): name
     for name in ("Emergency", "Alert", "Critical", "Error", "Warning", "Notice",
@@ -39,12 +39,12 @@ MAX_RULE_LENGTH = 512
 MAX_DESCRIPTION_LENGTH = 4096
 
 
-def check_falco_event(attributes: Mapping[str, str]) -> None:
+def check_falco_cloudevent(attributes: Mapping[str, str]) -> None:
     """A CloudEvent must be Falcosidekick's: its type, and its source old or new."""
-    if attributes.get("type") != EVENT_TYPE:
+    if attributes.get("type") != CLOUDEVENT_TYPE:
         shown = attributes.get("type", "")[:80]
-        raise InvalidFieldError("type", f"expected {EVENT_TYPE}, got {shown!r}")
-    if attributes.get("source") not in EVENT_SOURCES:
+        raise InvalidFieldError("type", f"expected {CLOUDEVENT_TYPE}, got {shown!r}")
+    if attributes.get("source") not in CLOUDEVENT_SOURCES:
         shown = attributes.get("source", "")[:80]
         raise InvalidFieldError("source", f"expected https://falco.org or falco.org, got {shown!r}")
 
@@ -107,7 +107,7 @@ def read_pod_target(fields: Mapping[str, Any] | None) -> Target | Ignored:
     if is_absent(namespace) or is_absent(pod):
         return Ignored(f"no pod context ({NAMESPACE_FIELD} and {POD_FIELD} are not both set)")
     return Target(
-        check_field(fields, NAMESPACE_FIELD, check_namespace),
+        check_field(fields, NAMESPACE_FIELD, check_namespace_name),
         check_field(fields, POD_FIELD, check_pod_name),
     )
 

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from amtd.model.texts import UNENCODABLE, find_unencodable
+
 MAX_TEXT_LENGTH = 1024
 TRUNCATION_MARK = "…"
 # Falco writes "<NA>" for fields it could not resolve; older versions wrote "" or null.
@@ -118,6 +120,11 @@ def check_unix_seconds(value: Any, field: str) -> float:
 
 
 def parse_json(raw: bytes | str, field: str) -> Any:
+    """:func:`decode_json`, and every string in it must encode (:func:`check_encodable`)."""
+    return check_encodable(decode_json(raw, field), field)
+
+
+def decode_json(raw: bytes | str, field: str) -> Any:
     """Decode JSON; InvalidFieldError (never another exception) when it is not JSON."""
     try:
         return json.loads(raw)
@@ -125,6 +132,15 @@ def parse_json(raw: bytes | str, field: str) -> Any:
         raise InvalidFieldError(
             field, f"is not valid JSON ({describe_json_error(error)})"
         ) from None
+
+
+def check_encodable(value: Any, field: str = "body") -> Any:
+    """``value`` when every string in it encodes as UTF-8; InvalidFieldError naming the first
+    that does not (a lone surrogate such as ``"\\ud800"`` is valid JSON but no valid text)."""
+    where = find_unencodable(value, "")
+    if where is None:
+        return value
+    raise InvalidFieldError(field if where == "value" else where, UNENCODABLE)
 
 
 def describe_json_error(error: Exception) -> str:

@@ -26,7 +26,7 @@ from amtd.ingest.fields import (
     require_text,
     shorten,
 )
-from amtd.model.targets import Target, check_namespace, check_pod_name
+from amtd.model.targets import Target, check_namespace_name, check_pod_name
 
 TOOL = "kubearmor"
 DEFAULT_RULE_SOURCE = "KubeArmorIntegrator"
@@ -128,7 +128,7 @@ def read_pod_target(document: Mapping[str, Any]) -> Target | Ignored:
     if namespace is None or pod is None:
         return Ignored("no pod context (NamespaceName and PodName are not both set)")
     try:
-        checked_namespace = check_namespace(namespace)
+        checked_namespace = check_namespace_name(namespace)
     except ValueError as error:
         raise InvalidFieldError("NamespaceName", str(error)) from None
     try:

@@ -18,15 +18,27 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from amtd import GROUP, VERSION
+from amtd.kube.names import (
+    DNS1123_LABEL,
+    DNS1123_SUBDOMAIN,
+    SUBRESOURCE,
+    InvalidNameError,
+    NameRule,
+)
 from amtd.model.objects import Object
 
 RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
 REFRESH_INTERVAL_S = 1.0  # how often credentials are re-applied (the loaders: every request)
+# Bounds of one API call (env AMTD_API_CONNECT_TIMEOUT_S, AMTD_API_TIMEOUT_S; docs/events.md).
+CONNECT_TIMEOUT_S = 5.0
+TOTAL_TIMEOUT_S = 10.0
+READ_CHUNK_BYTES = 1 << 16
+SELECTORS = {"label_selector": "labelSelector", "field_selector": "fieldSelector"}
 
 
 class ApiError(Exception):
@@ -57,22 +69,36 @@ class TransientError(ApiError):
 
 @dataclass(frozen=True)
 class Resource:
-    """Where a kind lives in the REST API."""
+    """Where a kind lives in the REST API, and the format the API server checks its names by."""
 
     group: str
     version: str
     plural: str
     namespaced: bool
+    names: NameRule = DNS1123_SUBDOMAIN
+
+    def collection_path(self, namespace: str | None = None) -> str:
+        """The URL path of the collection (in ``namespace``, or across all of them).
+
+        Raises InvalidNameError for a namespace the API server would refuse.
+        """
+        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if self.namespaced and namespace:  # "" as None: across all namespaces
+            base += f"/namespaces/{DNS1123_LABEL.segment('namespace', namespace)}"
+        return f"{base}/{self.plural}"
 
     def path(self, namespace: str | None = None, name: str | None = None, sub: str = "") -> str:
-        """The URL path for a collection, an object, or an object's subresource."""
-        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
-        if self.namespaced and namespace:
-            base += f"/namespaces/{namespace}"
-        base += f"/{self.plural}"
-        if name:
-            base += f"/{name}"
-        return f"{base}/{sub}" if sub else base
+        """The URL path of one object, or of its subresource ``sub`` (no name: the collection).
+
+        Every segment is checked (InvalidNameError before any request) and percent-encoded;
+        an empty name is refused, never read as "the collection".
+        """
+        if name is None and not sub:
+            return self.collection_path(namespace)
+        if self.namespaced and not namespace:
+            raise InvalidNameError("namespace", "", f"namespace ({self.plural} are namespaced)")
+        path = f"{self.collection_path(namespace)}/{self.names.segment('name', name or '')}"
+        return f"{path}/{SUBRESOURCE.segment('subresource', sub)}" if sub else path
 
 
 PODS = Resource("", "v1", "pods", namespaced=True)
@@ -132,25 +158,65 @@ class ThrottledRefresh:
         configuration.refresh_api_key_hook = self
 
 
+@dataclass(frozen=True)
+class Timeouts:
+    """How long one API call may take: to connect, and then to be answered in full.
+
+    A call ends within ``connect_s + total_s``: the answer's headers must come within
+    ``total_s`` of connecting, and its body is cut at the same overall deadline.
+    """
+
+    connect_s: float = CONNECT_TIMEOUT_S
+    total_s: float = TOTAL_TIMEOUT_S
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Timeouts:
+        """The bounds set by ``AMTD_API_CONNECT_TIMEOUT_S`` / ``AMTD_API_TIMEOUT_S``, if any."""
+        connect = read_seconds(env, "AMTD_API_CONNECT_TIMEOUT_S", CONNECT_TIMEOUT_S)
+        return cls(connect, read_seconds(env, "AMTD_API_TIMEOUT_S", TOTAL_TIMEOUT_S))
+
+
+def read_seconds(env: Mapping[str, str], key: str, default: float) -> float:
+    """A positive number of seconds from ``env[key]``; ValueError naming the key otherwise."""
+    text = env.get(key, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise ValueError(f"{key} must be a positive number of seconds, got {text!r}")
+    return value
+
+
 class Cluster:
     """A connection to one API server; thread-safe (the client pools connections)."""
 
-    def __init__(self, api_client: Any) -> None:
+    def __init__(self, api_client: Any, timeouts: Timeouts | None = None) -> None:
         self.api_client = api_client
+        self.timeouts = timeouts or Timeouts()
 
     @classmethod
     def connect(cls, config_file: str | None = None) -> Cluster:
         """Connect with the configuration of :func:`load_client_configuration`."""
         from kubernetes import client
 
-        return cls(client.ApiClient(load_client_configuration(config_file)))
+        configuration = load_client_configuration(config_file)
+        return cls(client.ApiClient(configuration), Timeouts.from_env(os.environ))
 
     def request(self, method: str, path: str, body: Any = None, **options: Any) -> Object:
-        """One API call; returns the decoded JSON answer or raises an :class:`ApiError`."""
+        """One API call; returns the decoded JSON answer or raises an :class:`ApiError`.
+
+        ``path`` comes from a :class:`Resource` (checked, encoded names), ``options["query"]``
+        are sent as encoded query parameters. The whole call, answer read to its end, takes at
+        most the connect bound plus the total bound (else TransientError): no read can hang.
+        """
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
         headers = {"Accept": "application/json", "Content-Type": options.pop("content_type", None)}
+        deadline = time.monotonic() + self.timeouts.connect_s + self.timeouts.total_s
         try:
             # kubernetes >= 35: param_serialize builds the URL and auth, call_api only sends.
             verb, url, header_params, payload, form = self.api_client.param_serialize(
@@ -158,11 +224,12 @@ class Cluster:
                 header_params={k: v for k, v in headers.items() if v}, body=body,
                 auth_settings=["BearerToken"],
             )  # fmt: skip
+            # (connect, read): urllib3 applies the read bound to each socket read, not in all
             response = self.api_client.call_api(
                 verb, url, header_params=header_params, body=payload, post_params=form,
-                _request_timeout=options.pop("timeout", 30),
+                _request_timeout=(self.timeouts.connect_s, self.timeouts.total_s),
             )  # fmt: skip
-            data = response.read()
+            data = read_within(response.response, deadline)
         except ApiException as error:
             raise translate_error(error.status or 0, error.reason or "", error.body) from None
         except HTTPError as error:
@@ -173,7 +240,7 @@ class Cluster:
         return answer
 
     def get(self, resource: Resource, name: str, namespace: str | None = None) -> Object:
-        """Read one object; raises NotFoundError."""
+        """Read one object; raises NotFoundError (InvalidNameError, unsent, for a bad name)."""
         return self.request("GET", resource.path(namespace, name))
 
     def find(self, resource: Resource, name: str, namespace: str | None = None) -> Object | None:
@@ -186,14 +253,19 @@ class Cluster:
     def list(
         self, resource: Resource, namespace: str | None = None, **selectors: str
     ) -> list[Object]:
-        """List objects, optionally by ``label_selector=`` / ``field_selector=``."""
-        query = {key.replace("_s", "S"): value for key, value in selectors.items() if value}
-        items: list[Object] = self.request("GET", resource.path(namespace), query=query)["items"]
+        """List objects, optionally by ``label_selector=`` / ``field_selector=`` (only those:
+        nothing else, ``watch`` least of all, reaches the query)."""
+        unknown = set(selectors) - set(SELECTORS)
+        if unknown:
+            raise TypeError(f"list() takes no selector {', '.join(sorted(unknown))}")
+        query = {SELECTORS[key]: value for key, value in selectors.items() if value}
+        path = resource.collection_path(namespace)
+        items: list[Object] = self.request("GET", path, query=query)["items"]
         return items
 
     def create(self, resource: Resource, body: Object, namespace: str | None = None) -> Object:
         """Create an object; raises ConflictError (AlreadyExists) when the name is taken."""
-        return self.request("POST", resource.path(namespace), body)
+        return self.request("POST", resource.collection_path(namespace), body)
 
     def patch(
         self, resource: Resource, name: str, patch: Any, namespace: str | None = None,
@@ -272,6 +344,28 @@ def is_configurable() -> bool:
     except Exception:  # any config error means "not ready", never a crash
         return False
     return True
+
+
+def read_within(response: Any, deadline: float) -> bytes:
+    """A urllib3 response's body, read by the monotonic ``deadline`` or TransientError.
+
+    Each socket read may wait only for the time left, so an answer that trickles in (a watch, a
+    slow or hostile server) is cut at the deadline; the connection is then closed, not reused.
+    """
+    chunks: list[bytes] = []
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            response.close()
+            response.release_conn()
+            raise TransientError(0, "Timeout", "the API server's answer did not end in time")
+        sock = getattr(response.connection, "sock", None)
+        if sock is not None:
+            sock.settimeout(remaining)
+        chunk = response.read1(READ_CHUNK_BYTES)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
 
 
 def translate_error(status: int, reason: str, body: Any) -> ApiError:

@@ -19,7 +19,7 @@ CLUSTER_SCOPED_EVENTS_NAMESPACE = "default"
 MAX_MESSAGE_LENGTH = 1024
 NAME_PREFIX_LENGTH = 200
 
-EventType = Literal["Normal", "Warning"]
+KubeEventType = Literal["Normal", "Warning"]
 
 
 def refer_to_security_event(name: str, uid: str | None) -> dict[str, str]:
@@ -34,7 +34,7 @@ def refer_to_pod(namespace: str, name: str, uid: str | None) -> dict[str, str]:
     return {**involved, "uid": uid} if uid else involved
 
 
-def make_event_name(involved_name: str, key: str) -> str:
+def make_kube_event_name(involved_name: str, key: str) -> str:
     """``<involved name>.<16 hex of sha256(key)>``, a valid name for any involved name."""
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     prefix = involved_name[:NAME_PREFIX_LENGTH].rstrip("-.")
@@ -49,16 +49,16 @@ def shorten_message(message: str) -> str:
     return line[: MAX_MESSAGE_LENGTH - 3] + "..."
 
 
-def make_event(
+def make_kube_event(
     involved: Mapping[str, str], *, namespace: str, reason: str, message: str, key: str,
-    component: str, now: str, event_type: EventType = "Normal", action: str | None = None,
+    component: str, now: str, event_type: KubeEventType = "Normal", action: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """A core/v1 Event about ``involved``, named from ``key`` (the same key, the same Event)."""
     event: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Event",
         "metadata": {
-            "name": make_event_name(involved.get("name", ""), key),
+            "name": make_kube_event_name(involved.get("name", ""), key),
             "namespace": namespace,
         },
         "involvedObject": dict(involved),

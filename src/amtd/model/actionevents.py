@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from amtd.model.actions import EXECUTABLE_KINDS, is_executable
 from amtd.model.securityevents import Decision, Execution
+from amtd.model.signatures import Signature
 
 ACTION_REQUESTED = "com.r6security.amtd.action.requested.v1"
 ACTION_COMPLETED = "com.r6security.amtd.action.completed.v1"
@@ -55,6 +56,7 @@ class ActionStep(BaseModel):
     rule_index: int = Field(alias="ruleIndex")
     dry_run: bool = Field(default=False, alias="dryRun")
     allow_standalone_pods: bool = Field(default=False, alias="allowStandalonePods")
+    signature: Signature | None = None  # the matcher's, over signed_fields (model.signatures)
 
     @classmethod
     def from_decision(cls, decision: Decision) -> ActionStep:
@@ -69,7 +71,15 @@ class ActionStep(BaseModel):
             rule_index=decision.rule_index if decision.rule_index is not None else -1,
             dry_run=decision.dry_run,
             allow_standalone_pods=decision.allow_standalone_pods,
+            signature=decision.signature,
         )
+
+
+def signed_fields(ref: SecurityEventRef, step: ActionStep) -> dict[str, Any]:
+    """What the matcher's signature covers: the SecurityEvent (name, uid, spec generation) and
+    every field of the step but the signature itself."""
+    fields = step.model_dump(by_alias=True, mode="json", exclude={"signature"})
+    return {**fields, "securityEvent": ref.model_dump(mode="json")}
 
 
 def is_executable_decision(decision: Decision) -> bool:

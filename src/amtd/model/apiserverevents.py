@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
+from amtd import API_VERSION, SECURITY_EVENT_KIND
 from amtd.model.targets import DNS1123_SUBDOMAIN
 
 TYPE_PREFIX = "dev.knative.apiserver."
@@ -135,3 +136,23 @@ def is_announcing_undecided(change: Change) -> bool:
     generation = meta.get("generation") if isinstance(meta, dict) else None
     observed = status.get("observedGeneration") if isinstance(status, dict) else None
     return generation is not None and generation != observed
+
+
+def to_announcement_attributes(name: str, uid: str, source: str) -> dict[str, str]:
+    """Attributes of a Reference-mode ``add`` event about a SecurityEvent, as its ApiServerSource
+    would send them (the sweeper's, for an event the source missed: the matcher re-reads it)."""
+    return {
+        "type": f"{TYPE_PREFIX}ref.add",
+        "source": source,
+        "id": f"announce/{uid}",
+        "subject": name,
+        "datacontenttype": "application/json",
+        "kind": SECURITY_EVENT_KIND,
+        "name": name,
+        "apiversion": API_VERSION,
+    }
+
+
+def to_announcement(name: str) -> dict[str, str]:
+    """``data`` of that event: the object reference."""
+    return {"kind": SECURITY_EVENT_KIND, "name": name, "apiVersion": API_VERSION}

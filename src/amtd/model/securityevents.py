@@ -13,13 +13,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from amtd import SECURITY_EVENT_KIND
 from amtd.model.policies import ObjectMeta, clean_rule
+from amtd.model.signatures import Signature
 from amtd.model.targets import Target, parse_target
 
 KIND = SECURITY_EVENT_KIND
 PLURAL = "securityevents"
 
-Outcome = Literal["Matched", "Unmatched", "PodNotFound", "InvalidTarget"]
-Result = Literal["Succeeded", "Skipped", "Failed", "DryRun"]
+DecisionOutcome = Literal["Matched", "Unmatched", "PodNotFound", "InvalidTarget"]
+ExecutionResult = Literal["Succeeded", "Skipped", "Failed", "DryRun"]
 Phase = Literal["Pending", "Decided", "Unmatched", "Completed", "Failed"]
 
 
@@ -54,7 +55,7 @@ class Decision(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
     target: str
-    outcome: Outcome
+    outcome: DecisionOutcome
     step_id: str = Field(alias="stepId")
     pod_uid: str | None = Field(default=None, alias="podUid")
     policy: str | None = None
@@ -68,6 +69,7 @@ class Decision(BaseModel):
     ties: list[str] = Field(default_factory=list)
     reason: str = ""
     decided_at: str | None = Field(default=None, alias="decidedAt")
+    signature: Signature | None = None  # the matcher's, on executable steps (docs/events.md)
 
 
 class Execution(BaseModel):
@@ -77,7 +79,7 @@ class Execution(BaseModel):
     step_id: str = Field(alias="stepId")
     target: str
     action: str
-    result: Result
+    result: ExecutionResult
     reason: str
     message: str = ""
     executor: str

@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+# \Z, not $ (which lets a trailing newline through); no ^: callers match or fullmatch
+DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
+DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
 MAX_NAMESPACE_LENGTH = 63
 MAX_POD_NAME_LENGTH = 253
 
@@ -25,7 +26,7 @@ class Target(NamedTuple):
         return f"{self.namespace}/{self.name}"
 
 
-def check_namespace(namespace: str) -> str:
+def check_namespace_name(namespace: str) -> str:
     """Return the namespace, or raise ValueError saying why it is not a valid one."""
     if not namespace:
         raise ValueError("namespace is empty")
@@ -33,7 +34,7 @@ def check_namespace(namespace: str) -> str:
         raise ValueError(
             f"namespace {namespace!r} is longer than {MAX_NAMESPACE_LENGTH} characters"
         )
-    if not DNS1123_LABEL.match(namespace):
+    if not DNS1123_LABEL.fullmatch(namespace):
         raise ValueError(f"namespace {namespace!r} is not a DNS-1123 label (a-z, 0-9, '-')")
     return namespace
 
@@ -46,7 +47,7 @@ def check_pod_name(name: str) -> str:
         raise ValueError(
             f"pod name {name[:40]!r}... is longer than {MAX_POD_NAME_LENGTH} characters"
         )
-    if not DNS1123_SUBDOMAIN.match(name):
+    if not DNS1123_SUBDOMAIN.fullmatch(name):
         raise ValueError(f"pod name {name!r} is not a DNS-1123 subdomain (a-z, 0-9, '-', '.')")
     return name
 
@@ -58,4 +59,4 @@ def parse_target(text: str) -> Target:
     if text.count("/") != 1:
         raise ValueError(f"target {text!r} must have the form 'namespace/name' (exactly one '/')")
     namespace, name = text.split("/")
-    return Target(check_namespace(namespace), check_pod_name(name))
+    return Target(check_namespace_name(namespace), check_pod_name(name))

@@ -1,12 +1,14 @@
-"""Housekeeping: the sweep's side effects on the cluster (decide, re-request, delete).
+"""Housekeeping: the sweep's side effects on the cluster (announce, re-request, delete).
 
-The verdicts are :mod:`amtd.schedule.sweeping`'s (pure). Deciding is the matcher's own code
-(:func:`amtd.decide.triaging.triage_security_event`), so a swept event is decided, recorded and
-announced exactly as if its ApiServerSource event had arrived; the resulting ``action.requested``
-events go to ``publish`` (the sink), one per SecurityEvent, with the matcher's deterministic ids,
-so a repeat is recognised by the executors. Deletions carry a uid precondition, so a namesake
-created since the listing is never deleted. Every problem with one SecurityEvent is logged and
-counted; the rest of the run goes on.
+The verdicts are :mod:`amtd.schedule.sweeping`'s (pure). Only the matcher signs steps (see
+docs/events.md, "Authority"), so the sweep never decides: an undecided SecurityEvent is
+``announce``d to the matcher (through the Broker, as its ApiServerSource event would have been),
+which decides, signs and records it. Re-requests are rebuilt from the recorded decisions with
+the matcher's signatures unchanged (:func:`amtd.decide.triaging.triage_security_event` without a
+signer replays, never mints) and go to ``publish`` (the sink), one per SecurityEvent, with the
+matcher's deterministic ids, so a repeat is recognised by the executors. Deletions carry a uid
+precondition, so a namesake created since the listing is never deleted. Every problem with one
+SecurityEvent is logged and counted; the rest of the run goes on.
 """
 
 from __future__ import annotations
@@ -26,13 +28,14 @@ from amtd.schedule.sweeping import SweepPlan, SweepSettings, plan_sweep
 logger = logging.getLogger(__name__)
 
 Publish = Callable[[ActionRequest], None]
+Announce = Callable[[SecurityEventRef], None]  # tell the matcher an event awaits its decision
 
 
 @dataclass
 class SweepReport:
     """What one run did; ``failed`` counts API or sink failures (worth a retry)."""
 
-    decided: int = 0
+    decided: int = 0  # announced to the matcher, which decides
     rerequested: int = 0
     published: int = 0
     deleted: int = 0
@@ -46,29 +49,42 @@ class SweepReport:
 
 
 def run_sweep(
-    cluster: Cluster, settings: SweepSettings, now: datetime, publish: Publish
-) -> SweepReport:
-    """One sweep: list, judge (pure), then decide, re-request and delete within the bounds."""
+    cluster: Cluster, settings: SweepSettings, now: datetime, publish: Publish,
+    announce: Announce,
+) -> SweepReport:  # fmt: skip
+    """One sweep: list, judge (pure), then announce, re-request and delete within the bounds."""
     plan = plan_sweep(cluster.list(SECURITY_EVENTS), now, settings)
     report = SweepReport(deferred=plan.deferred)
     stamp = format_time(now)
     for ref in plan.to_decide:
-        recover(cluster, ref, False, stamp, publish, report)
+        announce_undecided(ref, announce, report)
     for ref in plan.to_rerequest:
-        recover(cluster, ref, True, stamp, publish, report)
+        recover(cluster, ref, stamp, publish, report)
     for ref in plan.to_delete:
         delete_expired(cluster, ref, report)
     log_plan(plan, report)
     return report
 
 
-def recover(
-    cluster: Cluster, ref: SecurityEventRef, rerequest: bool, now: str, publish: Publish,
-    report: SweepReport,
-) -> None:  # fmt: skip
-    """Decide (or re-request) one SecurityEvent and publish its action request, if any."""
+def announce_undecided(ref: SecurityEventRef, announce: Announce, report: SweepReport) -> None:
+    """Ask the matcher to decide one SecurityEvent; a failure is counted (the next sweep asks)."""
     try:
-        triage = triage_security_event(cluster, ref.name, may_replay=rerequest, now=now)
+        announce(ref)
+    except Exception as error:  # the sink's failure must not end the sweep
+        logger.warning("sweep: SecurityEvent %s not announced: %s", ref.name, error)
+        report.failed += 1
+        return
+    logger.info("sweep: SecurityEvent %s gen %d announced to the matcher", ref.name,
+                ref.generation)  # fmt: skip
+    report.decided += 1
+
+
+def recover(
+    cluster: Cluster, ref: SecurityEventRef, now: str, publish: Publish, report: SweepReport
+) -> None:
+    """Re-request one SecurityEvent's recorded, unexecuted steps (signed by the matcher)."""
+    try:
+        triage = triage_security_event(cluster, ref.name, may_replay=True, now=now)
     except InvalidEventError as error:
         logger.warning("sweep: SecurityEvent %s can never be decided: %s", ref.name, error.detail)
         report.invalid += 1
@@ -77,7 +93,6 @@ def recover(
         logger.warning("sweep: SecurityEvent %s not recovered now: %s", ref.name, error)
         report.failed += 1
         return
-    report.decided += triage.outcome == "Decided"
     report.rerequested += triage.outcome == "Redelivered"
     logger.info("sweep: SecurityEvent %s gen %d: %s", ref.name, ref.generation, triage.outcome)
     if triage.request is not None:

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from amtd.decide.triaging import read_ref, read_status
 from amtd.model.actionevents import SecurityEventRef, make_action_request
+from amtd.model.securityeventreaders import read_ref, read_status
 from amtd.model.statuses import derive_phase, is_generation_decided
 from amtd.model.timestamps import parse_time
 
@@ -37,7 +37,7 @@ MAX_EVENTS_ENV = "SWEEP_MAX_EVENTS"
 MAX_DELETIONS_ENV = "SWEEP_MAX_DELETIONS"
 FINISHED_PHASES = frozenset({"Completed", "Unmatched", "Failed"})
 
-Verdict = Literal["Decide", "Rerequest", "Delete", "Keep"]
+SweepVerdict = Literal["Decide", "Rerequest", "Delete", "Keep"]
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class SweepSettings:
 class Judgement:
     """The verdict on one SecurityEvent, with what the sweep needs to act on it."""
 
-    verdict: Verdict
+    verdict: SweepVerdict
     ref: SecurityEventRef
     since: datetime | None  # the time the verdict's age is counted from
 
@@ -119,8 +119,8 @@ def judge_security_event(obj: dict[str, Any], now: datetime, settings: SweepSett
 
 
 def verdict_after(
-    verdict: Verdict, since: datetime | None, now: datetime, wait: timedelta
-) -> Verdict:
+    verdict: SweepVerdict, since: datetime | None, now: datetime, wait: timedelta
+) -> SweepVerdict:
     """``verdict`` once ``wait`` has passed since ``since``; an unknown time counts as old."""
     return verdict if since is None or now - since >= wait else "Keep"
 

@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from amtd import API_VERSION
-from amtd import SECURITY_EVENT_KIND as KIND
-from amtd.ingest.alerts import INGESTED_BY_LABEL
-from amtd.model.targets import Target, check_namespace, check_pod_name
+from amtd.model.objects import Object
+from amtd.model.securityeventmanifests import build_security_event_manifest
+from amtd.model.targets import Target, check_namespace_name, check_pod_name
 from amtd.model.timestamps import parse_time
 from amtd.schedule.schedules import parse_schedule
 
@@ -32,7 +31,7 @@ TRUE_VALUES = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 FALSE_VALUES = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 MAX_NAME_LENGTH = 253
 
-Status = Literal["due", "waiting", "disabled", "terminating", "invalid"]
+TimerStatus = Literal["due", "waiting", "disabled", "terminating", "invalid"]
 
 
 @dataclass(frozen=True)
@@ -40,7 +39,7 @@ class TimerCheck:
     """The verdict for one opted-in pod."""
 
     target: Target
-    status: Status
+    status: TimerStatus
     reason: str = ""
     due_at: datetime | None = None
 
@@ -78,7 +77,7 @@ def check_pod(
     if ENABLED_ANNOTATION not in annotations:
         return None
     try:
-        target = Target(check_namespace(metadata.get("namespace", "")),
+        target = Target(check_namespace_name(metadata.get("namespace", "")),
                         check_pod_name(metadata.get("name", "")))  # fmt: skip
     except (ValueError, TypeError):
         return None  # not a pod we could ever name in a SecurityEvent
@@ -109,7 +108,9 @@ def decide_due(
     return TimerCheck(target, "due", f"due since {due_at.isoformat()}", due_at)
 
 
-def make_timer_event_name(target: Target, due_at: datetime, with_namespace: bool = False) -> str:
+def make_timer_security_event_name(
+    target: Target, due_at: datetime, with_namespace: bool = False
+) -> str:
     """``tb-<pod>-<due Unix s>`` like upstream; hashed when too long, or to add the namespace."""
     seconds = int(due_at.timestamp())
     name = f"tb-{target.name}-{seconds}"
@@ -120,11 +121,8 @@ def make_timer_event_name(target: Target, due_at: datetime, with_namespace: bool
     return f"tb-{target.name[:200].rstrip('-.')}-{digest}"
 
 
-def build_timer_manifest(target: Target, name: str, ingested_by: str) -> dict[str, Any]:
+def build_timer_manifest(target: Target, name: str, ingested_by: str) -> Object:
     """The SecurityEvent upstream's time-based trigger writes."""
-    return {
-        "apiVersion": API_VERSION,
-        "kind": KIND,
-        "metadata": {"name": name, "labels": {INGESTED_BY_LABEL: ingested_by}},
-        "spec": {"targets": [str(target)], "rule": dict(TIMER_RULE), "description": DESCRIPTION},
-    }
+    return build_security_event_manifest(
+        name, target, TIMER_RULE, DESCRIPTION, ingested_by=ingested_by
+    )

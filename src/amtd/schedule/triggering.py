@@ -20,7 +20,7 @@ from amtd.schedule.timing import (
     build_timer_manifest,
     check_pod,
     index_last_runs,
-    make_timer_event_name,
+    make_timer_security_event_name,
 )
 
 logger = logging.getLogger(__name__)
@@ -63,16 +63,16 @@ def act_on_check(cluster: Cluster, check: TimerCheck, report: TimerReport) -> st
         logger.debug("timer: %s %s (%s)", check.target, check.status, check.reason)
         return check.status
     try:
-        return create_timer_event(cluster, check, check.due_at)
+        return create_timer_security_event(cluster, check, check.due_at)
     except ApiError as error:
         logger.error("timer: could not create the event for %s: %s", check.target, error)
         report.failures.append(f"{check.target}: {error.message}")
         return "failed"
 
 
-def create_timer_event(cluster: Cluster, check: TimerCheck, due_at: datetime) -> str:
+def create_timer_security_event(cluster: Cluster, check: TimerCheck, due_at: datetime) -> str:
     """Create (or find already created) the due event; ``created`` or ``existing``."""
-    name = make_timer_event_name(check.target, due_at)
+    name = make_timer_security_event_name(check.target, due_at)
     try:
         cluster.create(SECURITY_EVENTS, build_timer_manifest(check.target, name, TIMER_NAME))
     except ConflictError:
@@ -80,7 +80,7 @@ def create_timer_event(cluster: Cluster, check: TimerCheck, due_at: datetime) ->
         if str(check.target) in (existing.get("spec") or {}).get("targets", []):
             logger.info("timer: %s already has %s", check.target, name)
             return "existing"
-        name = make_timer_event_name(check.target, due_at, with_namespace=True)
+        name = make_timer_security_event_name(check.target, due_at, with_namespace=True)
         try:
             cluster.create(SECURITY_EVENTS, build_timer_manifest(check.target, name, TIMER_NAME))
         except ConflictError:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import copy
 
+from amtd.model.objects import Object
+
 from .deleting import (
     FOREGROUND,
     NAMESPACES,
@@ -20,15 +22,15 @@ from .deleting import (
     request_deletion,
 )
 from .resources import Registry
-from .storing import KindKey, Obj, Store, StoreEvent, owner_uids
+from .storing import KindKey, Store, StoreEvent, owner_uids
 
 
-def _dependents(store: Store, uid: str) -> list[tuple[KindKey, Obj]]:
+def _dependents(store: Store, uid: str) -> list[tuple[KindKey, Object]]:
     return store.dependents(uid)
 
 
 def _drop_finalizer(
-    store: Store, registry: Registry, kind_key: KindKey, obj: Obj, finalizer: str
+    store: Store, registry: Registry, kind_key: KindKey, obj: Object, finalizer: str
 ) -> None:
     new = copy.deepcopy(obj)
     new["metadata"]["finalizers"] = [f for f in new["metadata"]["finalizers"] if f != finalizer]
@@ -37,7 +39,7 @@ def _drop_finalizer(
     finalize_or_write(store, registry, kind_key, new)
 
 
-def _orphan_dependents(store: Store, registry: Registry, kind_key: KindKey, owner: Obj) -> None:
+def _orphan_dependents(store: Store, registry: Registry, kind_key: KindKey, owner: Object) -> None:
     uid = owner["metadata"]["uid"]
     for dep_key, dep in _dependents(store, uid):
         new = copy.deepcopy(dep)
@@ -50,7 +52,7 @@ def _orphan_dependents(store: Store, registry: Registry, kind_key: KindKey, owne
 
 
 def _delete_dependents_first(
-    store: Store, registry: Registry, kind_key: KindKey, owner: Obj
+    store: Store, registry: Registry, kind_key: KindKey, owner: Object
 ) -> bool:
     deps = _dependents(store, owner["metadata"]["uid"])
     if not deps:
@@ -64,7 +66,7 @@ def _delete_dependents_first(
     return changed
 
 
-def _empty_namespace(store: Store, registry: Registry, namespace: Obj) -> bool:
+def _empty_namespace(store: Store, registry: Registry, namespace: Object) -> bool:
     name = namespace["metadata"]["name"]
     content = [(kk, o) for kk, o in store.all_items() if o["metadata"].get("namespace") == name]
     changed = False
@@ -79,7 +81,7 @@ def _empty_namespace(store: Store, registry: Registry, namespace: Obj) -> bool:
     return True
 
 
-def _finish_deletion(store: Store, registry: Registry, kind_key: KindKey, obj: Obj) -> bool:
+def _finish_deletion(store: Store, registry: Registry, kind_key: KindKey, obj: Object) -> bool:
     finalizers = obj["metadata"].get("finalizers") or []
     if ORPHAN in finalizers:
         _orphan_dependents(store, registry, kind_key, obj)
@@ -91,12 +93,12 @@ def _finish_deletion(store: Store, registry: Registry, kind_key: KindKey, obj: O
     return False
 
 
-def _is_abandoned(store: Store, obj: Obj) -> bool:
+def _is_abandoned(store: Store, obj: Object) -> bool:
     uids = owner_uids(obj)
     return bool(uids) and all(store.by_uid(uid) is None for uid in uids)
 
 
-def _neighbours(store: Store, event: StoreEvent) -> list[tuple[KindKey, Obj]]:
+def _neighbours(store: Store, event: StoreEvent) -> list[tuple[KindKey, Object]]:
     """What a change can unblock: the object, its dependents, its owners, its namespace."""
     meta = event.obj["metadata"]
     found = [(event.kind_key, event.obj), *store.dependents(meta["uid"])]
@@ -107,9 +109,9 @@ def _neighbours(store: Store, event: StoreEvent) -> list[tuple[KindKey, Obj]]:
     return [*found, (NAMESPACES, namespace)] if namespace is not None else found
 
 
-def _affected(store: Store, changes: list[StoreEvent]) -> list[tuple[KindKey, Obj]]:
+def _affected(store: Store, changes: list[StoreEvent]) -> list[tuple[KindKey, Object]]:
     """The objects a sweep must look at after `changes`, once each (in change order)."""
-    affected: dict[str, tuple[KindKey, Obj]] = {}
+    affected: dict[str, tuple[KindKey, Object]] = {}
     for event in changes:
         for kind_key, obj in _neighbours(store, event):
             affected.setdefault(obj["metadata"]["uid"], (kind_key, obj))

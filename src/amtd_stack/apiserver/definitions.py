@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from amtd.model.objects import Object
+
 from .apierrors import invalid
 from .resources import PrinterColumn, ResourceType
 from .stamping import now_rfc3339
 
-Obj = dict[str, Any]
 CRD_KIND = "CustomResourceDefinition"
 CRD_GROUP = "apiextensions.k8s.io"
 
@@ -40,7 +41,7 @@ def _spec_causes(spec: Any) -> list[dict[str, str]]:
     return causes
 
 
-def check_crd(crd: Obj) -> None:
+def check_crd(crd: Object) -> None:
     """422 Invalid when a CRD lacks what registration needs or its name is not plural.group."""
     name = crd["metadata"].get("name", "")
     spec = crd.get("spec")
@@ -55,7 +56,7 @@ def check_crd(crd: Obj) -> None:
         raise invalid(CRD_KIND, name, CRD_GROUP, causes)
 
 
-def accepted_names(spec: Obj) -> Obj:
+def accepted_names(spec: Object) -> Object:
     """spec.names with singular and listKind defaulted, as status.acceptedNames reports them."""
     names = dict(spec["names"])
     names.setdefault("singular", names["kind"].lower())
@@ -63,7 +64,7 @@ def accepted_names(spec: Obj) -> Obj:
     return names
 
 
-def established_status(crd: Obj) -> Obj:
+def established_status(crd: Object) -> Object:
     """The status the real server converges to for a conflict-free CRD."""
     now = now_rfc3339()
     conditions = [
@@ -81,7 +82,7 @@ def established_status(crd: Obj) -> Obj:
     }
 
 
-def _printer_columns(version: Obj) -> tuple[PrinterColumn, ...]:
+def _printer_columns(version: Object) -> tuple[PrinterColumn, ...]:
     columns = version.get("additionalPrinterColumns")
     if columns is None:
         return (PrinterColumn("Age", ".metadata.creationTimestamp", "date"),)
@@ -99,7 +100,7 @@ def _printer_columns(version: Obj) -> tuple[PrinterColumn, ...]:
     )
 
 
-def resource_types(crd: Obj) -> list[ResourceType]:
+def resource_types(crd: Object) -> list[ResourceType]:
     """One ResourceType per served version of a checked CRD."""
     spec = crd["spec"]
     names = accepted_names(spec)

@@ -10,10 +10,12 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from amtd.model.objects import Object
+
 from .apierrors import bad_request
 from .resources import Registry
 from .stamping import now_rfc3339
-from .storing import KindKey, Obj, Store
+from .storing import KindKey, Store
 
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
@@ -33,14 +35,16 @@ def propagation_policy(options: dict[str, Any]) -> str:
     return str(policy)
 
 
-def is_blocked(kind_key: KindKey, obj: Obj) -> bool:
+def is_blocked(kind_key: KindKey, obj: Object) -> bool:
     """Whether finalizers (or a namespace's spec finalizers) keep the object around."""
     if obj["metadata"].get("finalizers"):
         return True
     return kind_key == NAMESPACES and bool((obj.get("spec") or {}).get("finalizers"))
 
 
-def remove_object(store: Store, registry: Registry, kind_key: KindKey, obj: Obj) -> Obj | None:
+def remove_object(
+    store: Store, registry: Registry, kind_key: KindKey, obj: Object
+) -> Object | None:
     """Remove for good, with side effects (a CRD takes its types and instances with it)."""
     meta = obj["metadata"]
     gone = store.remove(kind_key, meta.get("namespace", ""), meta["name"])
@@ -52,8 +56,8 @@ def remove_object(store: Store, registry: Registry, kind_key: KindKey, obj: Obj)
 
 
 def finalize_or_write(
-    store: Store, registry: Registry, kind_key: KindKey, obj: Obj
-) -> tuple[Obj, bool]:
+    store: Store, registry: Registry, kind_key: KindKey, obj: Object
+) -> tuple[Object, bool]:
     """Write `obj`, or remove it if it is being deleted and nothing blocks it any more.
 
     Returns (object as stored or as last seen, whether it still exists).
@@ -64,8 +68,8 @@ def finalize_or_write(
 
 
 def request_deletion(
-    store: Store, registry: Registry, kind_key: KindKey, obj: Obj, policy: str = "Background"
-) -> tuple[Obj, bool]:
+    store: Store, registry: Registry, kind_key: KindKey, obj: Object, policy: str = "Background"
+) -> tuple[Object, bool]:
     """Delete now or mark for deletion; returns (object, whether it still exists)."""
     finalizer = POLICIES[policy]
     new = copy.deepcopy(obj)

@@ -11,11 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Any
+
+from amtd.model.objects import Object
 
 from .resources import ALL_VERBS, SUBRESOURCE_VERBS, Registry, ResourceType
 
-Obj = dict[str, Any]
 KUBE_VERSION = {
     "major": "1",
     "minor": "32",
@@ -39,7 +39,7 @@ def version_priority(version: str) -> tuple[int, int, int]:
     return ({None: 2, "beta": 1, "alpha": 0}[stage], int(major), int(minor or 0))
 
 
-def api_versions(server_address: str) -> Obj:
+def api_versions(server_address: str) -> Object:
     """GET /api."""
     return {
         "kind": "APIVersions",
@@ -50,13 +50,13 @@ def api_versions(server_address: str) -> Obj:
     }
 
 
-def _group_entry(group: str, versions: list[str]) -> Obj:
+def _group_entry(group: str, versions: list[str]) -> Object:
     ordered = sorted(versions, key=version_priority, reverse=True)
     entries = [{"groupVersion": f"{group}/{v}", "version": v} for v in ordered]
     return {"name": group, "versions": entries, "preferredVersion": entries[0]}
 
 
-def api_groups(registry: Registry) -> Obj:
+def api_groups(registry: Registry) -> Object:
     """GET /apis: every non-core group with its versions."""
     groups: dict[str, list[str]] = {}
     for group, version in registry.group_versions():
@@ -69,7 +69,7 @@ def api_groups(registry: Registry) -> Obj:
     }
 
 
-def api_group(registry: Registry, group: str) -> Obj | None:
+def api_group(registry: Registry, group: str) -> Object | None:
     """GET /apis/<group>, or None if unknown."""
     versions = [v for g, v in registry.group_versions() if g == group]
     if not group or not versions:
@@ -77,8 +77,8 @@ def api_group(registry: Registry, group: str) -> Obj | None:
     return {"kind": "APIGroup", "apiVersion": "v1", **_group_entry(group, versions)}
 
 
-def _resource_entries(rtype: ResourceType) -> list[Obj]:
-    main: Obj = {
+def _resource_entries(rtype: ResourceType) -> list[Object]:
+    main: Object = {
         "name": rtype.plural,
         "singularName": rtype.singular,
         "namespaced": rtype.namespaced,
@@ -89,7 +89,7 @@ def _resource_entries(rtype: ResourceType) -> list[Obj]:
         main["shortNames"] = list(rtype.short_names)
     if rtype.categories:
         main["categories"] = list(rtype.categories)
-    subs: list[Obj] = [
+    subs: list[Object] = [
         {
             "name": f"{rtype.plural}/{sub}",
             "singularName": "",
@@ -102,7 +102,7 @@ def _resource_entries(rtype: ResourceType) -> list[Obj]:
     return [main, *subs]
 
 
-def resource_list(registry: Registry, group: str, version: str) -> Obj | None:
+def resource_list(registry: Registry, group: str, version: str) -> Object | None:
     """GET /api/v1 or /apis/<g>/<v>: the APIResourceList, or None if unknown."""
     types = registry.in_group_version(group, version)
     if not types:
@@ -119,7 +119,7 @@ def _gv_path(group: str, version: str) -> str:
     return f"apis/{group}/{version}" if group else f"api/{version}"
 
 
-def openapi_root(registry: Registry) -> Obj:
+def openapi_root(registry: Registry) -> Object:
     """GET /openapi/v3: one entry per group version, with a content hash in the URL."""
     paths = {}
     for group, version in registry.group_versions():
@@ -131,7 +131,7 @@ def openapi_root(registry: Registry) -> Obj:
     return {"paths": paths}
 
 
-def _openapi_path(rtype: ResourceType) -> tuple[str, Obj]:
+def _openapi_path(rtype: ResourceType) -> tuple[str, Object]:
     prefix = "/" + _gv_path(rtype.group, rtype.version)
     scope = "/namespaces/{namespace}" if rtype.namespaced else ""
     gvk = {"group": rtype.group, "version": rtype.version, "kind": rtype.kind}
@@ -152,7 +152,7 @@ def _openapi_path(rtype: ResourceType) -> tuple[str, Obj]:
     return f"{prefix}{scope}/{rtype.plural}/{{name}}", item
 
 
-def openapi_group_version(registry: Registry, group: str, version: str) -> Obj | None:
+def openapi_group_version(registry: Registry, group: str, version: str) -> Object | None:
     """GET /openapi/v3/<gv path>: PATCH operations that advertise fieldValidation."""
     types = registry.in_group_version(group, version)
     if not types:

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 from werkzeug.wrappers import Request, Response
 
+from amtd.model.objects import Object
 from amtd_stack.journals import Journal
 
 from . import discovery, protobufs, tables
@@ -38,7 +39,6 @@ from .watching import parse_watch, stream_watch
 LOG = logging.getLogger(__name__)
 MAX_BODY_BYTES = 3 * 1024 * 1024
 JSON = "application/json"
-Obj = dict[str, Any]
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
@@ -168,9 +168,12 @@ class Dispatcher:
         except ApiError as error:
             self.log.append(_with_status(base, error.code, fault))
             raise
+        # Logged before a drop: once the client sees the connection close, the record is there.
+        self.log.append(_with_status(base, response.status_code, fault))
         if fault is not None and fault.drop:
             self._drop_connection(request)
-        self.log.append(_with_status(base, response.status_code, fault))
+        if fault is not None and fault.trickle_s > 0:
+            return _trickled(response, fault.trickle_s, request.environ.get("werkzeug.socket"))
         return response
 
     def _failed(self, base: RequestRecord, fault: Fault) -> Response:
@@ -208,11 +211,11 @@ class Dispatcher:
         return json_response(200, api.delete_collection(target, labels, fields, delete_options))
 
     @staticmethod
-    def _delete_options(request: Request) -> Obj:
+    def _delete_options(request: Request) -> Object:
         body = decode_body(request) if request.get_data(cache=True).strip() else None
         if body is not None and not isinstance(body, dict):
             raise bad_request("DeleteOptions must be a JSON object")
-        options: Obj = dict(body or {})
+        options: Object = dict(body or {})
         for key in ("propagationPolicy", "orphanDependents", "dryRun", "gracePeriodSeconds"):
             if key in request.args and key not in options:
                 options[key] = request.args[key]
@@ -239,7 +242,7 @@ class Dispatcher:
         if tables.wants_table(request.headers.get("Accept", "")):
             include = request.args.get("includeObject", "Metadata")
 
-            def render(obj: Obj, _type: str) -> Obj:
+            def render(obj: Object, _type: str) -> Object:
                 rv = obj["metadata"].get("resourceVersion", "")
                 return tables.to_table(target.rtype, [obj], rv, include)
 
@@ -250,8 +253,24 @@ class Dispatcher:
         )
 
 
+def _trickled(response: Response, interval_s: float, sock: socket.socket | None) -> Response:
+    """The same answer, its body sent one byte every ``interval_s`` (until the client leaves)."""
+    body = response.get_data()
+
+    def drip() -> Iterator[bytes]:
+        for index in range(len(body)):
+            if _client_gone(sock):
+                return
+            yield body[index : index + 1]
+            time.sleep(interval_s)
+
+    return Response(drip(), response.status_code, mimetype=JSON, direct_passthrough=True)
+
+
 def _with_status(base: RequestRecord, status: int, fault: Fault | None) -> RequestRecord:
     kind = ""
-    if fault is not None:
+    if fault is not None and fault.trickle_s > 0 and not (fault.drop or fault.status):
+        kind = "trickle"
+    elif fault is not None:
         kind = "drop" if fault.drop else ("status" if fault.status else "latency")
     return dataclasses.replace(base, status=status, fault=kind)

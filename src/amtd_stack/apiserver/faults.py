@@ -4,7 +4,9 @@ A faulted request first waits `latency_s`; then either
 - it fails with a status drawn from `statuses` *before* touching any state, or
 - with `drop=True`, it is executed and its connection is then closed without a response
   (the "lost reply" case: state changed, the client cannot know), or
-- with `statuses=()` and `drop=False`, it just proceeds late (pure latency).
+- with `statuses=()` and `drop=False`, it just proceeds late (pure latency), and
+- with `trickle_s > 0` as well, its answer's headers go out at once and its body one byte every
+  `trickle_s` seconds (a slow body, as a watch or a hostile server sends it).
 Only resource requests (the ones that produce a RequestRecord) can be faulted.
 """
 
@@ -28,7 +30,7 @@ class RequestRecord:
     namespace: str
     name: str
     status: int
-    fault: str = ""  # "", "status", "drop" or "latency"
+    fault: str = ""  # "", "status", "drop", "latency" or "trickle"
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class Fault:
     latency_s: float
     status: int
     drop: bool
+    trickle_s: float = 0.0
 
 
 Match = Callable[[RequestRecord], bool]
@@ -52,6 +55,7 @@ class FaultPlan:
         self._statuses: tuple[int, ...] = ()
         self._latency_s = 0.0
         self._drop = False
+        self._trickle_s = 0.0
         self._match: Match | None = None
         self._random = random.Random(0)
 
@@ -63,12 +67,14 @@ class FaultPlan:
         drop: bool,
         seed: int,
         match: Match | None,
+        trickle_s: float = 0.0,
     ) -> None:
         """Replace the current plan (rate 0 disables it)."""
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f"rate must be within [0, 1], got {rate}")
         with self._lock:
             self._rate, self._statuses, self._latency_s = rate, tuple(statuses), latency_s
+            self._trickle_s = trickle_s
             self._drop, self._match, self._random = drop, match, random.Random(seed)
 
     def clear(self) -> None:
@@ -83,4 +89,4 @@ class FaultPlan:
             if self._random.random() >= self._rate:
                 return None
             status = self._random.choice(self._statuses) if self._statuses else 0
-            return Fault(self._latency_s, 0 if self._drop else status, self._drop)
+            return Fault(self._latency_s, 0 if self._drop else status, self._drop, self._trickle_s)

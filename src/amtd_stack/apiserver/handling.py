@@ -15,6 +15,8 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
+from amtd.model.objects import Object
+
 from . import definitions, deleting
 from .admitting import admit
 from .apierrors import ApiError, already_exists, bad_request, conflict, not_found, success_status
@@ -22,7 +24,7 @@ from .patching import apply_patch
 from .resources import SUBRESOURCE_PATHS, Registry, ResourceType
 from .selectors import is_selected, parse_field_selector, parse_label_selector
 from .stamping import check_update_target, stamp_created, stamp_updated
-from .storing import KindKey, Obj, Store
+from .storing import KindKey, Store
 
 
 @dataclass(frozen=True)
@@ -54,20 +56,20 @@ class Target:
         return (self.rtype.group, self.rtype.plural)
 
 
-def present(rtype: ResourceType, obj: Obj) -> Obj:
+def present(rtype: ResourceType, obj: Object) -> Object:
     """The stored object as served at rtype's version (apiVersion rewritten, deep copy)."""
     out = copy.deepcopy(obj)
     out["apiVersion"], out["kind"] = rtype.api_version, rtype.kind
     return out
 
 
-def view(rtype: ResourceType, obj: Obj) -> Obj:
+def view(rtype: ResourceType, obj: Object) -> Object:
     """:func:`present` for reads that are only encoded: a shallow copy sharing its parts with
     the store (stored objects are never changed in place), so a GET copies nothing deep."""
     return {**obj, "apiVersion": rtype.api_version, "kind": rtype.kind}
 
 
-def _check_body(rtype: ResourceType, body: Any) -> Obj:
+def _check_body(rtype: ResourceType, body: Any) -> Object:
     if not isinstance(body, dict):
         raise bad_request("the request body must be a JSON object")
     if not isinstance(body.setdefault("metadata", {}), dict):
@@ -85,7 +87,7 @@ def _check_body(rtype: ResourceType, body: Any) -> Obj:
     return body
 
 
-def _merge_subresource(old: Obj, new: Obj, subresource: str) -> Obj:
+def _merge_subresource(old: Object, new: Object, subresource: str) -> Object:
     """`old` with only the subresource's part taken from `new`."""
     path = SUBRESOURCE_PATHS.get(subresource)
     if path is None:
@@ -112,7 +114,7 @@ class Api:
         self.store = store
         self.registry = registry
 
-    def _existing(self, target: Target) -> Obj:
+    def _existing(self, target: Target) -> Object:
         obj = self.store.get(target.kind_key, target.namespace, target.name)
         if obj is None:
             raise not_found(target.rtype.plural, target.name, target.rtype.group)
@@ -132,7 +134,7 @@ class Api:
                 "Forbidden",
             )
 
-    def create(self, target: Target, body: Any, options: WriteOptions = NO_OPTIONS) -> Obj:
+    def create(self, target: Target, body: Any, options: WriteOptions = NO_OPTIONS) -> Object:
         """POST: 201 semantics; 409 AlreadyExists, 404 if the namespace is missing."""
         rtype = target.rtype
         obj = _check_body(rtype, body)
@@ -154,16 +156,16 @@ class Api:
                 self._after_write(rtype, obj)
             return view(rtype, obj)
 
-    def _after_write(self, rtype: ResourceType, obj: Obj) -> None:
+    def _after_write(self, rtype: ResourceType, obj: Object) -> None:
         if rtype.group == definitions.CRD_GROUP and rtype.kind == definitions.CRD_KIND:
             self.registry.unregister_crd(obj["metadata"]["name"])
             self.registry.register(definitions.resource_types(obj))
 
-    def get(self, target: Target) -> Obj:
+    def get(self, target: Target) -> Object:
         """GET one object (also for `/status`), as a :func:`view`: encode it, never change it."""
         return view(target.rtype, self._existing(target))
 
-    def list(self, target: Target, label_selector: str = "", field_selector: str = "") -> Obj:
+    def list(self, target: Target, label_selector: str = "", field_selector: str = "") -> Object:
         """GET a collection, filtered by selectors, with the list's resourceVersion (items are
         :func:`view` s: encode them, never change them)."""
         labels = parse_label_selector(label_selector)
@@ -178,7 +180,7 @@ class Api:
             "items": [view(target.rtype, o) for o in items if is_selected(o, labels, fields)],
         }
 
-    def update(self, target: Target, body: Any, options: WriteOptions = NO_OPTIONS) -> Obj:
+    def update(self, target: Target, body: Any, options: WriteOptions = NO_OPTIONS) -> Object:
         """PUT: 409 Conflict on a stale resourceVersion, 404 if missing."""
         with self.store.lock:
             old = self._existing(target)
@@ -188,7 +190,7 @@ class Api:
 
     def patch(
         self, target: Target, patch: Any, content_type: str, options: WriteOptions = NO_OPTIONS
-    ) -> Obj:
+    ) -> Object:
         """PATCH with merge, JSON or strategic-merge (see patching.py); 415 for other types."""
         with self.store.lock:
             old = self._existing(target)
@@ -197,7 +199,7 @@ class Api:
             _check_body(target.rtype, new)
             return self._replace(target, old, new, options)
 
-    def _replace(self, target: Target, old: Obj, new: Obj, options: WriteOptions) -> Obj:
+    def _replace(self, target: Target, old: Object, new: Object, options: WriteOptions) -> Object:
         rtype = target.rtype
         sent_rv = new["metadata"].get("resourceVersion")
         if sent_rv and sent_rv != old["metadata"]["resourceVersion"]:
@@ -217,7 +219,7 @@ class Api:
             self._after_write(rtype, stored)
         return view(rtype, stored)
 
-    def delete(self, target: Target, options: dict[str, Any]) -> tuple[int, Obj]:
+    def delete(self, target: Target, options: dict[str, Any]) -> tuple[int, Object]:
         """DELETE one object: 200 with the object if finalizers keep it (or the kind always
         answers with it), else a Success Status."""
         policy = deleting.propagation_policy(options)
@@ -240,7 +242,7 @@ class Api:
             }
         )
 
-    def _check_preconditions(self, target: Target, obj: Obj, pre: dict[str, Any]) -> None:
+    def _check_preconditions(self, target: Target, obj: Object, pre: dict[str, Any]) -> None:
         meta = obj["metadata"]
         uid, rv = pre.get("uid"), pre.get("resourceVersion")
         if (uid and uid != meta["uid"]) or (rv and rv != meta["resourceVersion"]):
@@ -248,7 +250,7 @@ class Api:
 
     def delete_collection(
         self, target: Target, label_selector: str, field_selector: str, options: dict[str, Any]
-    ) -> Obj:
+    ) -> Object:
         """DELETE a collection: every selected object, as a List of what was deleted."""
         policy = deleting.propagation_policy(options)
         listed = self.list(target, label_selector, field_selector)

@@ -114,9 +114,10 @@ class ApiServer:
         drop: bool = False,
         seed: int = 0,
         match: Callable[[RequestRecord], bool] | None = None,
+        trickle_s: float = 0.0,
     ) -> None:
         """Fault a `rate` share of matching resource requests (see faults.py for the semantics)."""
-        self._faults.configure(rate, statuses, latency_s, drop, seed, match)
+        self._faults.configure(rate, statuses, latency_s, drop, seed, match, trickle_s)
 
     def clear_faults(self) -> None:
         """Stop injecting faults."""

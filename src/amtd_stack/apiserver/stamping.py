@@ -10,10 +10,10 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from amtd.model.objects import Object
+
 from .apierrors import ApiError, invalid
 from .resources import ResourceType
-
-Obj = dict[str, Any]
 
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -45,7 +45,7 @@ def name_problem(rtype: ResourceType, name: str) -> str:
     return "" if ok else "a lowercase RFC 1123 subdomain must consist of [a-z0-9.-], max 253"
 
 
-def _check_string_map(meta: Obj, field: str) -> list[dict[str, str]]:
+def _check_string_map(meta: Object, field: str) -> list[dict[str, str]]:
     value = meta.get(field)
     if value is None:
         return []
@@ -61,7 +61,7 @@ def _cause(field: str, message: str, reason: str = "FieldValueInvalid") -> dict[
     return {"reason": reason, "message": message, "field": field}
 
 
-def check_metadata(rtype: ResourceType, obj: Obj) -> None:
+def check_metadata(rtype: ResourceType, obj: Object) -> None:
     """422 when client-set metadata has the wrong shape (labels, finalizers, ownerReferences)."""
     meta = obj["metadata"]
     causes = _check_string_map(meta, "labels") + _check_string_map(meta, "annotations")
@@ -83,7 +83,7 @@ def _is_text(ref: Any, key: str) -> bool:
     return isinstance(ref, dict) and isinstance(ref.get(key), str) and bool(ref[key])
 
 
-def stamp_created(rtype: ResourceType, obj: Obj, namespace: str) -> Obj:
+def stamp_created(rtype: ResourceType, obj: Object, namespace: str) -> Object:
     """Fill server-owned metadata of a new object; 422 for a bad or missing name."""
     meta = obj.setdefault("metadata", {})
     if not meta.get("name") and meta.get("generateName"):
@@ -106,13 +106,13 @@ def stamp_created(rtype: ResourceType, obj: Obj, namespace: str) -> Obj:
     return obj
 
 
-def _generation_payload(obj: Obj, has_spec: bool) -> Any:
+def _generation_payload(obj: Object, has_spec: bool) -> Any:
     if has_spec:
         return obj.get("spec")
     return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
 
 
-def stamp_updated(rtype: ResourceType, old: Obj, new: Obj) -> Obj:
+def stamp_updated(rtype: ResourceType, old: Object, new: Object) -> Object:
     """Carry immutable metadata over from `old` and bump generation if the payload changed."""
     check_metadata(rtype, new)
     meta, old_meta = new["metadata"], old["metadata"]
@@ -131,7 +131,7 @@ def stamp_updated(rtype: ResourceType, old: Obj, new: Obj) -> Obj:
     return new
 
 
-def check_update_target(rtype: ResourceType, obj: Any, namespace: str, name: str) -> Obj:
+def check_update_target(rtype: ResourceType, obj: Any, namespace: str, name: str) -> Object:
     """400 unless the body is an object whose name/namespace agree with the URL."""
     if not isinstance(obj, dict) or not isinstance(obj.get("metadata", {}), dict):
         raise ApiError(400, "the body must be a JSON object with object metadata", "BadRequest")

@@ -12,9 +12,9 @@ import bisect
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
-Obj = dict[str, Any]
+from amtd.model.objects import Object
+
 KindKey = tuple[str, str]  # (group, plural): storage is version-independent
 ObjKey = tuple[str, str]  # (namespace or "", name)
 
@@ -26,8 +26,8 @@ class StoreEvent:
     rv: int
     type: str
     kind_key: KindKey
-    obj: Obj
-    old: Obj | None
+    obj: Object
+    old: Object | None
 
 
 Listener = Callable[[StoreEvent], None]
@@ -38,7 +38,7 @@ class Store:
 
     def __init__(self, history_limit: int = 5000) -> None:
         self.lock = threading.Condition(threading.RLock())
-        self._objects: dict[KindKey, dict[ObjKey, Obj]] = {}
+        self._objects: dict[KindKey, dict[ObjKey, Object]] = {}
         self._uids: dict[str, tuple[KindKey, ObjKey]] = {}
         self._dependents: dict[str, set[tuple[KindKey, ObjKey]]] = {}  # by owner uid
         self._history: list[StoreEvent] = []
@@ -59,12 +59,12 @@ class Store:
         with self.lock:
             self._listeners.append(listener)
 
-    def get(self, kind_key: KindKey, namespace: str, name: str) -> Obj | None:
+    def get(self, kind_key: KindKey, namespace: str, name: str) -> Object | None:
         """The stored object or None (shared reference: do not mutate)."""
         with self.lock:
             return self._objects.get(kind_key, {}).get((namespace, name))
 
-    def by_uid(self, uid: str) -> tuple[KindKey, Obj] | None:
+    def by_uid(self, uid: str) -> tuple[KindKey, Object] | None:
         """The (kind key, object) with this uid, or None."""
         with self.lock:
             where = self._uids.get(uid)
@@ -72,20 +72,20 @@ class Store:
                 return None
             return where[0], self._objects[where[0]][where[1]]
 
-    def dependents(self, uid: str) -> list[tuple[KindKey, Obj]]:
+    def dependents(self, uid: str) -> list[tuple[KindKey, Object]]:
         """The objects with an ownerReference to `uid` (the owner may be gone already)."""
         with self.lock:
             found = self._dependents.get(uid, ())
             return [(kk, self._objects[kk][key]) for kk, key in found]
 
-    def items(self, kind_key: KindKey, namespace: str | None = None) -> list[Obj]:
+    def items(self, kind_key: KindKey, namespace: str | None = None) -> list[Object]:
         """Objects of a kind, optionally in one namespace, ordered by namespace and name."""
         with self.lock:
             bucket = self._objects.get(kind_key, {})
             keys = sorted(k for k in bucket if namespace is None or k[0] == namespace)
             return [bucket[k] for k in keys]
 
-    def all_items(self) -> Iterator[tuple[KindKey, Obj]]:
+    def all_items(self) -> Iterator[tuple[KindKey, Object]]:
         """Every stored object with its kind key (a snapshot; call under the lock)."""
         with self.lock:
             snapshot = [
@@ -93,7 +93,7 @@ class Store:
             ]
         return iter(snapshot)
 
-    def write(self, kind_key: KindKey, obj: Obj) -> Obj:
+    def write(self, kind_key: KindKey, obj: Object) -> Object:
         """Store `obj` (taking ownership) with a fresh resourceVersion; ADDED or MODIFIED."""
         with self.lock:
             meta = obj["metadata"]
@@ -108,7 +108,7 @@ class Store:
             self._record(StoreEvent(self._rv, "MODIFIED" if old else "ADDED", kind_key, obj, old))
             return obj
 
-    def remove(self, kind_key: KindKey, namespace: str, name: str) -> Obj | None:
+    def remove(self, kind_key: KindKey, namespace: str, name: str) -> Object | None:
         """Delete an object for good; its DELETED event carries a fresh resourceVersion."""
         with self.lock:
             old = self._objects.get(kind_key, {}).pop((namespace, name), None)
@@ -121,7 +121,7 @@ class Store:
             self._record(StoreEvent(self._rv, "DELETED", kind_key, gone, old))
             return gone
 
-    def drop_kind(self, kind_key: KindKey) -> list[Obj]:
+    def drop_kind(self, kind_key: KindKey) -> list[Object]:
         """Delete every object of a kind (its CRD went away); returns what was removed."""
         with self.lock:
             removed = []
@@ -133,7 +133,7 @@ class Store:
             return removed
 
     def _index_owners(
-        self, kind_key: KindKey, key: ObjKey, old: Obj | None, new: Obj | None
+        self, kind_key: KindKey, key: ObjKey, old: Object | None, new: Object | None
     ) -> None:
         """Move the object's entries in the owner index from `old`'s owners to `new`'s."""
         where = (kind_key, key)
@@ -182,7 +182,7 @@ class Store:
             self.lock.notify_all()
 
 
-def owner_uids(obj: Obj | None) -> set[str]:
+def owner_uids(obj: Object | None) -> set[str]:
     """The uids the object's ownerReferences name (none for None)."""
     if obj is None:
         return set()

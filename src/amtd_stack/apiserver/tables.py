@@ -12,10 +12,11 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from amtd.model.objects import Object
+
 from .resources import PrinterColumn, ResourceType
 
-Obj = dict[str, Any]
-Cell = Callable[[Obj], Any]
+Cell = Callable[[Object], Any]
 TABLE_ACCEPT_MARK = "as=Table"
 _TOKEN = re.compile(r"\.([A-Za-z0-9_\-]+)|\[\*\]|\[(\d+)\]|\['([^']*)'\]|\.\*")
 NAME_COLUMN = {
@@ -92,7 +93,7 @@ def age(timestamp: Any) -> str:
     return human_duration((datetime.now(UTC) - then).total_seconds())
 
 
-def _custom_cell(column: PrinterColumn, obj: Obj) -> Any:
+def _custom_cell(column: PrinterColumn, obj: Object) -> Any:
     values = evaluate_jsonpath(obj, column.json_path)
     if not values:
         return None
@@ -103,29 +104,29 @@ def _custom_cell(column: PrinterColumn, obj: Obj) -> Any:
     return values[0]
 
 
-def _meta(obj: Obj, key: str) -> Any:
+def _meta(obj: Object, key: str) -> Any:
     return obj.get("metadata", {}).get(key)
 
 
-def _pod_status(obj: Obj) -> str:
+def _pod_status(obj: Object) -> str:
     if _meta(obj, "deletionTimestamp"):
         return "Terminating"
     return str((obj.get("status") or {}).get("phase") or "Pending")
 
 
-def _pod_ready(obj: Obj) -> str:
+def _pod_ready(obj: Object) -> str:
     statuses = (obj.get("status") or {}).get("containerStatuses") or []
     ready = sum(1 for c in statuses if c.get("ready"))
     return f"{ready}/{len((obj.get('spec') or {}).get('containers') or [])}"
 
 
-def _restarts(obj: Obj) -> int:
+def _restarts(obj: Object) -> int:
     statuses = (obj.get("status") or {}).get("containerStatuses") or []
     return sum(int(c.get("restartCount") or 0) for c in statuses)
 
 
 def _field(*path: str, default: Any = 0) -> Cell:
-    def cell(obj: Obj) -> Any:
+    def cell(obj: Object) -> Any:
         node: Any = obj
         for part in path:
             node = node.get(part) if isinstance(node, Mapping) else None
@@ -134,13 +135,13 @@ def _field(*path: str, default: Any = 0) -> Cell:
     return cell
 
 
-def _ready_of(obj: Obj) -> str:
+def _ready_of(obj: Object) -> str:
     status = obj.get("status") or {}
     desired = (obj.get("spec") or {}).get("replicas", 1)
     return f"{status.get('readyReplicas') or 0}/{desired}"
 
 
-def _event_object(obj: Obj) -> str:
+def _event_object(obj: Object) -> str:
     ref = obj.get("involvedObject") or {}
     return f"{str(ref.get('kind', '')).lower()}/{ref.get('name', '')}"
 
@@ -182,7 +183,7 @@ BUILTIN_COLUMNS: Mapping[str, list[tuple[str, str, Cell]]] = {
 _WIDE_ONLY = {"IP", "Node"}
 
 
-def _columns(rtype: ResourceType) -> list[tuple[Obj, Cell]]:
+def _columns(rtype: ResourceType) -> list[tuple[Object, Cell]]:
     if rtype.is_custom:
         return [
             (
@@ -213,7 +214,7 @@ def _columns(rtype: ResourceType) -> list[tuple[Obj, Cell]]:
     ]
 
 
-def _row_object(obj: Obj, include: str) -> Obj | None:
+def _row_object(obj: Object, include: str) -> Object | None:
     if include == "None":
         return None
     if include == "Object":
@@ -227,20 +228,20 @@ def _row_object(obj: Obj, include: str) -> Obj | None:
 
 def to_table(
     rtype: ResourceType,
-    objects: list[Obj],
+    objects: list[Object],
     resource_version: str,
     include_object: str = "Metadata",
     with_columns: bool = True,
-) -> Obj:
+) -> Object:
     """A meta.k8s.io/v1 Table for objects of one type."""
     columns = _columns(rtype)
     rows = []
     for obj in objects:
-        row: Obj = {"cells": [_meta(obj, "name"), *(cell(obj) for _, cell in columns)]}
+        row: Object = {"cells": [_meta(obj, "name"), *(cell(obj) for _, cell in columns)]}
         if (partial := _row_object(obj, include_object)) is not None:
             row["object"] = partial
         rows.append(row)
-    table: Obj = {
+    table: Object = {
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
         "metadata": {"resourceVersion": resource_version},

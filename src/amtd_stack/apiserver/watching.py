@@ -14,14 +14,16 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from amtd.model.objects import Object
+
 from .apierrors import bad_request, failure_status
 from .handling import Api, Target, view
 from .selectors import is_selected, parse_field_selector, parse_label_selector
-from .storing import Obj, StoreEvent
+from .storing import StoreEvent
 
 DEFAULT_TIMEOUT_S = 1800.0
 POLL_S = 1.0  # upper bound on one wait, so deadlines and server stop are noticed
-Render = Callable[[Obj, str], Obj]  # (object, event type) -> what goes into "object"
+Render = Callable[[Object, str], Object]  # (object, event type) -> what goes into "object"
 
 
 @dataclass
@@ -72,7 +74,7 @@ def _event_type(spec: WatchSpec, event: StoreEvent) -> str:
     return "MODIFIED" if now else "DELETED"
 
 
-def _line(event_type: str, obj: Obj) -> bytes:
+def _line(event_type: str, obj: Object) -> bytes:
     return json.dumps({"type": event_type, "object": obj}, separators=(",", ":")).encode() + b"\n"
 
 

@@ -16,11 +16,13 @@ import itertools
 import json
 from typing import Any
 
+from amtd.model.objects import Object
+
 from .deleting import request_deletion
 from .resources import Registry
 from .selectors import match_label_selector_object
 from .stamping import now_rfc3339, random_suffix, stamp_created
-from .storing import KindKey, Obj, Store, StoreEvent
+from .storing import KindKey, Store, StoreEvent
 
 DEPLOYMENTS: KindKey = ("apps", "deployments")
 REPLICASETS: KindKey = ("apps", "replicasets")
@@ -37,7 +39,7 @@ def template_hash(template: Any) -> str:
     return "".join(_HASH_ALPHABET[b % len(_HASH_ALPHABET)] for b in digest[:10])
 
 
-def controller_ref(owner: Obj) -> Obj:
+def controller_ref(owner: Object) -> Object:
     """A controller ownerReference to `owner`."""
     return {
         "apiVersion": owner["apiVersion"],
@@ -49,7 +51,7 @@ def controller_ref(owner: Obj) -> Obj:
     }
 
 
-def controller_uid(obj: Obj) -> str | None:
+def controller_uid(obj: Object) -> str | None:
     """The uid of the object's controller, if it has one."""
     for ref in obj["metadata"].get("ownerReferences") or []:
         if ref.get("controller"):
@@ -67,14 +69,14 @@ def is_workload_change(event: StoreEvent) -> bool:
     return _controlled_parts(event.old) != _controlled_parts(event.obj)
 
 
-def _controlled_parts(pod: Obj) -> tuple[Any, ...]:
+def _controlled_parts(pod: Object) -> tuple[Any, ...]:
     """What the controllers read of a pod: labels, owners, deletion, spec and status."""
     meta = pod["metadata"]
     parts = ("labels", "ownerReferences", "deletionTimestamp")
     return (*(meta.get(part) for part in parts), pod.get("spec"), pod.get("status"))
 
 
-def _write_if_changed(store: Store, kind_key: KindKey, old: Obj, new: Obj) -> None:
+def _write_if_changed(store: Store, kind_key: KindKey, old: Object, new: Object) -> None:
     if new != old:
         store.write(kind_key, new)
 
@@ -100,7 +102,7 @@ class Workloads:
                 if not (pod.get("status") or {}).get("phase"):
                     self._run_pod(pod)
 
-    def _create(self, kind_key: KindKey, obj: Obj, namespace: str) -> Obj:
+    def _create(self, kind_key: KindKey, obj: Object, namespace: str) -> Object:
         group, plural = kind_key
         rtype = self.registry.lookup(group, "v1", plural)
         assert rtype is not None, plural
@@ -108,7 +110,7 @@ class Workloads:
 
     # Deployments
 
-    def _reconcile_deployment(self, deployment: Obj) -> None:
+    def _reconcile_deployment(self, deployment: Object) -> None:
         meta, spec = deployment["metadata"], deployment.get("spec") or {}
         template = spec.get("template") or {}
         desired, pod_hash = int(spec.get("replicas", 1)), template_hash(template)
@@ -126,7 +128,7 @@ class Workloads:
                 self._scale(rs, want)
         self._update_deployment_status(deployment, current)
 
-    def _create_replicaset(self, deployment: Obj, pod_hash: str, replicas: int) -> Obj:
+    def _create_replicaset(self, deployment: Object, pod_hash: str, replicas: int) -> Object:
         meta, spec = deployment["metadata"], deployment.get("spec") or {}
         template = copy.deepcopy(spec.get("template") or {})
         labels = {**(template.get("metadata") or {}).get("labels", {}), HASH_LABEL: pod_hash}
@@ -146,13 +148,13 @@ class Workloads:
         }
         return self._create(REPLICASETS, replicaset, meta["namespace"])
 
-    def _scale(self, replicaset: Obj, replicas: int) -> None:
+    def _scale(self, replicaset: Object, replicas: int) -> None:
         new = copy.deepcopy(replicaset)
         new["spec"]["replicas"] = replicas
         new["metadata"]["generation"] = int(new["metadata"].get("generation") or 1) + 1
         self.store.write(REPLICASETS, new)
 
-    def _update_deployment_status(self, deployment: Obj, current: Obj) -> None:
+    def _update_deployment_status(self, deployment: Object, current: Object) -> None:
         meta = deployment["metadata"]
         owned = [
             rs
@@ -176,7 +178,7 @@ class Workloads:
 
     # ReplicaSets
 
-    def _reconcile_replicaset(self, replicaset: Obj) -> None:
+    def _reconcile_replicaset(self, replicaset: Object) -> None:
         meta, spec = replicaset["metadata"], replicaset.get("spec") or {}
         selector = spec.get("selector") or {}
         if not (selector.get("matchLabels") or selector.get("matchExpressions")):
@@ -195,7 +197,7 @@ class Workloads:
         }
         _write_if_changed(self.store, REPLICASETS, replicaset, _with_status(replicaset, status))
 
-    def _scale_pods(self, replicaset: Obj, owned: list[Obj]) -> list[Obj]:
+    def _scale_pods(self, replicaset: Object, owned: list[Object]) -> list[Object]:
         """Create or delete (newest first) pods to reach spec.replicas; returns the kept pods."""
         missing = int((replicaset.get("spec") or {}).get("replicas", 1)) - len(owned)
         if missing >= 0:
@@ -207,7 +209,7 @@ class Workloads:
             request_deletion(self.store, self.registry, PODS, pod)
         return by_age[:missing]
 
-    def _claim_pods(self, replicaset: Obj, selector: Obj) -> list[Obj]:
+    def _claim_pods(self, replicaset: Object, selector: Object) -> list[Object]:
         """Pods this replicaset keeps: orphan non-matching ones, adopt matching orphans."""
         uid, owned = replicaset["metadata"]["uid"], []
         for pod in self.store.items(PODS, replicaset["metadata"]["namespace"]):
@@ -221,7 +223,7 @@ class Workloads:
                 owned.append(pod if owner else self._set_owner(pod, replicaset, uid))
         return owned
 
-    def _set_owner(self, pod: Obj, owner: Obj | None, uid: str) -> Obj:
+    def _set_owner(self, pod: Object, owner: Object | None, uid: str) -> Object:
         new = copy.deepcopy(pod)
         refs = [r for r in new["metadata"].get("ownerReferences") or [] if r.get("uid") != uid]
         if owner is not None:
@@ -231,7 +233,7 @@ class Workloads:
             del new["metadata"]["ownerReferences"]
         return self.store.write(PODS, new)
 
-    def _create_pod(self, replicaset: Obj) -> Obj:
+    def _create_pod(self, replicaset: Object) -> Object:
         meta = replicaset["metadata"]
         template = (replicaset.get("spec") or {}).get("template") or {}
         tmeta = template.get("metadata") or {}
@@ -253,13 +255,13 @@ class Workloads:
 
     # Pods
 
-    def _run_pod(self, pod: Obj) -> None:
+    def _run_pod(self, pod: Object) -> None:
         new = copy.deepcopy(pod)
         new.setdefault("spec", {}).setdefault("nodeName", NODE_NAME)
         new["status"] = self._running_status(new)
         self.store.write(PODS, new)
 
-    def _running_status(self, pod: Obj) -> Obj:
+    def _running_status(self, pod: Object) -> Object:
         now, n = now_rfc3339(), next(self._ips)
         containers = (pod.get("spec") or {}).get("containers") or []
         conditions = ("PodScheduled", "Initialized", "ContainersReady", "Ready")
@@ -288,21 +290,21 @@ class Workloads:
         }
 
 
-def _with_status(obj: Obj, status: Obj) -> Obj:
+def _with_status(obj: Object, status: Object) -> Object:
     """A copy with a new status (metadata copied too: the store writes resourceVersion into it)."""
     return {**obj, "metadata": dict(obj["metadata"]), "status": status}
 
 
-def _labels(obj: Obj) -> dict[str, str]:
+def _labels(obj: Object) -> dict[str, str]:
     return obj["metadata"].get("labels") or {}
 
 
-def _is_ready(pod: Obj) -> bool:
+def _is_ready(pod: Object) -> bool:
     conditions = (pod.get("status") or {}).get("conditions") or []
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
-def _conditions(deployment: Obj, status: Obj) -> list[Obj]:
+def _conditions(deployment: Object, status: Object) -> list[Object]:
     """Available/Progressing, keeping old timestamps when nothing changed (stable writes)."""
     available = status["availableReplicas"] >= int(
         (deployment.get("spec") or {}).get("replicas", 1)

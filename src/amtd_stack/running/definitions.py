@@ -7,7 +7,7 @@ without importing anything that starts processes or servers.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,15 +97,19 @@ def read_envs(spec: Mapping[str, Any], func_yaml: Path) -> list[tuple[str, str]]
 
 
 def resolve_value(
-    value: str, namespace: str, secrets: SecretLookup, environ: Mapping[str, str]
-) -> str:
-    """Expand ``{{ secret:NAME:KEY }}`` and ``{{ env:VAR }}``; other text is literal."""
+    value: str, namespace: str, secrets: SecretLookup, environ: Mapping[str, str],
+    config_maps: SecretLookup | None = None,
+) -> str:  # fmt: skip
+    """Expand ``{{ secret:NAME:KEY }}``, ``{{ configMap:NAME:KEY }}`` (with ``config_maps``)
+    and ``{{ env:VAR }}``; other text is literal."""
     match = TEMPLATE.match(value)
     if match is None:
         return value
     kind, args = match["kind"], match["args"].split(":")
     if kind == "secret" and len(args) == 2:
         return secrets(namespace, args[0].strip(), args[1].strip())
+    if kind == "configMap" and len(args) == 2 and config_maps is not None:
+        return config_maps(namespace, args[0].strip(), args[1].strip())
     if kind == "env" and len(args) == 1:
         if args[0].strip() not in environ:
             raise StackError(f"environment variable {args[0].strip()} is not set")
@@ -113,11 +117,37 @@ def resolve_value(
     raise StackError(f"unsupported func.yaml value template {value!r}")
 
 
+def is_secret_reference(value: str) -> bool:
+    """Whether a run.envs value is a ``{{ secret:NAME:KEY }}`` template."""
+    match = TEMPLATE.match(value)
+    return match is not None and match["kind"] == "secret"
+
+
+def read_secret_variables(definitions: Iterable[FunctionDefinition]) -> frozenset[str]:
+    """The variables some func.yaml fills from a Secret (``INGEST_TOKEN``...)."""
+    return frozenset(
+        name for each in definitions for name, value in each.envs if is_secret_reference(value)
+    )
+
+
+def withhold_secrets(
+    variables: Mapping[str, str], definition: FunctionDefinition, secret_variables: frozenset[str]
+) -> dict[str, str]:
+    """``variables`` without the Secret-filled ones ``definition``'s func.yaml does not name.
+
+    On a cluster a function sees only the Secrets its own func.yaml references; locally a shared
+    override or the parent's environment must not hand them to every other function.
+    """
+    own = {name for name, _ in definition.envs}
+    return {k: v for k, v in variables.items() if k not in secret_variables or k in own}
+
+
 def build_environment(
     definition: FunctionDefinition,
     secrets: SecretLookup,
     overrides: Mapping[str, str],
     base: Mapping[str, str],
+    config_maps: SecretLookup | None = None,
 ) -> dict[str, str]:
     """The process environment: base, resolved run.envs, then overrides.
 
@@ -132,7 +162,9 @@ def build_environment(
         if name in overrides:
             continue
         try:
-            environment[name] = resolve_value(value, definition.namespace, secrets, base)
+            environment[name] = resolve_value(
+                value, definition.namespace, secrets, base, config_maps
+            )
         except StackError as error:
             raise StackError(f"function {definition.name}, env {name}: {error}") from error
     environment.update(overrides)

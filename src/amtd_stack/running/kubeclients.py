@@ -99,3 +99,16 @@ def read_secret_value(kubeconfig: Path, namespace: str, name: str, key: str) -> 
     if key in (secret.get("stringData") or {}):
         return str(secret["stringData"][key])
     raise StackError(f"Secret {namespace}/{name} has no key {key!r}")
+
+
+def read_config_map_value(kubeconfig: Path, namespace: str, name: str, key: str) -> str:
+    """One value of a ConfigMap's ``data``; StackError if absent."""
+    client = new_dynamic_client(kubeconfig)
+    config_maps = find_resource(client, "v1", "ConfigMap")
+    try:
+        found = client.get(config_maps, name=name, namespace=namespace).to_dict()
+    except DynamicApiError as error:
+        raise StackError(f"ConfigMap {namespace}/{name} cannot be read: {error.status}") from error
+    if key in (found.get("data") or {}):
+        return str(found["data"][key])
+    raise StackError(f"ConfigMap {namespace}/{name} has no key {key!r}")

@@ -17,6 +17,7 @@ from typing import Any
 
 from cloudevents.http import CloudEvent
 
+from amtd.model.signatures import generate_signing_key, make_key_manifests
 from amtd_stack.apiserver import ApiServer, start_apiserver
 from amtd_stack.errors import StackError
 from amtd_stack.eventing.apiserversources import ApiServerSourceDefinition, ApiServerSourceRunner
@@ -27,8 +28,16 @@ from amtd_stack.eventing.pingsources import PingSourceDefinition, PingSourceRunn
 from amtd_stack.eventing.sinkbindings import SinkBindingDefinition, sink_environment
 from amtd_stack.eventing.sources import EmittedLog, SourceContext, make_sink_sender
 from amtd_stack.eventing.triggers import BrokerDefinition, TriggerDefinition
-from amtd_stack.running.definitions import build_environment
-from amtd_stack.running.kubeclients import apply_objects, read_secret_value
+from amtd_stack.running.definitions import (
+    build_environment,
+    read_secret_variables,
+    withhold_secrets,
+)
+from amtd_stack.running.kubeclients import (
+    apply_objects,
+    read_config_map_value,
+    read_secret_value,
+)
 from amtd_stack.running.planning import StackPlan, plan_stack, resolve_destination
 from amtd_stack.running.processes import FunctionProcess, start_functions, stop_functions
 from amtd_stack.running.supervising import Degradation, RestartPolicy, Supervisor
@@ -42,9 +51,10 @@ class Stack:
     """Start and stop the whole local system; a context manager.
 
     ``env_overrides`` maps a function name (or ``"*"`` for all) to environment variables that
-    win over func.yaml, e.g. ``{"ingest-falco": {"INGEST_AUTH": "disabled"}}``. A function
-    process that crashes is restarted within ``restart_policy`` (see
-    ``amtd_stack.running.supervising``).
+    win over func.yaml, e.g. ``{"ingest-falco": {"INGEST_AUTH": "disabled"}}``. A variable some
+    func.yaml fills from a Secret reaches, through ``"*"`` or the parent's environment, only the
+    functions whose func.yaml names it (as on a cluster). A function process that crashes is
+    restarted within ``restart_policy`` (see ``amtd_stack.running.supervising``).
     """
 
     def __init__(
@@ -119,6 +129,13 @@ class Stack:
         self.apiserver = start_apiserver(host="127.0.0.1", port=0, workloads=True)
         self.apiserver.write_kubeconfig(self.kubeconfig, user="admin")
         apply_objects(self.kubeconfig, [(m.obj, str(m.path)) for m in self.plan.objects])
+        self._create_signing_keys()
+
+    def _create_signing_keys(self) -> None:
+        """A fresh matcher key pair per stack, stored as on a cluster (docs/DEPLOY.md) before
+        any function starts: the func.yaml references resolve to it."""
+        manifests = make_key_manifests(generate_signing_key(), SYSTEM_NAMESPACE)
+        apply_objects(self.kubeconfig, [(obj, "the stack's signing keys") for obj in manifests])
 
     def _start_broker(self) -> None:
         """The router starts without routes: they need the ingress and function URLs."""
@@ -149,14 +166,19 @@ class Stack:
     def _function_environment(self, name: str) -> dict[str, str]:
         definition = self.plan.functions[name]
         identity = self._write_identity(definition.service_account, definition.service_account)
+        secret_variables = read_secret_variables(self.plan.functions.values())
+        shared = self.env_overrides.get(ALL_FUNCTIONS, {})
         overrides = {
             "KUBECONFIG": str(identity),
             "AMTD_NAMESPACE": SYSTEM_NAMESPACE,
             "PYTHONUNBUFFERED": "1",
-            **self.env_overrides.get(ALL_FUNCTIONS, {}),
-            **self.env_overrides.get(name, {}),
+            **withhold_secrets(shared, definition, secret_variables),
+            **self.env_overrides.get(name, {}),  # named for this function: given as asked
         }
-        return build_environment(definition, self._read_secret, overrides, os.environ)
+        base = withhold_secrets(os.environ, definition, secret_variables)
+        return build_environment(
+            definition, self._read_secret, overrides, base, self._read_config_map
+        )
 
     def _write_identity(self, filename: str, user: str) -> Path:
         """A kubeconfig acting as ``user``, at ``kubeconfigs/<filename>.yaml``."""
@@ -165,6 +187,9 @@ class Stack:
 
     def _read_secret(self, namespace: str, name: str, key: str) -> str:
         return read_secret_value(self.kubeconfig, namespace, name, key)
+
+    def _read_config_map(self, namespace: str, name: str, key: str) -> str:
+        return read_config_map_value(self.kubeconfig, namespace, name, key)
 
     def _route(self, trigger: TriggerDefinition) -> TriggerRoute:
         broker = self._broker(trigger)

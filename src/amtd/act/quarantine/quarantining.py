@@ -90,43 +90,90 @@ def build_network_policy(pod: Mapping[str, Any], name: str, quarantined_by: str)
     }
 
 
-def is_quarantined(pod: Mapping[str, Any]) -> bool:
-    """Whether the pod carries the quarantine label."""
-    return QUARANTINE_LABEL in (pod["metadata"].get("labels") or {})
+def is_quarantined(pod: Mapping[str, Any], name: str) -> bool:
+    """Whether the pod carries the quarantine label with our value (any other is not ours)."""
+    return (pod["metadata"].get("labels") or {}).get(QUARANTINE_LABEL) == name
 
 
 def build_quarantine_patch(pod: Mapping[str, Any], name: str, quarantined_by: str) -> Object | None:
     """Merge patch moving every label into one annotation; None when already quarantined.
 
-    Only our own annotation keys are added (Phoenix overwrote same-named ones). The resourceVersion
-    makes the patch fail (409) if the pod changed since it was read.
+    A quarantine label with another value (a template's, anyone's) is overwritten and not kept
+    for release. Labels an earlier attempt of this step saved stay saved. Only our own
+    annotation keys are added (Phoenix overwrote same-named ones). The resourceVersion makes
+    the patch fail (409) if the pod changed since it was read.
     """
     meta = pod["metadata"]
-    if is_quarantined(pod):
+    if is_quarantined(pod, name):
         return None
     labels: dict[str, str] = dict(meta.get("labels") or {})
     moved: dict[str, str | None] = dict.fromkeys(labels)
+    labels.pop(QUARANTINE_LABEL, None)
+    saved = {**read_saved_labels(pod, quarantined_by), **labels}
     return {
         "metadata": {
             "resourceVersion": meta.get("resourceVersion"),
             "labels": {**moved, QUARANTINE_LABEL: name},
             "annotations": {
-                QUARANTINED_LABELS: json.dumps(labels, sort_keys=True, separators=(",", ":")),
+                QUARANTINED_LABELS: json.dumps(saved, sort_keys=True, separators=(",", ":")),
                 QUARANTINED_BY: quarantined_by,
             },
         }
     }
 
 
+def read_saved_labels(pod: Mapping[str, Any], quarantined_by: str) -> dict[str, str]:
+    """The labels an earlier attempt of the same step saved (a retry after a label was changed)."""
+    annotations = pod["metadata"].get("annotations") or {}
+    if annotations.get(QUARANTINED_BY) != quarantined_by:
+        return {}
+    try:
+        saved = json.loads(annotations.get(QUARANTINED_LABELS, "{}"))
+    except ValueError:
+        return {}
+    if not isinstance(saved, dict):
+        return {}
+    return {key: value for key, value in saved.items() if isinstance(value, str)}
+
+
+def check_policy(policy: Mapping[str, Any] | None, name: str) -> str:
+    """What keeps ``policy`` from being our deny-all policy selecting our label; "" if nothing."""
+    if policy is None:
+        return f"NetworkPolicy {name} is gone"
+    spec = policy.get("spec") or {}
+    if spec.get("podSelector") != {"matchLabels": {QUARANTINE_LABEL: name}}:
+        return f"NetworkPolicy {name} selects {spec.get('podSelector')}, not {QUARANTINE_LABEL}"
+    types = sorted(spec.get("policyTypes") or [])
+    if types != ["Egress", "Ingress"] or spec.get("ingress") or spec.get("egress"):
+        return f"NetworkPolicy {name} does not deny all traffic"
+    return ""
+
+
+def check_isolation(policy: Mapping[str, Any] | None, pod: Mapping[str, Any], name: str) -> str:
+    """What keeps ``policy`` from isolating ``pod`` (both as read back); "" if nothing.
+
+    Success is recorded only when the deny-all policy selects exactly our label and the pod
+    carries it now: anyone who edits either in between makes the step fail instead.
+    """
+    label = (pod["metadata"].get("labels") or {}).get(QUARANTINE_LABEL)
+    if label != name:
+        return f"the pod's label {QUARANTINE_LABEL} is {label!r}, not {name!r}"
+    return check_policy(policy, name)
+
+
 def read_quarantine(pod: Mapping[str, Any]) -> QuarantineRecord | None:
     """What the quarantine wrote on the pod, or None when it is not quarantined.
 
-    Raises ValueError when the annotations are there but unreadable (edited by hand).
+    Raises ValueError when the label is not amtd's value for this pod, or the annotations are
+    there but unreadable (edited by hand).
     """
     meta = pod["metadata"]
     name = (meta.get("labels") or {}).get(QUARANTINE_LABEL)
     if name is None:
         return None
+    if name != make_quarantine_name(meta["namespace"], meta["name"], meta["uid"]):
+        # not amtd's value: the policy it would name may be anyone's
+        raise ValueError(f"label {QUARANTINE_LABEL}={name} was not set by amtd for this pod")
     annotations = meta.get("annotations") or {}
     security_event, _, step_id = annotations.get(QUARANTINED_BY, "").partition("/")
     try:
