@@ -195,6 +195,7 @@ def measure() -> list[Row]:
     overrides = {
         "ingest-falco": {"INGEST_TOKEN": token},
         "ingest-kubearmor": {"INGEST_TOKEN": token},
+        "ingest-alertmanager": {"INGEST_TOKEN": token},
     }
     with (
         tempfile.TemporaryDirectory(prefix="amtd-bench-stack-") as state,

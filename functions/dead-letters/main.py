@@ -31,12 +31,14 @@ from amtd.edge.responding import (
     read_json_data,
     serve,
 )
+from amtd.edge.workers import serve_with_read_deadlines
 from amtd.kube import api as kubeapi
 from amtd.kube.api import EVENTS, SECURITY_EVENTS, Cluster, ConflictError, NotFoundError
 from amtd.kube.events import refer_to_security_event
 from amtd.model.timestamps import format_now
 
 configure_logging(os.environ)
+serve_with_read_deadlines(os.environ)  # before functions-framework starts gunicorn
 logger = logging.getLogger("amtd.dead-letters")
 
 

@@ -1,24 +1,31 @@
 """ingest-falco: Falco alerts in, SecurityEvents out.
 
 Accepts Falco's ``http_output`` JSON, the Falcosidekick webhook (same JSON plus ``uuid``) and
-Falcosidekick CloudEvents (binary or structured, directly or through the Broker). See
+Falcosidekick CloudEvents (binary or structured, directly or through the Broker), and on
+``/v1/logs`` an OpenTelemetry Collector's OTLP/HTTP logs export of Falco's JSON output. See
 docs/ingest.md for configuration, authentication and answers.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import flask
 import functions_framework
 
+from amtd.edge.collecting import answer_logs_export, is_logs_export
 from amtd.edge.logs import configure_logging
 from amtd.edge.receiving import answer_outcome, process_item, receive, serve_ingest, warn_if_open
+from amtd.edge.workers import serve_with_read_deadlines
+from amtd.ingest.alerts import Alert, Ignored, IngestOutcome
 from amtd.ingest.documents import check_media_type, parse_single_object
 from amtd.ingest.falco import DEFAULT_RULE_SOURCE, check_falco_cloudevent, parse_falco_alert
 from amtd.ingest.ingesting import AlertRecorder
+from amtd.ingest.otlp import as_alert_object, fill_falco_pod
 
 configure_logging(os.environ)
+serve_with_read_deadlines(os.environ)  # before functions-framework starts gunicorn
 RECORDER = AlertRecorder.from_env("ingest-falco", os.environ)
 warn_if_open(os.environ)
 
@@ -31,12 +38,14 @@ def ingest_falco_alert(request: flask.Request) -> flask.Response:
 
 def ingest(request: flask.Request) -> flask.Response:
     """Decode → map → create → answer."""
+    if is_logs_export(request):
+        return answer_logs_export(request, read_record_alert, record_alert, os.environ)
     delivery = receive(request, os.environ)
     check_media_type(delivery.payload.media_type, allow_lines=False)
     extensions = delivery.envelope.attributes if delivery.envelope else {}
     if delivery.envelope is not None:
         check_falco_cloudevent(extensions)
-    rule_source = os.environ.get("RULE_SOURCE", "").strip() or DEFAULT_RULE_SOURCE
+    rule_source = read_rule_source()
     outcome = process_item(
         lambda: parse_falco_alert(parse_single_object(delivery.payload.body), rule_source,
                                   extensions),
@@ -44,3 +53,18 @@ def ingest(request: flask.Request) -> flask.Response:
         "body",
     )  # fmt: skip
     return answer_outcome(outcome, delivery)
+
+
+def read_rule_source() -> str:
+    """``RULE_SOURCE``, else Phoenix's name."""
+    return os.environ.get("RULE_SOURCE", "").strip() or DEFAULT_RULE_SOURCE
+
+
+def read_record_alert(value: Any, pod: tuple[str, str] | None) -> Alert | Ignored:
+    """An OTLP log record's Falco alert; its resource's pod stands in when the alert names none."""
+    return parse_falco_alert(fill_falco_pod(as_alert_object(value), pod), read_rule_source())
+
+
+def record_alert(alert: Alert, received_at: float) -> IngestOutcome:
+    """Create the alert's SecurityEvent (or count its repeat)."""
+    return RECORDER.record(alert, received_at, os.environ)

@@ -28,6 +28,7 @@ from amtd.edge.responding import (
     no_content,
     serve,
 )
+from amtd.edge.workers import serve_with_read_deadlines
 from amtd.kube import api as kubeapi
 from amtd.kube.deferring import shared_deferrer
 from amtd.model.actionevents import to_request_attributes
@@ -43,6 +44,7 @@ from amtd.model.signatures import SigningKey
 from amtd.model.timestamps import format_now
 
 configure_logging(os.environ)
+serve_with_read_deadlines(os.environ)  # before functions-framework starts gunicorn
 logger = logging.getLogger("amtd.matcher")
 
 

@@ -69,16 +69,7 @@ class UnresolvedCallError(ValueError):
 
 def granted_permissions(manifests: Iterable[Manifest], namespace: str, account: str) -> set[str]:
     """Names of the Roles/ClusterRoles bound to ServiceAccount ``namespace/account``."""
-    names = set()
-    for manifest in manifests:
-        if manifest.kind not in ("RoleBinding", "ClusterRoleBinding"):
-            continue
-        subjects = manifest.obj.get("subjects") or []
-        if any(is_subject(s, namespace, account, manifest.namespace) for s in subjects):
-            ref = manifest.obj.get("roleRef") or {}
-            scope = manifest.namespace if ref.get("kind") == "Role" else ""
-            names.add(f"{ref.get('kind')}:{scope}:{ref.get('name')}")
-    return names
+    return set(bound_scopes(manifests, namespace, account))
 
 
 def is_subject(subject: dict[str, str], namespace: str, account: str, default_ns: str) -> bool:

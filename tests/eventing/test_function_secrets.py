@@ -10,7 +10,7 @@ import pytest
 from amtd_stack.running.stack import ALL_FUNCTIONS, Stack
 from support.functions import ROOT
 
-INGESTERS = {"ingest-falco", "ingest-kubearmor"}
+INGESTERS = {"ingest-falco", "ingest-kubearmor", "ingest-alertmanager"}
 
 
 def read_process_environment(pid: int) -> dict[str, str]:

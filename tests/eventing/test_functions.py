@@ -119,5 +119,5 @@ def test_only_functions_naming_a_secret_variable_keep_it() -> None:
     shared = {"INGEST_TOKEN": "t", "PATH": "/bin"}
     kept = {name for name in functions if "INGEST_TOKEN" in withhold_secrets(
         shared, functions[name], secret_variables)}  # fmt: skip
-    assert kept == {"ingest-falco", "ingest-kubearmor"}
+    assert kept == {"ingest-falco", "ingest-kubearmor", "ingest-alertmanager"}
     assert withhold_secrets(shared, functions["matcher"], secret_variables) == {"PATH": "/bin"}

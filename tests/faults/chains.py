@@ -34,10 +34,12 @@ from support.waiting import wait_for
 
 TOKEN = "fault-suite-token"
 FUNCTION_USERS = frozenset({"matcher", "executor-delete", "executor-quarantine", "dead-letters",
-                            "ingest-falco", "ingest-kubearmor", "timer", "sweeper"})  # fmt: skip
+                            "ingest-falco", "ingest-kubearmor", "ingest-alertmanager", "timer",
+                            "sweeper"})  # fmt: skip
 STACK_ENV = {
     "ingest-falco": {"INGEST_TOKEN": TOKEN},
     "ingest-kubearmor": {"INGEST_TOKEN": TOKEN},
+    "ingest-alertmanager": {"INGEST_TOKEN": TOKEN},
     "sweeper": {"SWEEP_GRACE_SECONDS": "0"},
 }
 

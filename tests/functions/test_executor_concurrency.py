@@ -134,17 +134,10 @@ def test_concurrent_duplicate_deletes_delete_once_and_record_once(
     assert stand.cluster.find(PODS, pod["metadata"]["name"], "shop") is None
 
 
-RECORD_RACE = (
-    "known: a duplicate that finds the pod gone can win the record race, so the step's one "
-    "record says PodAlreadyGone though it deleted the pod"
-)
-
-
-@pytest.mark.xfail(reason=RECORD_RACE)
 def test_the_record_of_racing_duplicate_deletes_says_the_pod_was_deleted(stand: Stand) -> None:
     deleter = load_function_client("executors/delete")
-    for round_ in range(ROUNDS):
-        pod, _ = create_deployment(stand.cluster, "shop", "web")
+    for round_ in range(ROUNDS * 3):
+        pod, _ = create_deployment(stand.cluster, "shop", f"web{round_}")
         request = create_decided_event(stand.cluster, f"sev-del-said{round_}", [pod], "delete")
         run_together([lambda r=request: post_event(deleter, r) for _ in range(3)])
         (recorded,) = read_status(stand.cluster, f"sev-del-said{round_}").executions

@@ -18,7 +18,12 @@ from amtd.act.claiming import (
     is_claim_standing,
     read_claim,
 )
-from amtd.act.guarding import check_dry_run, check_namespace, check_pod, read_protected_namespaces
+from amtd.act.guarding import (
+    check_dry_run,
+    check_pod,
+    check_protected_namespace,
+    read_protected_namespaces,
+)
 from amtd.act.quarantine.quarantining import (
     QUARANTINE_LABEL,
     QUARANTINED_BY,
@@ -109,8 +114,8 @@ def test_protected_namespaces(env: dict[str, str], expected: set[str]) -> None:
 
 def test_namespace_guard() -> None:
     protected = frozenset({"kube-system"})
-    assert check_namespace("shop", protected) is None
-    assert check_namespace("kube-system", protected) == StepVerdict(
+    assert check_protected_namespace("shop", protected) is None
+    assert check_protected_namespace("kube-system", protected) == StepVerdict(
         "Skipped", "ProtectedNamespace", "namespace kube-system is protected"
     )
 

@@ -24,7 +24,11 @@ from support.standins import Stand, create_deployment, start_stand
 
 Call = tuple[str, str, str, str]
 RBAC = ROOT / "knative" / "rbac"
-EXECUTORS = {"executor-delete": "executors/delete", "executor-quarantine": "executors/quarantine"}
+EXECUTORS = {
+    "executor-delete": "executors/delete",
+    "executor-quarantine": "executors/quarantine",
+    "executor-debug": "executors/debug",
+}
 
 
 def load_documents(name: str) -> list[dict[str, Any]]:
@@ -56,24 +60,37 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, set
 
 
 def run_scenario(stand: Stand) -> None:
-    """Delete one pod and quarantine another, each through its executor's own process."""
+    """Delete one pod, evict another and quarantine a third, each through its executor's own
+    process."""
     victim, suspect = create_deployment(stand.cluster, "shop", "web")
+    (evicted,) = create_deployment(stand.cluster, "shop", "api", replicas=1)
+    (debugged,) = create_deployment(stand.cluster, "shop", "db", replicas=1)
+    debugger = {"parameters": {"image": "busybox", "terminal": True}}
+    eviction = {"parameters": {"eviction": True}}
     requests_by_user = {
-        "executor-delete": create_decided_event(stand.cluster, "sev-del", [victim], "delete"),
-        "executor-quarantine": create_decided_event(
-            stand.cluster, "sev-quar", [suspect], "quarantine"
-        ),
+        "executor-delete": [
+            create_decided_event(stand.cluster, "sev-del", [victim], "delete"),
+            create_decided_event(stand.cluster, "sev-evict", [evicted], "delete", **eviction),
+        ],
+        "executor-quarantine": [
+            create_decided_event(stand.cluster, "sev-quar", [suspect], "quarantine")
+        ],
+        "executor-debug": [
+            create_decided_event(stand.cluster, "sev-dbg", [debugged], "debugger", **debugger)
+        ],
     }
     squat_on_quarantine_name(stand, suspect)  # so replacing a policy not ours is exercised too
     for user, folder in EXECUTORS.items():
         env = {"KUBECONFIG": str(stand.kubeconfig(user)), "KUBERNETES_SERVICE_HOST": ""}
         with serve_function(folder, env) as url:
-            headers, body = event_of(requests_by_user[user])
-            reply = requests.post(url, headers=headers, data=body, timeout=60)
-            assert reply.status_code == 200, reply.text
+            for request in requests_by_user[user]:
+                headers, body = event_of(request)
+                reply = requests.post(url, headers=headers, data=body, timeout=60)
+                assert reply.status_code == 200, reply.text
     assert stand.cluster.find(PODS, victim["metadata"]["name"], "shop") is None
+    assert stand.cluster.find(PODS, evicted["metadata"]["name"], "shop") is None
     assert len(stand.cluster.list(NETWORK_POLICIES, "shop")) == 1
-    for name in ("sev-del", "sev-quar"):
+    for name in ("sev-del", "sev-evict", "sev-quar", "sev-dbg"):
         assert [item.result for item in read_status(stand.cluster, name).executions] == [
             "Succeeded"
         ]

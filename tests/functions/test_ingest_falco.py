@@ -40,8 +40,34 @@ EXPECTED_SPEC = {
         "source": "FalcoIntegrator",
         "falcoSource": "syscall",
         "node": "worker-2",
+        "tags": "T1059,container,mitre_execution,shell",
     },
     "description": FALCO_ALERT["output"],
+}
+# The k8saudit plugin's "Attach/Exec Pod" alert as Falcosidekick forwards it: the pod is the
+# object of the API request (ka.target.*), there is no k8s.* field.
+EXEC_OUTPUT = (
+    "09:20:01.204611000: Notice Attach/Exec to pod (user=alice pod=cart-6b8f7d9c4-hx2lp "
+    "resource=pods ns=shop action=exec command=sh)"
+)
+AUDIT_EXEC_ALERT: dict[str, Any] = {
+    "uuid": "0d4f8a77-6c1e-4f0b-9a3e-52b1c7d9e0aa",
+    "output": EXEC_OUTPUT,
+    "priority": "Notice",
+    "rule": "Attach/Exec Pod",
+    "time": "2025-03-14T09:20:01.204611Z",
+    "source": "k8s_audit",
+    "tags": ["NIST_800-53_AC-6", "k8s"],
+    "hostname": "falco-6cbd5",
+    "output_fields": {
+        "evt.time": 1741944001204611000,
+        "ka.target.name": "cart-6b8f7d9c4-hx2lp",
+        "ka.target.namespace": "shop",
+        "ka.target.resource": "pods",
+        "ka.target.subresource": "exec",
+        "ka.uri.param[command]": "sh",
+        "ka.user.name": "alice",
+    },
 }
 
 
@@ -118,6 +144,7 @@ def test_binary_cloudevent_with_percent_encoded_attributes(
         "source": "FalcoIntegrator",
         "falcoSource": "syscall",
         "node": 'worker-2 "a"',
+        "tags": "T1059,container,mitre_execution,shell",
     }
 
 
@@ -404,4 +431,98 @@ def test_an_unencodable_string_is_400_naming_it(
          "datacontenttype": "application/json", "amtdtoken": TOKEN}, falco_alert(**changes),
     )  # fmt: skip
     assert falco.post("/", data=body, headers=headers).status_code == 400
+    assert function_calls(apiserver) == []
+
+
+def test_a_k8saudit_exec_alert_targets_the_pod_it_names(
+    falco: FlaskClient, cluster: Cluster
+) -> None:
+    response = post_json(falco, AUDIT_EXEC_ALERT)
+    assert response.status_code == 201, response.get_data(as_text=True)
+    (event,) = security_events(cluster)
+    assert event["spec"] == {
+        "targets": ["shop/cart-6b8f7d9c4-hx2lp"],
+        "rule": {
+            "type": "Attach/Exec Pod",
+            "threatLevel": "Notice",
+            "source": "FalcoIntegrator",
+            "falcoSource": "k8s_audit",
+            "node": "falco-6cbd5",
+            "tags": "NIST_800-53_AC-6,k8s",
+        },
+        "description": EXEC_OUTPUT,
+    }
+
+
+def test_an_older_k8saudit_exec_alert_without_resource_targets_the_pod(
+    falco: FlaskClient, cluster: Cluster
+) -> None:
+    fields = {
+        k: v for k, v in AUDIT_EXEC_ALERT["output_fields"].items() if k != "ka.target.resource"
+    }
+    response = post_json(
+        falco, {**AUDIT_EXEC_ALERT, "output_fields": {**fields, "ka.target.subresource": "attach"}}
+    )
+    assert response.status_code == 201
+    assert [e["spec"]["targets"] for e in security_events(cluster)] == [
+        ["shop/cart-6b8f7d9c4-hx2lp"]
+    ]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"ka.target.resource": "configmaps", "ka.target.subresource": "<NA>"},
+     {"ka.target.resource": "<NA>", "ka.target.subresource": "<NA>"},
+     {"ka.target.namespace": "<NA>"}],
+)  # fmt: skip
+def test_k8saudit_alerts_about_other_objects_are_ignored(
+    falco: FlaskClient, cluster: Cluster, apiserver: Any, changes: dict[str, Any]
+) -> None:
+    fields = {**AUDIT_EXEC_ALERT["output_fields"], **changes}
+    response = post_json(falco, {**AUDIT_EXEC_ALERT, "output_fields": fields})
+    assert response.status_code == 200
+    assert response.get_json()["result"] == "ignored"
+    assert function_calls(apiserver) == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [({"ka.target.name": "../secrets"}, "output_fields.ka.target.name"),
+     ({"ka.target.namespace": "Shop"}, "output_fields.ka.target.namespace"),
+     ({"ka.target.resource": ["pods"]}, "output_fields.ka.target.resource")],
+)  # fmt: skip
+def test_a_hostile_k8saudit_target_is_400(
+    falco: FlaskClient, cluster: Cluster, apiserver: Any, changes: dict[str, Any], field: str
+) -> None:
+    fields = {**AUDIT_EXEC_ALERT["output_fields"], **changes}
+    response = post_json(falco, {**AUDIT_EXEC_ALERT, "output_fields": fields})
+    assert response.status_code == 400
+    assert response.get_json()["detail"].startswith(f"{field}: ")
+    assert function_calls(apiserver) == []
+
+
+@pytest.mark.parametrize(
+    ("tags", "expected"),
+    [(["shell", "T1059", "shell", " container "], "T1059,container,shell"), ([], None),
+     (None, None), ("b,a", "a,b")],
+)  # fmt: skip
+def test_tags_become_one_sorted_rule_value(
+    falco: FlaskClient, cluster: Cluster, tags: Any, expected: str | None
+) -> None:
+    response = post_json(falco, falco_alert(tags=tags))
+    assert response.status_code == 201
+    assert security_events(cluster)[0]["spec"]["rule"].get("tags") == expected
+
+
+@pytest.mark.parametrize(
+    ("tags", "field"),
+    [(["ok", 5], "tags[1]"), ({"a": "b"}, "tags"), (["x" * 300], "tags[0]"),
+     ([f"t{i}" for i in range(65)], "tags")],
+)  # fmt: skip
+def test_bad_tags_are_400_naming_them(
+    falco: FlaskClient, cluster: Cluster, apiserver: Any, tags: Any, field: str
+) -> None:
+    response = post_json(falco, falco_alert(tags=tags))
+    assert response.status_code == 400
+    assert response.get_json()["detail"].startswith(f"{field}: ")
     assert function_calls(apiserver) == []

@@ -30,10 +30,25 @@ EXPECTED_SPEC = {
         "source": "KubeArmorIntegrator",
         "operation": "Process",
         "node": "worker-2",
+        "tags": "NIST,NIST_800-53_CM-7",
     },
     "description": "package manager execution blocked "
     "(Process /usr/bin/apt update; Block: Permission denied)",
 }
+
+
+# Fluent Bit tailing the relay's container log (CRI): each line of the relay's own zap logger
+# (JSON, on stderr) arrives beside the alerts, wrapped like them in "log".
+RELAY_LOG_RECORD = {
+    "date": 1741943600.61,
+    "time": "2025-03-14T09:13:20.610512345Z",
+    "stream": "stderr",
+    "_p": "F",
+    "log": '{"level":"info","ts":"2025-03-14 09:13:20.610512",'
+    '"caller":"server/relayServer.go:412","msg":"Connected to KubeArmor (10.0.2.7:32767)"}',
+    "kubernetes": {"pod_name": "kubearmor-relay-5f9c7d8b6-qw2xz", "namespace_name": "kubearmor"},
+}
+RELAY_TEXT_RECORD = {**RELAY_LOG_RECORD, "log": "goroutine 1 [running]:\n"}
 
 
 @pytest.fixture(scope="module")
@@ -299,3 +314,91 @@ def test_an_unencodable_cloudevent_attribute_is_400_its_batch_items_one_by_one(
     refused = kubearmor.post("/", data=body, headers={**headers, **bearer()})
     assert refused.status_code == 400 and refused.get_json()["detail"].startswith("subject: ")
     assert [e["spec"]["targets"] for e in security_events(cluster)] == [["shop/a"]]
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/x-ndjson"])
+def test_a_chunk_of_only_relay_log_lines_is_acknowledged_and_ignored(
+    kubearmor: FlaskClient, cluster: Cluster, apiserver: Any, content_type: str
+) -> None:
+    records = [RELAY_LOG_RECORD, RELAY_TEXT_RECORD, json.loads(RELAY_LOG_RECORD["log"])]
+    body = (
+        json.dumps(records) if content_type == "application/json"
+        else "\n".join(json.dumps(record) for record in records)
+    )  # fmt: skip
+    response = post(kubearmor, body, content_type)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    results = response.get_json()["results"]
+    assert [item["result"] for item in results] == ["ignored"] * 3
+    assert all("not" in item["reason"] and "alert" in item["reason"] for item in results)
+    assert [r for r in apiserver.requests if r.user == USER] == []  # nothing to ask the API
+
+
+def test_relay_log_lines_beside_alerts_leave_the_alerts_alone(
+    kubearmor: FlaskClient, cluster: Cluster
+) -> None:
+    alert_record = {**RELAY_LOG_RECORD, "stream": "stdout", "log": json.dumps(pod_alert("a"))}
+    records = [RELAY_LOG_RECORD, alert_record, RELAY_TEXT_RECORD]
+    response = post(kubearmor, "\n".join(json.dumps(r) for r in records), "application/x-ndjson")
+    assert response.status_code == 200
+    assert response.headers["X-Amtd-Result"] == (
+        "created=1,duplicate=0,ignored=2,rejected=0,failed=0"
+    )
+    assert [e["spec"]["targets"] for e in security_events(cluster)] == [["shop/a"]]
+
+
+def test_a_single_relay_log_line_is_ignored_not_400(
+    kubearmor: FlaskClient, cluster: Cluster
+) -> None:
+    for record in (RELAY_LOG_RECORD, RELAY_TEXT_RECORD):
+        response = post(kubearmor, json.dumps(record))
+        assert response.status_code == 200 and response.get_json()["result"] == "ignored"
+    assert security_events(cluster) == []
+
+
+def test_an_unencodable_wrapped_line_is_still_rejected(
+    kubearmor: FlaskClient, cluster: Cluster
+) -> None:
+    record = {**RELAY_LOG_RECORD, "log": '{"level": "info", "msg": "\\ud800"}'}
+    response = post(kubearmor, json.dumps([record, pod_alert("a")]))
+    assert response.status_code == 200
+    assert [item["result"] for item in response.get_json()["results"]] == ["rejected", "created"]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"NamespaceName": "container_namespace", "PodName": "nginx"},
+     {"NamespaceName": "Unknown", "PodName": "Unknown"},
+     {"NamespaceName": "shop", "PodName": "Unknown"}],
+)  # fmt: skip
+def test_kubearmor_placeholders_for_no_pod_are_ignored_not_400(
+    kubearmor: FlaskClient, cluster: Cluster, changes: dict[str, Any]
+) -> None:
+    response = post(kubearmor, json.dumps(kubearmor_alert(**changes)))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    body = response.get_json()
+    assert body["result"] == "ignored" and "placeholder" in body["reason"]
+    assert security_events(cluster) == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [({"Tags": "b, a,,a", "ATags": ["c", "a"]}, "a,b,c"), ({"Tags": "", "ATags": None}, None),
+     ({"Tags": None, "ATags": ["MITRE"]}, "MITRE"), ({"Tags": ["x", "y"], "ATags": None}, "x,y")],
+)  # fmt: skip
+def test_tags_and_atags_become_one_sorted_rule_value(
+    kubearmor: FlaskClient, cluster: Cluster, changes: dict[str, Any], expected: str | None
+) -> None:
+    response = post(kubearmor, json.dumps(kubearmor_alert(**changes)))
+    assert response.status_code == 201
+    assert security_events(cluster)[0]["spec"]["rule"].get("tags") == expected
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"), [({"Tags": 7}, "Tags"), ({"ATags": ["ok", {"x": 1}]}, "ATags[1]")]
+)
+def test_bad_tags_are_400_naming_them(
+    kubearmor: FlaskClient, cluster: Cluster, changes: dict[str, Any], field: str
+) -> None:
+    response = post(kubearmor, json.dumps(kubearmor_alert(**changes)))
+    assert response.status_code == 400
+    assert response.get_json()["detail"].startswith(f"{field}: ")

@@ -27,7 +27,12 @@ from amtd.model.actionevents import ACTION_COMPLETED, ACTION_REQUESTED
 from amtd.schedule.timing import ENABLED_ANNOTATION, SCHEDULE_ANNOTATION
 from amtd_packaging.staging import plan_requirements, stage_function
 from amtd_stack.running.definitions import build_environment, discover_functions
-from support.builders import falco_alert, kubearmor_alert
+from support.builders import (
+    alertmanager_alert,
+    alertmanager_notification,
+    falco_alert,
+    kubearmor_alert,
+)
 from support.cloudevents import as_binary, as_structured, read_reply
 from support.executors import create_decided_event, event_of
 from support.funcpack import (
@@ -209,6 +214,19 @@ def check_ingest(world: World, alert: dict[str, Any], rule_source: str) -> None:
     assert created["spec"]["rule"]["source"] == rule_source  # func.yaml's RULE_SOURCE
 
 
+def check_alertmanager(world: World) -> None:
+    """An authenticated Alertmanager notification: its firing alert becomes a SecurityEvent."""
+    body = json.dumps(alertmanager_notification(alertmanager_alert()))
+    headers = {**bearer(), "Content-Type": "application/json"}
+    answer = requests.post(world.url, headers=headers, data=body, timeout=30)
+    assert answer.status_code == 200, answer.text
+    (result,) = answer.json()["results"]
+    assert result["result"] == "created"
+    created = world.cluster.get(SECURITY_EVENTS, result["name"])
+    assert created["spec"]["targets"] == ["shop/cart-6b8f7d9c4-hx2lp"]
+    assert created["spec"]["rule"]["source"] == "PrometheusIntegrator"  # func.yaml's RULE_SOURCE
+
+
 def check_dead_letters(world: World) -> None:
     """A dead-lettered Falco event becomes a Warning Event on the Broker."""
     attributes = {"type": "falco.rule.output.v1", "source": "https://falco.org", "id": "f-1",
@@ -249,10 +267,11 @@ def check_sweeper(world: World) -> None:
     assert isinstance(data, dict) and data["name"] == "missed-1"
 
 
-def check_executor(world: World, action: str, reason: str) -> dict[str, Any]:
+def check_executor(world: World, action: str, reason: str, **options: Any) -> dict[str, Any]:
     """An ``action.requested`` with one step for this executor: done, said in the reply."""
     pod, _ = create_deployment(world.cluster, "shop", "web")
-    request = create_decided_event(world.cluster, f"sev-{action}", [pod], action)
+    request = create_decided_event(world.cluster, f"sev-{action.lower()}", [pod], action,
+                                   **options)  # fmt: skip
     reply = post_event(world.url, event_of(request))
     assert reply.status_code == 200, reply.text
     attributes, data = read_reply(reply.headers, reply.content)
@@ -274,15 +293,25 @@ def check_quarantine(world: World) -> None:
     assert list(labels) == ["amtd.r6security.com/quarantine"]
 
 
+def check_debug(world: World) -> None:
+    """executor-debug: the pod keeps running, with one ephemeral container more."""
+    parameters = {"image": "busybox"}
+    pod = check_executor(world, "debugger", "DebugContainerAttached", parameters=parameters)
+    found = world.cluster.get(PODS, pod["metadata"]["name"], "shop")
+    assert [item["image"] for item in found["spec"]["ephemeralContainers"]] == ["busybox"]
+
+
 SCENARIOS: dict[str, Callable[[World], None]] = {
     "matcher": check_matcher,
     "ingest-falco": lambda world: check_ingest(world, falco_alert(), "FalcoIntegrator"),
     "ingest-kubearmor": lambda world: check_ingest(world, kubearmor_alert(), "KubeArmorIntegrator"),
+    "ingest-alertmanager": check_alertmanager,
     "dead-letters": check_dead_letters,
     "timer": check_timer,
     "sweeper": check_sweeper,
     "executor-delete": check_delete,
     "executor-quarantine": check_quarantine,
+    "executor-debug": check_debug,
 }
 
 

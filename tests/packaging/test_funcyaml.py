@@ -14,7 +14,7 @@ from amtd_stack.running.definitions import FunctionDefinition
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = load_json(Path(__file__).with_name("schemas") / "func_yaml-schema.json")
 FUNC_YAMLS = sorted((ROOT / "functions").rglob("func.yaml"))
-INGEST = {"ingest-falco", "ingest-kubearmor"}
+INGEST = {"ingest-falco", "ingest-kubearmor", "ingest-alertmanager"}
 HEALTH = {"liveness": "/health/liveness", "readiness": "/health/readiness"}
 
 

@@ -28,7 +28,7 @@ from amtd_stack.manifests import Manifest
 from amtd_stack.running.definitions import FunctionDefinition
 
 ROOT = Path(__file__).resolve().parents[2]
-EXECUTORS = {"executor-delete", "executor-quarantine"}
+EXECUTORS = {"executor-delete", "executor-quarantine", "executor-debug"}
 FUNCTION_NAMES = sorted(
     path.parent.name if path.parent.parent.name != "executors" else f"executor-{path.parent.name}"
     for path in (ROOT / "functions").rglob("func.yaml")
@@ -78,7 +78,7 @@ def test_the_source_only_watches_security_events(manifests: list[Manifest]) -> N
     assert granted == {Permission(*SECURITY_EVENTS, verb) for verb in ("get", "list", "watch")}
 
 
-@pytest.mark.parametrize("account", ["ingest-falco", "ingest-kubearmor"])
+@pytest.mark.parametrize("account", ["ingest-falco", "ingest-kubearmor", "ingest-alertmanager"])
 def test_ingest_can_only_add(manifests: list[Manifest], account: str) -> None:
     # no patch/update: a repeat alert must never rewrite a decided event's spec or status
     granted = rbac_permissions(manifests, "amtd-system", account)

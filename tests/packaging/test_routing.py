@@ -25,7 +25,8 @@ from amtd_stack.eventing.filtering import is_match
 from amtd_stack.running.planning import SERVICE, StackPlan, plan_stack
 
 ROOT = Path(__file__).resolve().parents[2]
-EMITTED_TYPE = re.compile(r"\"(com\.r6security\.amtd\.[a-z0-9.]+\.v[0-9]+)\"")  # full types, not prefixes
+# Full types (ending in .vN), not prefixes such as the dead letters' ACTION_TYPE_PREFIX.
+EMITTED_TYPE = re.compile(r"\"(com\.r6security\.amtd\.[a-z0-9.]+\.v[0-9]+)\"")
 REF = SecurityEventRef(name="falco-web-1a2b", uid="0b7c", generation=1)
 
 
@@ -78,6 +79,12 @@ def test_action_requests_reach_exactly_the_executors_with_steps(plan: StackPlan)
     assert routes(plan, request_attributes("quarantine")) == {"executor-quarantine"}
     both = routes(plan, request_attributes("delete", "quarantine"))
     assert both == {"executor-delete", "executor-quarantine"}
+    assert routes(plan, request_attributes("debugger")) == {"executor-debug"}
+    assert routes(plan, request_attributes("customAction")) == {"executor-debug"}
+    # one executor for both ephemeral-container actions: one delivery, not one per action
+    assert routes(plan, request_attributes("debugger", "customAction")) == {"executor-debug"}
+    assert routes(plan, request_attributes("delete", "debugger")) == {
+        "executor-delete", "executor-debug"}  # fmt: skip
 
 
 def test_every_emitted_type_is_routed_or_documented_terminal(plan: StackPlan) -> None:

@@ -3,13 +3,15 @@
 Each ``make_*`` / ``*_alert`` is a pure dict builder with keyword overrides; ``create_*`` writes
 what a builder made through the official client (``amtd.kube.api.Cluster``). The alert
 defaults are the tools' real formats (docs/ingest.md): a Falco ``http_output`` alert as
-Falcosidekick forwards it, a KubeArmor ``Alert`` as the relay prints it. Transports (a request
-for an ingest function, a CloudEvent for the Broker) stay with the tests that send them.
+Falcosidekick forwards it, a KubeArmor ``Alert`` as the relay prints it, an Alertmanager
+webhook notification as Alertmanager posts it. Transports (a request for an ingest function, a
+CloudEvent for the Broker) stay with the tests that send them.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -184,6 +186,72 @@ def kubearmor_alert(
         alert["Timestamp"] = int(at.timestamp())
         alert["UpdatedTime"] = at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return change_copy(alert, changes)
+
+
+# What Alertmanager 0.27 posts to a webhook receiver, byte for byte: Go's encoder sorts label keys,
+# escapes "&" as \u0026 and ends the body with a newline. A group of three alerts: one firing
+# about a pod (its ``rule`` and ``priority`` labels override ``alertname`` and ``severity``), one
+# resolved, one about a node (no pod label).
+ALERTMANAGER_WEBHOOK = (
+    b'{"receiver":"amtd","status":"firing","alerts":[{"status":"firing","labels":{"alertname":'
+    b'"KubePodCryptoMiner","container":"cart","namespace":"shop","pod":"cart-6b8f7d9c4-hx2lp",'
+    b'"priority":"critical","rule":"crypto-miner-detected","severity":"warning"},"annotations":'
+    b'{"description":"Pod shop/cart-6b8f7d9c4-hx2lp holds 3 connections to a known mining pool.",'
+    b'"summary":"Crypto miner in shop/cart-6b8f7d9c4-hx2lp"},"startsAt":'
+    b'"2025-03-14T09:12:44.318220471Z","endsAt":"0001-01-01T00:00:00Z","generatorURL":'
+    b'"http://prometheus-k8s-0:9090/graph?g0.expr=amtd_mining_pool_connections+%3E+0\\u0026'
+    b'g0.tab=1","fingerprint":"3f6b9d2c1a0e4b57"},{"status":"resolved","labels":{"alertname":'
+    b'"KubePodCryptoMiner","container":"api","namespace":"shop","pod":"api-7c9d5f6b8-2xkqz",'
+    b'"severity":"warning"},"annotations":{"summary":"Crypto miner in shop/api-7c9d5f6b8-2xkqz"},'
+    b'"startsAt":"2025-03-14T08:55:02.101Z","endsAt":"2025-03-14T09:10:02.101Z","generatorURL":'
+    b'"http://prometheus-k8s-0:9090/graph?g0.expr=amtd_mining_pool_connections+%3E+0\\u0026'
+    b'g0.tab=1","fingerprint":"a81c07e5d3f94b26"},{"status":"firing","labels":{"alertname":'
+    b'"KubePodCryptoMiner","instance":"worker-2","job":"node-exporter","severity":"warning"},'
+    b'"annotations":{"summary":"Mining pool traffic from node worker-2"},"startsAt":'
+    b'"2025-03-14T09:12:50Z","endsAt":"0001-01-01T00:00:00Z","generatorURL":'
+    b'"http://prometheus-k8s-0:9090/graph?g0.expr=amtd_mining_pool_connections+%3E+0\\u0026'
+    b'g0.tab=1","fingerprint":"5e0d94c2b7a31f68"}],"groupLabels":{"alertname":'
+    b'"KubePodCryptoMiner"},"commonLabels":{"alertname":"KubePodCryptoMiner","severity":'
+    b'"warning"},"commonAnnotations":{},"externalURL":"http://alertmanager-main-0:9093",'
+    b'"version":"4","groupKey":"{}/{severity=~\\"warning|critical\\"}:{alertname=\\"'
+    b'KubePodCryptoMiner\\"}","truncatedAlerts":0}\n'
+)
+
+
+def alertmanager_alert(
+    namespace: str | None = "shop",
+    pod: str | None = "cart-6b8f7d9c4-hx2lp",
+    *,
+    at: datetime | None = None,
+    status: str = "firing",
+    **labels: Any,
+) -> Object:
+    """One alert of a notification about ``namespace/pod`` (None leaves a label out), started
+    ``at`` a time if given; ``labels`` change the defaults (None removes one). Its fingerprint
+    is a hash of its labels, as Alertmanager's is."""
+    base = {"alertname": "KubePodCryptoMiner", "rule": "crypto-miner-detected",
+            "severity": "warning", "namespace": namespace, "pod": pod}  # fmt: skip
+    merged = drop_none({**base, **labels})
+    started = (at or datetime(2025, 3, 14, 9, 12, 44)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    identity = ",".join(f"{key}={value}" for key, value in sorted(merged.items()))
+    return {
+        "status": status, "labels": merged,
+        "annotations": {"summary": f"Crypto miner in {namespace}/{pod}"},
+        "startsAt": started, "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "http://prometheus-k8s-0:9090/graph?g0.expr=up&g0.tab=1",
+        "fingerprint": hashlib.sha256(identity.encode()).hexdigest()[:16],
+    }  # fmt: skip
+
+
+def alertmanager_notification(*alerts: Mapping[str, Any]) -> Object:
+    """A version 4 webhook notification carrying ``alerts``."""
+    firing = any(alert.get("status") == "firing" for alert in alerts)
+    return {
+        "receiver": "amtd", "status": "firing" if firing else "resolved", "alerts": list(alerts),
+        "groupLabels": {"alertname": "KubePodCryptoMiner"}, "commonLabels": {},
+        "commonAnnotations": {}, "externalURL": "http://alertmanager-main-0:9093",
+        "version": "4", "groupKey": '{}:{alertname="KubePodCryptoMiner"}', "truncatedAlerts": 0,
+    }  # fmt: skip
 
 
 def change_copy(document: Mapping[str, Any], changes: Mapping[str, Any]) -> Object:

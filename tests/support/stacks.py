@@ -39,7 +39,7 @@ from support.waiting import wait_for as wait_for  # re-exported: the e2e tests p
 
 KUBECTL = shutil.which("kubectl")
 AMTD_CLI = Path(sys.executable).parent / "amtd"
-INGESTERS = ("ingest-falco", "ingest-kubearmor")
+INGESTERS = ("ingest-falco", "ingest-kubearmor", "ingest-alertmanager")
 PKG_POLICY = KUBEARMOR_ALERT["PolicyName"]
 TIMED_ANNOTATIONS = "time-based-trigger.amtd.r6security.com"
 

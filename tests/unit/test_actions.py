@@ -116,6 +116,7 @@ def test_bad_parameters_are_rejected_at_their_field(
     assert fragment in errors[0]["msg"]
 
 
-def test_only_delete_and_quarantine_are_executed() -> None:
-    assert [kind for kind in ACTION_KINDS if is_executable(kind)] == ["delete", "quarantine"]
+def test_every_kind_but_disable_is_executed() -> None:
+    executed = [kind for kind in ACTION_KINDS if is_executable(kind)]
+    assert executed == ["delete", "quarantine", "debugger", "customAction"]
     assert not is_executable("reboot")

@@ -22,7 +22,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = ROOT / "functions"
-LIGHT_FUNCTIONS = ("ingest-falco", "ingest-kubearmor", "timer", "dead-letters")
+LIGHT_FUNCTIONS = (
+    "ingest-falco",
+    "ingest-kubearmor",
+    "ingest-alertmanager",
+    "timer",
+    "dead-letters",
+)
 
 
 def amtd_imports(function: str) -> list[str]:

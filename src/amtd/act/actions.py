@@ -30,3 +30,5 @@ class ExecutableAction:
     perform: Perform
     describe: Callable[[ActionStep, Pod], str]  # "delete pod a/b (uid ...)": also the dry run
     judge_gone: Callable[[str], StepVerdict]  # the target pod is gone or terminating
+    # whether it may act on a pod amtd quarantined (else Skipped / PodQuarantined: evidence kept)
+    acts_on_quarantined: bool = False

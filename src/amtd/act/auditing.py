@@ -1,10 +1,11 @@
 """Auditing: the record of what an executor did, on the SecurityEvent and as Kubernetes Events.
 
 Each step ends with one :class:`Execution` in the SecurityEvent's status (conflict-safe: two
-executors may write at once; a step that already has one is never recorded twice) and a core/v1
-Event (:mod:`amtd.kube.events`) on the pod and on the SecurityEvent, so ``kubectl describe`` shows
-it. Event names derive from the step, so a retried write is a 409 ("already recorded"), not a
-second Event.
+executors may write at once; a step that already has one is never recorded twice, except that the
+attempt that acted replaces a racing duplicate's "already gone") and a core/v1 Event
+(:mod:`amtd.kube.events`) on the pod and on the SecurityEvent, so ``kubectl describe`` shows it.
+Event names derive from the step and its reason, so a retried write is a 409 ("already
+recorded"), not a second Event.
 
 The builders are pure; :func:`record_execution_status`, :func:`announce_execution` and
 :func:`publish_events` are the side effects and take a :class:`~amtd.kube.api.Cluster`.
@@ -52,7 +53,8 @@ def build_event(involved: Mapping[str, str], execution: Execution, namespace: st
     return make_kube_event(
         involved, namespace=namespace, reason=execution.reason,
         message=f"{execution.action} {execution.result}: {execution.message}",
-        key=f"{involved.get('uid', '')}/{execution.step_id}/{execution.action}",
+        # the reason too: a record replacing a duplicate's (record_execution_status) is told too
+        key=f"{involved.get('uid', '')}/{execution.step_id}/{execution.action}/{execution.reason}",
         component=execution.executor, now=execution.time, action=execution.action,
         event_type="Warning" if execution.result in ("Skipped", "Failed") else "Normal",
     )  # fmt: skip
@@ -70,18 +72,29 @@ def build_step_events(
 
 
 def record_execution_status(
-    cluster: Cluster, name: str, execution: Execution, current: Object | None = None
-) -> Execution | None:
+    cluster: Cluster, name: str, execution: Execution, current: Object | None = None,
+    supersedes: str | None = None,
+) -> Execution | None:  # fmt: skip
     """Record the step's execution unless one is there; returns the one recorded (None: gone).
 
-    A duplicate racing with the first attempt gets the first attempt's record back. ``current``
+    A duplicate racing with the first attempt gets the first attempt's record back, except that
+    a record with reason ``supersedes`` (given by the attempt that acted: the "pod already gone"
+    a racing duplicate may find once this attempt deleted it) gives way to this one. ``current``
     (the SecurityEvent as the caller read it) saves a read unless it is stale (409: read again).
     """
     recorded: list[Execution] = []
 
     def mutate(current: Object) -> Object | None:
         status = SecurityEventStatus.model_validate(current.get("status") or {})
-        recorded[:] = [find_execution(status, execution.step_id) or execution]
+        found = find_execution(status, execution.step_id)
+        if found is not None and supersedes is not None and found.reason == supersedes:
+            LOG.info("step %s: %s gives way to the attempt that acted (%s)",
+                     execution.step_id, found.reason, execution.reason)  # fmt: skip
+            found = None
+            status = status.model_copy(update={"executions": [
+                item for item in status.executions if item.step_id != execution.step_id
+            ]})  # fmt: skip
+        recorded[:] = [found or execution]
         return record_execution(status, execution)
 
     try:

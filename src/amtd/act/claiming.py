@@ -19,6 +19,10 @@ uid. Anyone who can write a pod template or a pod can write that annotation too,
 Anything else (a template's value, a guess, a plain step id, garbage) is not a claim: the
 executor overwrites it with its own, conflict-checked like any claim. A standing claim outlives
 its step's success (a quarantined pod is never deleted) for as long as its SecurityEvent exists.
+
+``amtd release --restore`` replaces the claim with a release mark (annotation ``released``: the
+pod's uid and the released quarantine steps), so a quarantine step replayed after its record was
+erased from the status (anyone who may write the status could) does not isolate the pod again.
 """
 
 from __future__ import annotations
@@ -33,7 +37,9 @@ from amtd.model.securityevents import SecurityEventStatus
 from amtd.model.targets import DNS1123_SUBDOMAIN
 
 CLAIMED_BY = f"{GROUP}/claimed-by"
+RELEASED = f"{GROUP}/released"
 MAX_NAME_LENGTH = 253  # of a SecurityEvent (a DNS-1123 subdomain)
+MAX_RELEASED = 20  # step ids kept in a release mark: a bound on what one pod carries
 
 
 @dataclass(frozen=True)
@@ -120,3 +126,25 @@ def build_claim_patch(
             "annotations": {CLAIMED_BY: encode_claim(claim)},
         }
     }
+
+
+def read_released(pod: Mapping[str, Any]) -> tuple[str, ...]:
+    """The steps whose quarantine of this very pod (its uid) was released; () for anything else."""
+    annotations: Mapping[str, str] = pod["metadata"].get("annotations") or {}
+    try:
+        value = json.loads(annotations.get(RELEASED) or "null")
+    except ValueError:
+        return ()
+    uid = pod["metadata"].get("uid")
+    if not isinstance(value, dict) or not uid or value.get("podUid") != uid:
+        return ()  # a value copied from a template cannot name the uid
+    steps = value.get("stepIds")
+    return tuple(item for item in steps if isinstance(item, str)) if isinstance(steps, list) else ()
+
+
+def encode_released(pod: Mapping[str, Any], step_id: str) -> str:
+    """The release mark of the pod once ``step_id``'s quarantine is released (JSON)."""
+    kept = [item for item in read_released(pod) if item != step_id]
+    steps = [*kept, step_id][-MAX_RELEASED:]
+    value = {"podUid": pod["metadata"]["uid"], "stepIds": steps}
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))

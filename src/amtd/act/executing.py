@@ -10,7 +10,8 @@ request (UnverifiedStepError). Exactly one effect per step under at-least-once d
    the pod in between, so it is read again and the guards run again;
 4. the action (:mod:`amtd.act.registry`), each in its own retry-safe order;
    a 404 means the pod went away and is judged like any missing pod;
-5. the Execution is recorded and Events are written (:mod:`amtd.act.auditing`); the Events are
+5. the Execution is recorded and Events are written (:mod:`amtd.act.auditing`): the attempt
+   that acted wins over a racing duplicate that found the pod already gone; the Events are
    best effort and go to ``ExecutorSettings.defer`` (an executor writes them after its reply).
 
 Kubernetes 404/409 never escape as errors; TransientError does (the caller answers 503).
@@ -34,7 +35,12 @@ from amtd.act.claiming import (
     is_own_claim,
     read_claim,
 )
-from amtd.act.guarding import check_dry_run, check_namespace, check_pod, read_protected_namespaces
+from amtd.act.guarding import (
+    check_dry_run,
+    check_pod,
+    check_protected_namespace,
+    read_protected_namespaces,
+)
 from amtd.act.verdicts import StepVerdict
 from amtd.act.verifying import Verifier, read_verifier, verify_steps
 from amtd.kube.api import (
@@ -146,11 +152,13 @@ def execute_step(
         LOG.info("step %s already executed (%s %s): nothing to do", step.step_id,
                  recorded.result, recorded.reason)  # fmt: skip
         return recorded
-    verdict = settle_or_fail(cluster, step, settings, ref.name)
+    verdict, acted = settle_or_fail(cluster, step, settings, ref.name)
     execution = auditing.make_execution(step, verdict, settings.executor, now)
     LOG.info("step %s on %s: %s %s %s: %s", step.step_id, step.target, step.action,
              verdict.result, verdict.reason, verdict.message)  # fmt: skip
-    stored = auditing.record_execution_status(cluster, ref.name, execution, current=read)
+    # a duplicate that came after our delete finds the pod gone: our verdict replaces its record
+    gone = settings.action.judge_gone(step.target).reason if acted else None
+    stored = auditing.record_execution_status(cluster, ref.name, execution, read, gone)
     if stored is execution:  # else gone, or a racing duplicate recorded (and announced) first
         settings.defer(partial(auditing.announce_execution, cluster, execution, ref.name, ref.uid))
     return stored or execution
@@ -158,35 +166,38 @@ def execute_step(
 
 def settle_or_fail(
     cluster: Cluster, step: ActionStep, settings: ExecutorSettings, name: str
-) -> StepVerdict:
+) -> tuple[StepVerdict, bool]:
     """:func:`settle_step`, with a refusal that retrying cannot fix recorded as Failed."""
     try:
         return settle_step(cluster, step, settings, name)
     except InvalidError as error:  # forbidden or invalid: a retry would meet the same answer
-        return StepVerdict("Failed", "ApiRejected", f"the API server refused: {error}")
+        return StepVerdict("Failed", "ApiRejected", f"the API server refused: {error}"), False
 
 
 def settle_step(
     cluster: Cluster, step: ActionStep, settings: ExecutorSettings, name: str
-) -> StepVerdict:
-    """Guard, claim and act, re-reading the pod whenever it changed underneath."""
+) -> tuple[StepVerdict, bool]:
+    """Guard, claim and act, re-reading the pod whenever it changed underneath.
+
+    Returns the verdict and whether it is the action's own (it acted), not a guard's.
+    """
     target = parse_target(step.target)
-    verdict = check_namespace(target.namespace, settings.protected)
+    verdict = check_protected_namespace(target.namespace, settings.protected)
     if verdict is not None:
-        return verdict
+        return verdict, False
     pod = cluster.find(PODS, target.name, target.namespace)
     for _ in range(ATTEMPTS):
         if pod is None:
-            return settings.action.judge_gone(step.target)
+            return settings.action.judge_gone(step.target), False
         standing = read_standing_claim(cluster, step, pod)
         verdict = check_pod(step, pod, settings.action, standing) or check_dry_run(
             step, settings.action.describe(step, pod)
         )
         if verdict is not None:
-            return verdict
+            return verdict, False
         try:
             claimed = claim_pod(cluster, step, pod, name)
-            return settings.action.perform(cluster, step, claimed, name, settings.env)
+            return settings.action.perform(cluster, step, claimed, name, settings.env), True
         except ConflictError:
             pod = cluster.find(PODS, target.name, target.namespace)
         except NotFoundError:

@@ -7,8 +7,13 @@ never a silent drop:
 - protected namespace (the system namespaces, our own and ``PROTECTED_NAMESPACES``);
 - the pod is gone or terminating (each action judges that: delete is done, quarantine is not);
 - the pod is not the one decided on (a namesake replaced it: StatefulSet names are reused);
+- ``amtd release`` released this step's quarantine of the pod (a replay after its record was
+  erased from the status must not isolate it again);
 - another real step already claimed the pod (a quarantined pod is never deleted: evidence is
   kept); a claim annotation no real step wrote is no claim (:mod:`amtd.act.claiming`);
+- the pod carries amtd's quarantine label value for it (a hash of namespace, name and uid, which
+  no template can know), even once the quarantine's claim no longer stands: only the quarantine
+  action itself acts on it, until ``amtd release`` removes the label;
 - a standalone pod (no controller owner would replace it) unless the policy allows it;
 - dry run: the message says what would have been done.
 """
@@ -19,7 +24,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from amtd.act.actions import ExecutableAction
-from amtd.act.claiming import Claim, is_own_claim, read_claim
+from amtd.act.claiming import Claim, is_own_claim, read_claim, read_released
+from amtd.act.quarantine.quarantining import QUARANTINE_LABEL, make_quarantine_name
 from amtd.act.verdicts import StepVerdict
 from amtd.model.actionevents import ActionStep
 
@@ -46,7 +52,7 @@ def read_protected_namespaces(env: Mapping[str, str]) -> frozenset[str]:
     return frozenset([*base, *listed, env.get("AMTD_NAMESPACE") or DEFAULT_AMTD_NAMESPACE])
 
 
-def check_namespace(namespace: str, protected: frozenset[str]) -> StepVerdict | None:
+def check_protected_namespace(namespace: str, protected: frozenset[str]) -> StepVerdict | None:
     """Skip targets in protected namespaces (checked before the pod is even read)."""
     if namespace not in protected:
         return None
@@ -75,10 +81,17 @@ def check_pod(
         return StepVerdict(
             "Skipped", "PodReplaced", f"pod {step.target} is now uid {uid}, not {step.pod_uid}"
         )
+    if step.step_id in read_released(pod):
+        message = f"pod {step.target} was released from this step's quarantine (amtd release)"
+        return StepVerdict("Skipped", "AlreadyReleased", message)
     if is_own_claim(read_claim(pod), pod, step.step_id):
         return None  # claimed by this step (a retry): the guards passed when it was claimed
     if standing is not None and standing.step_id != step.step_id:
         return judge_claimed(step, standing)
+    if is_quarantined_by_amtd(pod) and not action.acts_on_quarantined:
+        return StepVerdict(
+            "Skipped", "PodQuarantined", f"pod {step.target} is quarantined; release it first"
+        )
     if is_standalone(pod) and not step.allow_standalone_pods:
         return StepVerdict(
             "Skipped",
@@ -86,6 +99,15 @@ def check_pod(
             f"pod {step.target} has no controller to replace it (allowStandalonePods is false)",
         )
     return None
+
+
+def is_quarantined_by_amtd(pod: Mapping[str, Any]) -> bool:
+    """Whether the pod carries the quarantine label with amtd's own value for this incarnation."""
+    meta = pod["metadata"]
+    label = (meta.get("labels") or {}).get(QUARANTINE_LABEL)
+    return label is not None and label == make_quarantine_name(
+        meta["namespace"], meta["name"], meta.get("uid") or ""
+    )
 
 
 def judge_claimed(step: ActionStep, standing: Claim) -> StepVerdict:

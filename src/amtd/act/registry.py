@@ -14,11 +14,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from amtd.act.actions import ExecutableAction
+from amtd.act.debug.performing import CUSTOM_ACTION, DEBUGGER
 from amtd.act.delete.performing import DELETE
 from amtd.act.quarantine.performing import QUARANTINE
 
 REGISTERED = (
     DELETE,
     QUARANTINE,
+    DEBUGGER,
+    CUSTOM_ACTION,
 )
 ACTIONS: Mapping[str, ExecutableAction] = {action.name: action for action in REGISTERED}

@@ -102,18 +102,13 @@ def record_without_executor(decision: Decision, now: str) -> Execution | None:
     """Actions that need no executor are recorded at once, never silently dropped (Phoenix did)."""
     if decision.outcome != "Matched" or is_executable(decision.action or ""):
         return None
-    unsupported = decision.action in ("debugger", "customAction")
     return Execution(
         step_id=decision.step_id,
         target=decision.target,
         action=decision.action or "",
         result="Skipped",
-        reason="ActionUnsupported" if unsupported else "ActionDisabled",
-        message=(
-            f"{decision.action} is accepted but not executed by this version"
-            if unsupported
-            else "the matching rule's action is disable: nothing to do"
-        ),
+        reason="ActionDisabled",
+        message="the matching rule's action is disable: nothing to do",
         executor=MATCHER,
         time=now,
         pod_uid=decision.pod_uid,
@@ -191,7 +186,7 @@ def decide_targets(
 
 
 def record_executions_without_executor(decisions: Sequence[Decision], now: str) -> list[Execution]:
-    """The executions the matcher records itself (disable, debugger, customAction)."""
+    """The executions the matcher records itself (disable)."""
     executions = (record_without_executor(decision, now) for decision in decisions)
     return [execution for execution in executions if execution is not None]
 

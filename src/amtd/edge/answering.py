@@ -9,7 +9,7 @@ reply, by the process's deferrer.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import flask
 from cloudevents.http import CloudEvent
@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from amtd.act.actions import ExecutableAction
 from amtd.act.executing import execute_request, make_settings
-from amtd.act.verifying import UnverifiedStepError
+from amtd.act.verifying import UnverifiedStepError, verify_steps
 from amtd.edge.responding import BadRequestError, cloudevent_response, decode_cloudevent, no_content
 from amtd.kube.api import SECURITY_EVENTS, shared_cluster
 from amtd.kube.deferring import shared_deferrer
@@ -45,20 +45,40 @@ def answer_action_request(
     204 when the event has no step for this executor; 400 (BadRequestError) for one that can
     never succeed; 403 for a step the matcher did not sign as it is.
     """
+    return answer_action_requests(request, [action], executor, env)
+
+
+def answer_action_requests(
+    request: flask.Request, actions: Sequence[ExecutableAction], executor: str,
+    env: Mapping[str, str],
+) -> flask.Response:  # fmt: skip
+    """:func:`answer_action_request` for an executor of several actions (executor-debug).
+
+    Every step of every one of them is verified before any is executed, so a request is refused
+    (403) or carried out as a whole. One reply lists all their Executions; its ``action`` names
+    the actions that had steps, comma-separated (``debugger``, or ``debugger,customAction``).
+    """
     event = decode_cloudevent(request)
     action_request = read_request(event)
-    if not action_request.steps_for(action.name):
-        LOG.info("event %s has no %s step: nothing to do", event["id"], action.name)
+    ours = [action for action in actions if action_request.steps_for(action.name)]
+    if not ours:
+        LOG.info("event %s has no %s step: nothing to do", event["id"],
+                 " or ".join(action.name for action in actions))  # fmt: skip
         return no_content()
-    settings = make_settings(action, executor, env, shared_deferrer().defer)
+    every = [make_settings(action, executor, env, shared_deferrer().defer) for action in ours]
+    ref, cluster, now = action_request.security_event, shared_cluster(), format_now()
     try:
-        executions = execute_request(shared_cluster(), action_request, settings, format_now())
+        for settings in every:  # all before anything is read: unsigned work is not ours
+            verify_steps(settings.verifier, ref, action_request.steps_for(settings.action.name))
+        executions = [
+            execution
+            for settings in every
+            for execution in execute_request(cluster, action_request, settings, now)
+        ]
     except UnverifiedStepError as error:  # not the matcher's: refused, nothing read or written
         raise BadRequestError(error.reason, error.detail, 403) from None
-    completion = ActionCompletion(
-        security_event=action_request.security_event, executions=executions
-    )
-    return reply_completion(event["id"], action.name, completion)
+    completion = ActionCompletion(security_event=ref, executions=executions)
+    return reply_completion(event["id"], ",".join(action.name for action in ours), completion)
 
 
 def reply_completion(event_id: str, action: str, completion: ActionCompletion) -> flask.Response:

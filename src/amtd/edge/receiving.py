@@ -32,11 +32,14 @@ from amtd.edge.responding import (
 from amtd.ingest.alerts import Alert, Ignored, IngestOutcome
 from amtd.ingest.authenticating import (
     MODE_ENV,
+    PATH_TOKEN_PREFIX,
     TOKEN_ENV,
     TOKEN_EXTENSION,
     AuthSettings,
     choose_presented_token,
+    is_path_token_valid,
     is_token_valid,
+    read_path_token,
 )
 from amtd.ingest.documents import TooManyDocumentsError, UnsupportedMediaError, read_media_type
 from amtd.ingest.envelopes import Envelope, Payload, is_cloudevent, read_envelope
@@ -52,6 +55,9 @@ REASON_HEADER = "X-Amtd-Reason"
 RESULTS = ("created", "duplicate", "ignored", "rejected", "failed")
 OPEN_WARNING = f"ingest authentication is DISABLED ({MODE_ENV}=disabled): anyone who can reach "
 OPEN_WARNING += "this endpoint can create SecurityEvents"
+PATH_TOKEN_KEY = "amtd.path_token"  # where a /t/<token> path's token waits, out of the path
+REDACTED_PATH = PATH_TOKEN_PREFIX + "-"
+PATH_VARIABLES = ("PATH_INFO", "RAW_URI", "REQUEST_URI")
 
 
 @dataclass(frozen=True)
@@ -90,7 +96,21 @@ def serve_ingest(request: flask.Request, handle: Handler, env: Mapping[str, str]
 
     Its refusals are answered by :func:`handle_refusals`.
     """
+    take_path_token(request)
     return serve(request, handle, lambda probed: answer_ingest_health(probed, env), handle_refusals)
+
+
+def take_path_token(request: flask.Request) -> None:
+    """Move a ``/t/<token>`` path's token out of the request, so no later log can quote it
+    (Flask's own error log names the path)."""
+    token = read_path_token(request.path)
+    if token is None:
+        return
+    request.environ[PATH_TOKEN_KEY] = token
+    request.path = REDACTED_PATH
+    for name in PATH_VARIABLES:
+        if name in request.environ:
+            request.environ[name] = REDACTED_PATH
 
 
 def receive(request: flask.Request, env: Mapping[str, str]) -> Delivery:
@@ -126,8 +146,11 @@ def authenticate(request: flask.Request, envelope: Envelope | None, settings: Au
     if settings.disabled:
         logger.warning(OPEN_WARNING)
         return
-    if not settings.token:
+    if not settings.is_configured:
         raise BadRequestError("NotConfigured", not_configured_detail(), 503)
+    if PATH_TOKEN_KEY in request.environ:
+        authenticate_path(request, settings)
+        return
     extension = envelope.attributes.get(TOKEN_EXTENSION) if envelope else None
     presented = choose_presented_token(request.headers.get("Authorization"), extension)
     if presented is None:
@@ -136,6 +159,13 @@ def authenticate(request: flask.Request, envelope: Envelope | None, settings: Au
     if not is_token_valid(settings, presented):
         logger.warning("refused a request with a wrong token from %s", request.remote_addr)
         raise BadRequestError("Unauthorized", "invalid bearer token", 401)
+
+
+def authenticate_path(request: flask.Request, settings: AuthSettings) -> None:
+    """Refuse unless the ``/t/<token>`` path token is the configured one (never logged)."""
+    if not is_path_token_valid(settings, str(request.environ[PATH_TOKEN_KEY])):
+        logger.warning("refused a request with a wrong path token from %s", request.remote_addr)
+        raise BadRequestError("Unauthorized", "invalid path token", 401)
 
 
 def not_configured_detail() -> str:

@@ -8,21 +8,33 @@ probes first, then the handler, its refusals and API failures answered.
 
 from __future__ import annotations
 
+import io
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import flask
 from cloudevents.conversion import to_binary
 from cloudevents.exceptions import GenericException
 from cloudevents.http import CloudEvent, from_http
+from werkzeug.exceptions import ClientDisconnected
 
+from amtd.edge.inflating import (
+    IDENTITY,
+    InflatedTooLargeError,
+    InvalidEncodingError,
+    UnknownEncodingError,
+    inflate,
+    read_encoding,
+)
 from amtd.kube.api import ApiError, InvalidError, TransientError, is_configurable
 from amtd.kube.names import InvalidNameError
 from amtd.model.texts import UNENCODABLE, find_unencodable
 
 HEALTH_PATHS = ("/health/liveness", "/health/readiness")
 MAX_BODY_BYTES = 1 << 20  # CloudEvents asks for 64 KiB; alerts with long outputs get headroom
+READ_CHUNK_BYTES = 64 << 10
+COMPRESSED_SLACK_BYTES = 64 << 10  # incompressible data grows a little when compressed
 RESULT_HEADER = "X-Amtd-Result"  # what a request did, when the answer has no body to say it
 
 Handler = Callable[[flask.Request], flask.Response]
@@ -56,14 +68,48 @@ def no_content() -> flask.Response:
     return flask.Response(status=204)
 
 
-def read_body(request: flask.Request) -> bytes:
-    """The body, at most 1 MiB (413 beyond, whether announced by Content-Length or not)."""
-    if (request.content_length or 0) > MAX_BODY_BYTES:
-        raise BadRequestError("PayloadTooLarge", f"the body exceeds {MAX_BODY_BYTES} bytes", 413)
-    body = request.stream.read(MAX_BODY_BYTES + 1)
-    if len(body) > MAX_BODY_BYTES:
-        raise BadRequestError("PayloadTooLarge", f"the body exceeds {MAX_BODY_BYTES} bytes", 413)
-    return body
+def read_body(request: flask.Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The body, at most ``limit`` bytes once inflated (413 beyond, announced or not).
+
+    ``Content-Encoding: gzip``/``deflate`` is decoded as it arrives (other codings: 415); a body
+    that does not arrive within the read deadline (:mod:`amtd.edge.workers`) is a 408."""
+    try:
+        encoding = read_encoding(request.headers.get("Content-Encoding"))
+        if encoding == IDENTITY:
+            return b"".join(read_chunks(request, limit))
+        return inflate(read_chunks(request, limit + COMPRESSED_SLACK_BYTES), encoding, limit)
+    except UnknownEncodingError as error:
+        raise BadRequestError("UnsupportedEncoding", str(error), 415) from None
+    except InvalidEncodingError as error:
+        raise BadRequestError("InvalidEncoding", str(error)) from None
+    except InflatedTooLargeError:
+        raise BadRequestError("PayloadTooLarge", f"the body exceeds {limit} bytes", 413) from None
+    except (ClientDisconnected, TimeoutError) as error:
+        if not is_read_timeout(error):
+            raise
+        detail = "the body was not received in time"
+        raise BadRequestError("RequestTimeout", detail, 408) from None
+
+
+def read_chunks(request: flask.Request, limit: int) -> Iterator[bytes]:
+    """The body as it arrives, 413 as soon as it exceeds ``limit`` bytes on the wire."""
+    if (request.content_length or 0) > limit:
+        raise BadRequestError("PayloadTooLarge", f"the body exceeds {limit} bytes", 413)
+    received = 0
+    while chunk := request.stream.read(READ_CHUNK_BYTES):
+        received += len(chunk)
+        if received > limit:
+            raise BadRequestError("PayloadTooLarge", f"the body exceeds {limit} bytes", 413)
+        yield chunk
+
+
+def is_read_timeout(error: BaseException | None) -> bool:
+    """Whether a failed body read was a timeout (werkzeug reports it as a disconnection)."""
+    while error is not None:
+        if isinstance(error, TimeoutError):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def decode_cloudevent(request: flask.Request) -> CloudEvent:
@@ -140,7 +186,19 @@ def serve(
     guard: Guard = handle_errors,
 ) -> flask.Response:  # fmt: skip
     """A function's entry: answer its probes, else ``handle`` the request under ``guard``."""
-    health = probe(request)
-    if health is not None:
-        return health
-    return guard(lambda: handle(request))
+    try:
+        health = probe(request)
+        if health is not None:
+            return health
+        return guard(lambda: handle(request))
+    finally:
+        stop_reading(request)
+
+
+def stop_reading(request: flask.Request) -> None:
+    """Leave what a function did not read of a body unread.
+
+    functions-framework reads the whole rest of every body after the answer, without a limit or
+    a way out of a timed-out read: a refused body would be read to its end (into memory) anyway.
+    gunicorn drains a little of what is left afterwards, or closes the connection."""
+    request.stream = io.BytesIO()

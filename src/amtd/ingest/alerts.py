@@ -33,11 +33,12 @@ IngestResult = Literal["created", "duplicate", "ignored", "rejected", "failed"]
 class Alert:
     """One alert about one pod, ready to become a SecurityEvent."""
 
-    tool: str  # "falco" or "kubearmor": the name prefix
+    tool: str  # "falco", "kubearmor" or "alertmanager": the name prefix
     target: Target
     rule: Mapping[str, str]
     description: str
     observed_at: float | None = None  # Unix seconds of the alert itself, when it says
+    dedup_key: str = ""  # the tool's own identity of the alert (Alertmanager's fingerprint)
 
 
 @dataclass(frozen=True)
@@ -79,11 +80,13 @@ def find_window_start(seconds: float, window: int) -> int:
 
 
 def make_security_event_name(alert: Alert, received_at: float, window: int) -> str:
-    """``<tool>-<pod prefix>-<hash of tool, rule type, target, window>``, a valid object name."""
+    """``<tool>-<pod prefix>-<hash of tool, rule type, target, window[, dedup key]>``, a valid
+    object name; alerts without a dedup key keep the names they always had."""
     moment = alert.observed_at if alert.observed_at is not None else received_at
     identity = "\x1f".join(
         (alert.tool, alert.rule.get("type", ""), str(alert.target),
          str(find_window_start(moment, window)))
+        + ((alert.dedup_key,) if alert.dedup_key else ())
     )  # fmt: skip
     digest = hashlib.sha256(identity.encode("utf-8")).hexdigest()[:HASH_LENGTH]
     prefix = alert.target.name[:NAME_PREFIX_LENGTH].rstrip("-.")

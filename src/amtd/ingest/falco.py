@@ -2,10 +2,12 @@
 to a SecurityEvent the way Phoenix's falco-integrator does (docs/ingest.md). Pure.
 
 Mapping: ``rule`` → ``rule.type``, ``priority`` → ``rule.threatLevel``, ``source`` →
-``rule.source`` = ``FalcoIntegrator`` (env ``RULE_SOURCE``); two extra rule keys when known,
-``falcoSource`` (Falco's event source, e.g. ``syscall``) and ``node`` (the hostname); targets
-``["<k8s.ns.name>/<k8s.pod.name>"]``; description = ``output``. An alert without pod context
-(a host alert) is ignored, not an error.
+``rule.source`` = ``FalcoIntegrator`` (env ``RULE_SOURCE``); extra rule keys when known,
+``falcoSource`` (Falco's event source, e.g. ``syscall``), ``node`` (the hostname) and ``tags``
+(amtd.ingest.tags); targets ``["<k8s.ns.name>/<k8s.pod.name>"]``, or for a k8saudit alert about a
+pod (``Attach/Exec Pod``: ``ka.target.resource`` ``pods``, or subresource ``exec``/``attach``)
+``["<ka.target.namespace>/<ka.target.name>"]``; description = ``output``. An alert without pod
+context (a host alert, or a k8saudit alert about another kind of object) is ignored, not an error.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from amtd.ingest.fields import (
     read_object,
     read_text,
 )
+from amtd.ingest.tags import TAGS_KEY, read_tags
 from amtd.model.targets import Target, check_namespace_name, check_pod_name
 
 TOOL = "falco"
@@ -35,6 +38,12 @@ PRIORITIES = {
 } | {"info": "Informational"}  # fmt: skip
 NAMESPACE_FIELD = "k8s.ns.name"
 POD_FIELD = "k8s.pod.name"
+# k8saudit alerts name the object of the API request instead (a pod only for some requests).
+AUDIT_NAMESPACE_FIELD = "ka.target.namespace"
+AUDIT_NAME_FIELD = "ka.target.name"
+AUDIT_RESOURCE_FIELD = "ka.target.resource"
+AUDIT_SUBRESOURCE_FIELD = "ka.target.subresource"
+POD_SUBRESOURCES = frozenset({"exec", "attach"})
 MAX_RULE_LENGTH = 512
 MAX_DESCRIPTION_LENGTH = 4096
 
@@ -72,7 +81,7 @@ def parse_falco_alert(
 def build_rule(
     document: Mapping[str, Any], fallback: Mapping[str, str], rule_source: str
 ) -> dict[str, str]:
-    """``{type, threatLevel, source}`` plus ``falcoSource`` and ``node`` when the alert has them."""
+    """``{type, threatLevel, source}`` plus ``falcoSource``, ``node`` and ``tags`` if known."""
     rule_name = read_text(document, "rule", max_length=MAX_RULE_LENGTH) or fallback.get("rule")
     if not rule_name or len(rule_name) > MAX_RULE_LENGTH:
         raise InvalidFieldError("rule", "is required (a non-empty string)")
@@ -85,6 +94,9 @@ def build_rule(
     node = read_text(document, "hostname", max_length=253) or fallback.get("hostname")
     rule.update({key: value[:253] for key, value in
                  (("falcoSource", falco_source), ("node", node)) if value})  # fmt: skip
+    tags = read_tags(document, "tags")
+    if tags:
+        rule[TAGS_KEY] = tags
     return rule
 
 
@@ -105,10 +117,25 @@ def read_pod_target(fields: Mapping[str, Any] | None) -> Target | Ignored:
         return Ignored("no output_fields: the alert names no pod")
     namespace, pod = fields.get(NAMESPACE_FIELD), fields.get(POD_FIELD)
     if is_absent(namespace) or is_absent(pod):
-        return Ignored(f"no pod context ({NAMESPACE_FIELD} and {POD_FIELD} are not both set)")
+        return read_audit_target(fields)
     return Target(
         check_field(fields, NAMESPACE_FIELD, check_namespace_name),
         check_field(fields, POD_FIELD, check_pod_name),
+    )
+
+
+def read_audit_target(fields: Mapping[str, Any]) -> Target | Ignored:
+    """A k8saudit alert's pod: ``ka.target.*`` when the request was about a pod; else Ignored."""
+    if is_absent(fields.get(AUDIT_NAMESPACE_FIELD)) or is_absent(fields.get(AUDIT_NAME_FIELD)):
+        return Ignored(f"no pod context ({NAMESPACE_FIELD} and {POD_FIELD} are not both set)")
+    resource = read_text(fields, AUDIT_RESOURCE_FIELD, "output_fields.", max_length=253)
+    subresource = read_text(fields, AUDIT_SUBRESOURCE_FIELD, "output_fields.", max_length=253)
+    is_pod = resource == "pods" if resource is not None else subresource in POD_SUBRESOURCES
+    if not is_pod:
+        return Ignored(f"the k8saudit target is not a pod ({AUDIT_RESOURCE_FIELD} is not pods)")
+    return Target(
+        check_field(fields, AUDIT_NAMESPACE_FIELD, check_namespace_name),
+        check_field(fields, AUDIT_NAME_FIELD, check_pod_name),
     )
 
 

@@ -5,8 +5,14 @@ Pure.
 Mapping: ``PolicyName`` → ``rule.type``, ``Severity`` → ``rule.threatLevel``, ``rule.source`` =
 ``KubeArmorIntegrator`` (env ``RULE_SOURCE``), plus ``operation`` and ``node`` when known; targets
 ``["<NamespaceName>/<PodName>"]``; description = Message, Operation and Resource, Action/Result
-(Phoenix kept only Result). Only policy alerts (``Type`` ``Matched…``) by default; env
-``KUBEARMOR_EXTRA_TYPES`` (comma list, or ``*``) admits others, such as ``SystemEvent``.
+(Phoenix kept only Result); ``Tags`` and ``ATags`` → ``rule.tags`` (amtd.ingest.tags). Only
+policy alerts (``Type`` ``Matched…``) by default; env ``KUBEARMOR_EXTRA_TYPES`` (comma list, or
+``*``) admits others, such as ``SystemEvent``.
+
+Ignored, not refused (a collector forwards whatever the relay prints, and one 4xx would make
+Fluent Bit drop the whole chunk): the relay's own log lines (plain text, or zap JSON with
+``level``/``msg`` and no ``Type``), and alerts whose namespace or pod is KubeArmor's placeholder
+for "no pod" (``Unknown``, ``container_namespace``: host or unresolved containers).
 """
 
 from __future__ import annotations
@@ -18,14 +24,16 @@ from typing import Any
 from amtd.ingest.alerts import Alert, Ignored
 from amtd.ingest.fields import (
     InvalidFieldError,
+    check_encodable,
     check_unix_seconds,
+    decode_json,
     is_absent,
-    parse_json,
     parse_rfc3339,
     read_text,
     require_text,
     shorten,
 )
+from amtd.ingest.tags import TAGS_KEY, read_tags
 from amtd.model.targets import Target, check_namespace_name, check_pod_name
 
 TOOL = "kubearmor"
@@ -38,6 +46,10 @@ MAX_WRAPPING = 3
 MAX_NAME_LENGTH = 512
 MAX_PART_LENGTH = 1024
 SEVERITIES = frozenset(str(level) for level in range(1, 11))
+# What KubeArmor writes when an event has no pod: never a valid name, so never a real pod.
+PLACEHOLDERS = frozenset({"Unknown", "container_namespace"})
+# The relay logs with zap's production (JSON) encoder: these keys, never "Type".
+LOG_LINE_KEYS = frozenset({"level", "msg"})
 
 
 @dataclass(frozen=True)
@@ -63,8 +75,19 @@ class KubeArmorSettings:
         )
 
 
-def unwrap_alert(value: Any) -> Mapping[str, Any]:
-    """The alert object, taken out of a collector's ``log``/``body`` wrapper (string or object)."""
+def parse_kubearmor_item(value: Any, settings: KubeArmorSettings) -> Alert | Ignored:
+    """One item of a body: unwrapped, then mapped; a log line that is no alert is Ignored."""
+    item = unwrap_alert(value)
+    if isinstance(item, Ignored):
+        return item
+    if "Type" not in item and item.keys() >= LOG_LINE_KEYS:
+        return Ignored("a log line of the KubeArmor relay (level, msg), not an alert")
+    return parse_kubearmor_alert(item, settings)
+
+
+def unwrap_alert(value: Any) -> Mapping[str, Any] | Ignored:
+    """The alert object, taken out of a collector's ``log``/``body`` wrapper (string or object);
+    Ignored when the wrapped line is plain text (the relay's own log, not an alert)."""
     for _ in range(MAX_WRAPPING):
         if not isinstance(value, dict):
             raise InvalidFieldError("item", f"must be a JSON object, got {type(value).__name__}")
@@ -72,8 +95,21 @@ def unwrap_alert(value: Any) -> Mapping[str, Any]:
         if "Type" in value or wrapper is None:
             return value
         inner = value[wrapper]
-        value = parse_json(inner, wrapper) if isinstance(inner, str) else inner
+        value = read_wrapped_line(inner, wrapper) if isinstance(inner, str) else inner
+        if isinstance(value, Ignored):
+            return value
     raise InvalidFieldError("item", "is wrapped too deeply")
+
+
+def read_wrapped_line(line: str, wrapper: str) -> Any:
+    """A collected line: its JSON value, or Ignored when it is text, not a JSON object."""
+    try:
+        value = decode_json(line, wrapper)
+    except InvalidFieldError:
+        value = None
+    if not isinstance(value, dict):
+        return Ignored(f"{wrapper} is a text line (a log of the relay), not a KubeArmor alert")
+    return check_encodable(value, wrapper)
 
 
 def parse_kubearmor_alert(
@@ -97,7 +133,7 @@ def parse_kubearmor_alert(
 
 
 def build_rule(document: Mapping[str, Any], alert_type: str, rule_source: str) -> dict[str, str]:
-    """``{type, threatLevel, source}`` plus ``operation`` and ``node`` when present."""
+    """``{type, threatLevel, source}`` plus ``operation``, ``node`` and ``tags`` when present."""
     policy = read_text(document, "PolicyName", max_length=MAX_NAME_LENGTH)
     if policy is None and alert_type.startswith(POLICY_TYPE_PREFIX):
         raise InvalidFieldError("PolicyName", f"is required for Type {alert_type}")
@@ -105,7 +141,8 @@ def build_rule(document: Mapping[str, Any], alert_type: str, rule_source: str) -
     severity = read_severity(document)
     operation = read_text(document, "Operation", max_length=64)
     node = read_text(document, "HostName", max_length=253)
-    extras = (("threatLevel", severity), ("operation", operation), ("node", node))
+    tags = read_tags(document, "Tags", "ATags")
+    extras = (("threatLevel", severity), ("operation", operation), ("node", node), (TAGS_KEY, tags))
     rule.update({key: value for key, value in extras if value})
     return rule
 
@@ -127,6 +164,11 @@ def read_pod_target(document: Mapping[str, Any]) -> Target | Ignored:
     pod = read_text(document, "PodName", max_length=253)
     if namespace is None or pod is None:
         return Ignored("no pod context (NamespaceName and PodName are not both set)")
+    if namespace in PLACEHOLDERS or pod in PLACEHOLDERS:
+        shown = namespace if namespace in PLACEHOLDERS else pod
+        return Ignored(
+            f"no pod context (KubeArmor's placeholder {shown!r}: a host or unknown container)"
+        )
     try:
         checked_namespace = check_namespace_name(namespace)
     except ValueError as error:

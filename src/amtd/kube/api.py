@@ -263,8 +263,17 @@ class Cluster:
         items: list[Object] = self.request("GET", path, query=query)["items"]
         return items
 
-    def create(self, resource: Resource, body: Object, namespace: str | None = None) -> Object:
-        """Create an object; raises ConflictError (AlreadyExists) when the name is taken."""
+    def create(
+        self, resource: Resource, body: Object, namespace: str | None = None, sub: str = ""
+    ) -> Object:
+        """Create an object; raises ConflictError (AlreadyExists) when the name is taken.
+
+        With ``sub``, POST ``body`` to that subresource of the object ``body`` names
+        (``pods/{name}/eviction``).
+        """
+        if sub:
+            path = resource.path(namespace, body["metadata"]["name"], sub)
+            return self.request("POST", path, body)
         return self.request("POST", resource.collection_path(namespace), body)
 
     def patch(
@@ -386,4 +395,18 @@ def read_status_message(body: Any) -> str:
         decoded = json.loads(body) if body else {}
     except (TypeError, ValueError):
         return str(body or "")[:300]
-    return str(decoded.get("message", "")) if isinstance(decoded, dict) else ""
+    if not isinstance(decoded, dict):
+        return ""
+    message = str(decoded.get("message", ""))
+    # an eviction's 429 names its PodDisruptionBudget only in a cause: keep what adds to it
+    extra = [text for text in read_cause_messages(decoded) if text not in message]
+    return "; ".join([message, *extra])
+
+
+def read_cause_messages(status: Mapping[str, Any]) -> list[str]:
+    """The messages of a Status's ``details.causes`` (whatever shape a server sends)."""
+    details = status.get("details")
+    causes = details.get("causes") if isinstance(details, dict) else None
+    if not isinstance(causes, list):
+        return []
+    return [str(c["message"]) for c in causes if isinstance(c, dict) and c.get("message")]

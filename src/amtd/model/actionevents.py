@@ -30,8 +30,12 @@ def executor_source(action: str) -> str:
 
 
 def flag_extension(action: str) -> str:
-    """The extension attribute that marks an event as carrying steps for ``action``."""
-    return f"amtd{action}"
+    """The extension attribute that marks an event as carrying steps for ``action``.
+
+    Lower-cased: CloudEvents attribute names are lower-case letters and digits only
+    (``customAction`` is flagged ``amtdcustomaction``).
+    """
+    return f"amtd{action.lower()}"
 
 
 class SecurityEventRef(BaseModel):

@@ -18,14 +18,18 @@ ACTION_KINDS: tuple[ActionKind, ...] = (
     "debugger",
     "customAction",
 )
-EXECUTABLE_KINDS: tuple[ActionKind, ...] = ("delete", "quarantine")
+EXECUTABLE_KINDS: tuple[ActionKind, ...] = ("delete", "quarantine", "debugger", "customAction")
 
 
 class DeleteParameters(BaseModel):
-    """``delete``: the pod is deleted and its workload replaces it."""
+    """``delete``: the pod is deleted and its workload replaces it.
+
+    ``eviction: true`` (ours, not Phoenix's) evicts it instead: PodDisruptionBudgets are honoured.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     grace_period_seconds: int | None = Field(default=None, ge=0, alias="gracePeriodSeconds")
+    eviction: bool | None = None
 
 
 class EmptyParameters(BaseModel):

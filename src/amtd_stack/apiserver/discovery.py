@@ -14,7 +14,7 @@ import re
 
 from amtd.model.objects import Object
 
-from .resources import ALL_VERBS, SUBRESOURCE_VERBS, Registry, ResourceType
+from .resources import ALL_VERBS, CREATED_SUBRESOURCES, SUBRESOURCE_VERBS, Registry, ResourceType
 
 KUBE_VERSION = {
     "major": "1",
@@ -95,7 +95,7 @@ def _resource_entries(rtype: ResourceType) -> list[Object]:
             "singularName": "",
             "namespaced": rtype.namespaced,
             "kind": rtype.kind,
-            "verbs": list(SUBRESOURCE_VERBS),
+            "verbs": ["create"] if sub in CREATED_SUBRESOURCES else list(SUBRESOURCE_VERBS),
         }
         for sub in rtype.subresources
     ]

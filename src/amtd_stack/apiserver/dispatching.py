@@ -22,7 +22,7 @@ from werkzeug.wrappers import Request, Response
 from amtd.model.objects import Object
 from amtd_stack.journals import Journal
 
-from . import discovery, protobufs, tables
+from . import discovery, evicting, protobufs, tables
 from .apierrors import ApiError, bad_request
 from .faults import Fault, FaultPlan, RequestRecord
 from .handling import Api, Target, WriteOptions
@@ -197,6 +197,8 @@ class Dispatcher:
             return self._watch(request, target)
         if verb in ("get", "list"):
             return self._read(request, verb, target)
+        if verb == "create" and target.subresource:  # pods/eviction
+            return json_response(*evicting.evict(api, target, decode_body(request)))
         if verb == "create":
             return json_response(201, api.create(target, decode_body(request), options))
         if verb == "update":

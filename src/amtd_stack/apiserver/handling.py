@@ -17,7 +17,7 @@ from typing import Any
 
 from amtd.model.objects import Object
 
-from . import definitions, deleting
+from . import definitions, deleting, ephemeralcontainers
 from .admitting import admit
 from .apierrors import ApiError, already_exists, bad_request, conflict, not_found, success_status
 from .patching import apply_patch
@@ -204,7 +204,10 @@ class Api:
         sent_rv = new["metadata"].get("resourceVersion")
         if sent_rv and sent_rv != old["metadata"]["resourceVersion"]:
             raise conflict(rtype.plural, target.name, rtype.group)
-        if target.subresource:
+        if target.subresource == ephemeralcontainers.SUBRESOURCE:
+            merged = _merge_subresource(old, new, target.subresource)
+            new = ephemeralcontainers.admit_ephemeral_containers(old, merged)
+        elif target.subresource:
             new = _merge_subresource(old, new, target.subresource)
         elif "status" in rtype.subresources:
             new["status"] = copy.deepcopy(old.get("status"))

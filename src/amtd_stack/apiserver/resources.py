@@ -13,6 +13,7 @@ from typing import Any
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 SUBRESOURCE_VERBS = ("get", "patch", "update")
+CREATED_SUBRESOURCES = frozenset({"eviction"})  # POST-only subresources (pods/eviction)
 
 # Subresources and the part of the object each one writes (`status` -> .status only).
 SUBRESOURCE_PATHS: Mapping[str, tuple[str, ...]] = {
@@ -93,7 +94,9 @@ RBAC = "rbac.authorization.k8s.io"
 BUILTINS: tuple[ResourceType, ...] = (
     _builtin("", "namespaces", "Namespace", False, ("ns",), ("status",)),
     _builtin("", "nodes", "Node", False, ("no",), ("status",)),
-    _builtin("", "pods", "Pod", True, ("po",), ("status", "ephemeralcontainers"), ("all",)),
+    _builtin(
+        "", "pods", "Pod", True, ("po",), ("status", "ephemeralcontainers", "eviction"), ("all",)
+    ),
     _builtin("", "events", "Event", True, ("ev",)),
     _builtin("", "services", "Service", True, ("svc",), ("status",), ("all",)),
     _builtin("", "endpoints", "Endpoints", True, ("ep",)),
@@ -106,6 +109,7 @@ BUILTINS: tuple[ResourceType, ...] = (
     _builtin("apps", "replicasets", "ReplicaSet", True, ("rs",), ("status",), ("all",)),
     _builtin("networking.k8s.io", "networkpolicies", "NetworkPolicy", True, ("netpol",)),
     _builtin("coordination.k8s.io", "leases", "Lease", True),
+    _builtin("policy", "poddisruptionbudgets", "PodDisruptionBudget", True, ("pdb",), ("status",)),
     _builtin(RBAC, "roles", "Role", True),
     _builtin(RBAC, "rolebindings", "RoleBinding", True),
     _builtin(RBAC, "clusterroles", "ClusterRole", False),

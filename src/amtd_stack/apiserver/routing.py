@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from .apierrors import ApiError
 from .handling import Target
-from .resources import Registry
+from .resources import CREATED_SUBRESOURCES, Registry
 
 NOT_FOUND_MESSAGE = "the server could not find the requested resource"
 
@@ -85,6 +85,10 @@ def select_verb(method: str, route: ResourcePath, query: Mapping[str, str]) -> s
         if route.watch_prefix or is_truthy(query.get("watch")):
             return "watch"
         return "get" if named else "list"
+    if route.subresource in CREATED_SUBRESOURCES and route.name:
+        if method != "POST":
+            raise method_not_allowed(method)
+        return "create"
     if route.subresource and method not in ("PUT", "PATCH"):
         raise method_not_allowed(method)
     verbs = {

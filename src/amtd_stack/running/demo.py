@@ -31,6 +31,8 @@ EXAMPLES = ROOT / "examples" / "demo"
 NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)
 DEPLOYMENTS = Resource("apps", "v1", "deployments", namespaced=True)
 T = TypeVar("T")
+# The functions whose func.yaml reads the ingest token Secret, which the demo stands in for.
+INGEST_FUNCTIONS = ("ingest-falco", "ingest-kubearmor", "ingest-alertmanager")
 
 
 def say(text: str) -> None:
@@ -197,7 +199,7 @@ def show_kubectl(stack: Stack) -> None:
 def run_demo(state_dir: Path) -> None:
     """Start, set up, attack twice, show, stop."""
     token = secrets.token_urlsafe(24)
-    overrides = {name: {"INGEST_TOKEN": token} for name in ("ingest-falco", "ingest-kubearmor")}
+    overrides = {name: {"INGEST_TOKEN": token} for name in INGEST_FUNCTIONS}
     say("Starting the embedded stack (API server stand-in, local Knative Eventing, functions)…")
     started = time.monotonic()
     with Stack(ROOT, state_dir, env_overrides=overrides) as stack:

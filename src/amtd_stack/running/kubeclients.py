@@ -86,14 +86,19 @@ def apply_objects(kubeconfig: Path, objects: Iterable[tuple[Mapping[str, Any], s
             raise StackError(f"{origin}: applying {name} failed: {error}") from error
 
 
+def read_object(kubeconfig: Path, kind: str, namespace: str, name: str) -> dict[str, Any]:
+    """One core/v1 object as a dict; StackError naming it if it cannot be read."""
+    client = new_dynamic_client(kubeconfig)
+    try:
+        found = client.get(find_resource(client, "v1", kind), name=name, namespace=namespace)
+    except DynamicApiError as error:
+        raise StackError(f"{kind} {namespace}/{name} cannot be read: {error.status}") from error
+    return dict(found.to_dict())
+
+
 def read_secret_value(kubeconfig: Path, namespace: str, name: str, key: str) -> str:
     """One decoded value of a Secret (``data`` base64 or ``stringData``); StackError if absent."""
-    client = new_dynamic_client(kubeconfig)
-    secrets = find_resource(client, "v1", "Secret")
-    try:
-        secret = client.get(secrets, name=name, namespace=namespace).to_dict()
-    except DynamicApiError as error:
-        raise StackError(f"Secret {namespace}/{name} cannot be read: {error.status}") from error
+    secret = read_object(kubeconfig, "Secret", namespace, name)
     if key in (secret.get("data") or {}):
         return base64.b64decode(secret["data"][key]).decode()
     if key in (secret.get("stringData") or {}):
@@ -103,12 +108,7 @@ def read_secret_value(kubeconfig: Path, namespace: str, name: str, key: str) -> 
 
 def read_config_map_value(kubeconfig: Path, namespace: str, name: str, key: str) -> str:
     """One value of a ConfigMap's ``data``; StackError if absent."""
-    client = new_dynamic_client(kubeconfig)
-    config_maps = find_resource(client, "v1", "ConfigMap")
-    try:
-        found = client.get(config_maps, name=name, namespace=namespace).to_dict()
-    except DynamicApiError as error:
-        raise StackError(f"ConfigMap {namespace}/{name} cannot be read: {error.status}") from error
+    found = read_object(kubeconfig, "ConfigMap", namespace, name)
     if key in (found.get("data") or {}):
         return str(found["data"][key])
     raise StackError(f"ConfigMap {namespace}/{name} has no key {key!r}")

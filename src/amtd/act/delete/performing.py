@@ -1,33 +1,100 @@
-"""Performing a delete: exactly this incarnation of the pod (uid precondition), once."""
+"""Performing a delete: exactly this incarnation of the pod (uid precondition), once.
+
+With ``eviction: true`` the pod is evicted instead (policy/v1 ``Eviction``, same uid
+precondition), so the API server honours its PodDisruptionBudget. A budget that allows no
+disruption now answers 429: the step is left open and the request answered 503, so the Broker
+retries it later (and after its retries the sweeper re-requests it); each blocked attempt is a
+Warning Event ``EvictionBlocked`` on the pod naming the budget. It is never forced: there is no
+fallback to a plain delete.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 from amtd.act.actions import ExecutableAction, Pod
+from amtd.act.auditing import publish_events
 from amtd.act.verdicts import StepVerdict
-from amtd.kube.api import PODS, Cluster
+from amtd.kube.api import PODS, Cluster, TransientError
+from amtd.kube.events import make_kube_event, refer_to_pod
 from amtd.model.actionevents import ActionStep
+from amtd.model.objects import Object
+from amtd.model.timestamps import format_now
+
+LOG = logging.getLogger(__name__)
+BUDGET_EXHAUSTED = 429  # the eviction subresource's answer when a disruption budget forbids it
+EXECUTOR = "executor-delete"
+
+
+def is_eviction(step: ActionStep) -> bool:
+    """Whether the policy asked for eviction semantics (``delete: {eviction: true}``)."""
+    return step.parameters.get("eviction") is True
 
 
 def describe_delete(step: ActionStep, pod: Pod) -> str:
-    """What deleting the pod does."""
+    """What deleting (or evicting) the pod does."""
     meta = pod["metadata"]
     grace = step.parameters.get("gracePeriodSeconds")
     suffix = f" with a grace period of {grace} s" if grace is not None else ""
-    return f"delete pod {meta['namespace']}/{meta['name']} (uid {meta['uid']}){suffix}"
+    verb = "evict" if is_eviction(step) else "delete"
+    return f"{verb} pod {meta['namespace']}/{meta['name']} (uid {meta['uid']}){suffix}"
 
 
 def delete_pod(
     cluster: Cluster, step: ActionStep, pod: Pod, security_event: str, env: Mapping[str, str]
 ) -> StepVerdict:
     """Delete exactly this incarnation of the pod (uid precondition); its workload replaces it."""
+    if is_eviction(step):
+        return evict_pod(cluster, step, pod, security_event)
     meta = pod["metadata"]
     grace = step.parameters.get("gracePeriodSeconds")
     cluster.delete(PODS, meta["name"], meta["namespace"], uid=meta["uid"],
                    grace_period_seconds=grace)  # fmt: skip
     message = f"deleted pod {meta['namespace']}/{meta['name']} (uid {meta['uid']})"
     return StepVerdict("Succeeded", "PodDeleted", message)
+
+
+def build_eviction(pod: Pod, grace: int | None) -> Object:
+    """The policy/v1 Eviction of exactly this incarnation of the pod."""
+    meta = pod["metadata"]
+    options: Object = {"preconditions": {"uid": meta["uid"]}}
+    if grace is not None:
+        options["gracePeriodSeconds"] = grace
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "Eviction",
+        "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+        "deleteOptions": options,
+    }
+
+
+def evict_pod(cluster: Cluster, step: ActionStep, pod: Pod, security_event: str) -> StepVerdict:
+    """Evict the pod; a budget that forbids it leaves the step open (TransientError, 503)."""
+    meta = pod["metadata"]
+    eviction = build_eviction(pod, step.parameters.get("gracePeriodSeconds"))
+    try:
+        cluster.create(PODS, eviction, meta["namespace"], sub="eviction")
+    except TransientError as error:
+        if error.status != BUDGET_EXHAUSTED:
+            raise
+        message = f"eviction of pod {step.target} blocked: {error.message}"
+        LOG.warning("%s; retried later, never forced", message)
+        publish_events(cluster, [build_blocked_event(step, pod, security_event, message)])
+        raise TransientError(error.status, "EvictionBlocked", f"{message}; retried later") from None
+    message = f"evicted pod {meta['namespace']}/{meta['name']} (uid {meta['uid']})"
+    return StepVerdict("Succeeded", "PodEvicted", message)
+
+
+def build_blocked_event(step: ActionStep, pod: Pod, security_event: str, message: str) -> Object:
+    """The Warning Event on the pod saying its budget kept it (one per step: repeats are 409)."""
+    meta = pod["metadata"]
+    return make_kube_event(
+        refer_to_pod(meta["namespace"], meta["name"], meta["uid"]), namespace=meta["namespace"],
+        reason="EvictionBlocked", message=f"{message} (SecurityEvent {security_event})",
+        key=f"{meta['uid']}/{step.step_id}/EvictionBlocked", component=EXECUTOR,
+        now=format_now(), event_type="Warning", action="delete",
+    )  # fmt: skip
 
 
 def judge_gone_pod(target: str) -> StepVerdict:

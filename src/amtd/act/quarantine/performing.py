@@ -88,4 +88,6 @@ def judge_gone_pod(target: str) -> StepVerdict:
     )
 
 
-QUARANTINE = ExecutableAction("quarantine", quarantine_pod, describe_quarantine, judge_gone_pod)
+QUARANTINE = ExecutableAction(
+    "quarantine", quarantine_pod, describe_quarantine, judge_gone_pod, acts_on_quarantined=True
+)

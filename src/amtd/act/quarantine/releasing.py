@@ -2,9 +2,10 @@
 
 By default the isolated pod and its NetworkPolicy are deleted (forensics are done; the workload
 already runs a replacement). With ``restore`` the original labels come back, the quarantine marks
-and the claim are removed and the policy is deleted, so the pod serves again. The release is
-recorded on the SecurityEvent named by the pod's ``quarantined-by`` annotation, as an Execution
-with action ``release`` (step id ``<quarantine stepId>/release``), plus Events.
+and the claim are removed (a release mark in their place, :mod:`amtd.act.claiming`) and the
+policy is deleted, so the pod serves again. The release is recorded on the SecurityEvent named
+by the pod's ``quarantined-by`` annotation, as an Execution with action ``release`` (step id
+``<quarantine stepId>/release``), plus Events.
 
 Side effects through a :class:`~amtd.kube.api.Cluster`; 404s are "already done".
 """
@@ -16,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from amtd.act import auditing
-from amtd.act.claiming import CLAIMED_BY
+from amtd.act.claiming import CLAIMED_BY, RELEASED, encode_released
 from amtd.act.quarantine.quarantining import QuarantineRecord, build_restore_patch, read_quarantine
 from amtd.kube.api import (
     NETWORK_POLICIES,
@@ -75,6 +76,8 @@ def restore_labels(cluster: Cluster, target: Target, pod: Mapping[str, Any]) -> 
     for _ in range(ATTEMPTS):
         record = read_record(pod, target)
         patch = build_restore_patch(pod, record, (CLAIMED_BY,))
+        if record.step_id:  # the mark that makes a replay of that step harmless
+            patch["metadata"]["annotations"][RELEASED] = encode_released(pod, record.step_id)
         try:
             cluster.patch(PODS, target.name, patch, target.namespace)
             return
