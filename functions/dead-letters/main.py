@@ -23,7 +23,6 @@ from amtd.deadletters import (
     refer_to_broker,
     verify_dead_letter,
 )
-from amtd.edge.logs import configure_logging
 from amtd.edge.responding import (
     decode_cloudevent,
     error_response,
@@ -31,14 +30,13 @@ from amtd.edge.responding import (
     read_json_data,
     serve,
 )
-from amtd.edge.workers import serve_with_read_deadlines
+from amtd.edge.workers import start_function
 from amtd.kube import api as kubeapi
 from amtd.kube.api import EVENTS, SECURITY_EVENTS, Cluster, ConflictError, NotFoundError
 from amtd.kube.events import refer_to_security_event
 from amtd.model.timestamps import format_now
 
-configure_logging(os.environ)
-serve_with_read_deadlines(os.environ)  # before functions-framework starts gunicorn
+start_function(os.environ)
 logger = logging.getLogger("amtd.dead-letters")
 
 

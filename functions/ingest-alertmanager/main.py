@@ -13,16 +13,14 @@ from typing import Any
 import flask
 import functions_framework
 
-from amtd.edge.logs import configure_logging
 from amtd.edge.receiving import (
     Delivery,
     answer_batch,
     process_item,
     receive,
     serve_ingest,
-    warn_if_open,
+    start_ingest,
 )
-from amtd.edge.workers import serve_with_read_deadlines
 from amtd.ingest.alertmanager import (
     AlertmanagerSettings,
     parse_alertmanager_alert,
@@ -30,12 +28,8 @@ from amtd.ingest.alertmanager import (
 )
 from amtd.ingest.alerts import Alert, IngestOutcome
 from amtd.ingest.documents import check_media_type, parse_single_object
-from amtd.ingest.ingesting import AlertRecorder
 
-configure_logging(os.environ)
-serve_with_read_deadlines(os.environ)  # before functions-framework starts gunicorn
-RECORDER = AlertRecorder.from_env("ingest-alertmanager", os.environ)
-warn_if_open(os.environ)
+RECORDER = start_ingest("ingest-alertmanager", os.environ)
 
 
 @functions_framework.http

@@ -15,19 +15,13 @@ import flask
 import functions_framework
 
 from amtd.edge.collecting import answer_logs_export, is_logs_export
-from amtd.edge.logs import configure_logging
-from amtd.edge.receiving import answer_outcome, process_item, receive, serve_ingest, warn_if_open
-from amtd.edge.workers import serve_with_read_deadlines
+from amtd.edge.receiving import answer_outcome, process_item, receive, serve_ingest, start_ingest
 from amtd.ingest.alerts import Alert, Ignored, IngestOutcome
 from amtd.ingest.documents import check_media_type, parse_single_object
 from amtd.ingest.falco import DEFAULT_RULE_SOURCE, check_falco_cloudevent, parse_falco_alert
-from amtd.ingest.ingesting import AlertRecorder
 from amtd.ingest.otlp import as_alert_object, fill_falco_pod
 
-configure_logging(os.environ)
-serve_with_read_deadlines(os.environ)  # before functions-framework starts gunicorn
-RECORDER = AlertRecorder.from_env("ingest-falco", os.environ)
-warn_if_open(os.environ)
+RECORDER = start_ingest("ingest-falco", os.environ)
 
 
 @functions_framework.http

@@ -16,7 +16,6 @@ import flask
 import functions_framework
 
 from amtd.edge.collecting import answer_logs_export, is_logs_export
-from amtd.edge.logs import configure_logging
 from amtd.edge.receiving import (
     Delivery,
     answer_batch,
@@ -24,19 +23,14 @@ from amtd.edge.receiving import (
     process_item,
     receive,
     serve_ingest,
-    warn_if_open,
+    start_ingest,
 )
-from amtd.edge.workers import serve_with_read_deadlines
 from amtd.ingest.alerts import Alert, Ignored, IngestOutcome
 from amtd.ingest.documents import Document, check_media_type, split_documents
-from amtd.ingest.ingesting import AlertRecorder
 from amtd.ingest.kubearmor import KubeArmorSettings, parse_kubearmor_item, unwrap_alert
 from amtd.ingest.otlp import fill_kubearmor_pod
 
-configure_logging(os.environ)
-serve_with_read_deadlines(os.environ)  # before functions-framework starts gunicorn
-RECORDER = AlertRecorder.from_env("ingest-kubearmor", os.environ)
-warn_if_open(os.environ)
+RECORDER = start_ingest("ingest-kubearmor", os.environ)
 
 
 @functions_framework.http

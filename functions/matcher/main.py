@@ -20,7 +20,6 @@ import functions_framework
 
 from amtd.decide.signing import read_signing_key
 from amtd.decide.triaging import triage_security_event
-from amtd.edge.logs import configure_logging
 from amtd.edge.responding import (
     BadRequestError,
     cloudevent_response,
@@ -28,7 +27,7 @@ from amtd.edge.responding import (
     no_content,
     serve,
 )
-from amtd.edge.workers import serve_with_read_deadlines
+from amtd.edge.workers import start_function
 from amtd.kube import api as kubeapi
 from amtd.kube.deferring import shared_deferrer
 from amtd.model.actionevents import to_request_attributes
@@ -43,8 +42,7 @@ from amtd.model.securityevents import KIND
 from amtd.model.signatures import SigningKey
 from amtd.model.timestamps import format_now
 
-configure_logging(os.environ)
-serve_with_read_deadlines(os.environ)  # before functions-framework starts gunicorn
+start_function(os.environ)
 logger = logging.getLogger("amtd.matcher")
 
 

@@ -26,11 +26,10 @@ from functools import partial
 import flask
 import functions_framework
 
-from amtd.edge.logs import configure_logging
 from amtd.edge.pinging import serve_ping
 from amtd.edge.publishing import Sink, publish_event, read_sink
 from amtd.edge.responding import RESULT_HEADER, BadRequestError, error_response
-from amtd.edge.workers import serve_with_read_deadlines
+from amtd.edge.workers import start_function
 from amtd.kube.connecting import connect_cluster
 from amtd.model.actionevents import ActionRequest, SecurityEventRef, to_request_attributes
 from amtd.model.apiserverevents import to_announcement, to_announcement_attributes
@@ -39,8 +38,7 @@ from amtd.schedule.sweeping import read_sweep_settings
 
 SWEEPER_SOURCE = "/amtd/sweeper"
 
-configure_logging(os.environ)
-serve_with_read_deadlines(os.environ)  # before functions-framework starts gunicorn
+start_function(os.environ)
 logger = logging.getLogger("sweeper")
 
 

@@ -18,16 +18,14 @@ from datetime import UTC, datetime
 import flask
 import functions_framework
 
-from amtd.edge.logs import configure_logging
 from amtd.edge.pinging import serve_ping
 from amtd.edge.responding import RESULT_HEADER
-from amtd.edge.workers import serve_with_read_deadlines
+from amtd.edge.workers import start_function
 from amtd.kube.connecting import connect_cluster
 from amtd.schedule.intervals import read_interval_key
 from amtd.schedule.triggering import trigger_due_pods
 
-configure_logging(os.environ)
-serve_with_read_deadlines(os.environ)  # before functions-framework starts gunicorn
+start_function(os.environ)
 logger = logging.getLogger("timer")
 INTERVAL_KEY = read_interval_key(os.environ)
 

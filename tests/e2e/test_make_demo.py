@@ -12,7 +12,7 @@ from support.functions import ROOT
 pytestmark = pytest.mark.e2e
 
 
-def test_demo_runs_and_narrates_deletion_replacement_and_quarantine() -> None:
+def test_demo_runs_and_narrates_deletion_quarantine_and_debugger() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "amtd_stack.running.demo"],
         cwd=ROOT,
@@ -29,4 +29,10 @@ def test_demo_runs_and_narrates_deletion_replacement_and_quarantine() -> None:
     assert "replacement pod" in told and "the target moved" in told
     assert "→ quarantine" in told and "isolated by NetworkPolicy" in told
     assert "still Running for forensics" in told
-    assert told.count("is Completed") == 2
+    assert "3. Alertmanager: 'KubePodCryptoMiner'" in told
+    assert "ingest answered 200: created alertmanager-" in told
+    assert "→ debugger" in told and "has ephemeral container forensics-" in told
+    assert "(image busybox, target nginx, running)" in told
+    assert "still Running with its labels (app=nginx)" in told
+    assert "executor-debug: Succeeded (DebugContainerAttached)" in told
+    assert told.count("is Completed") == 3

@@ -11,17 +11,12 @@ import requests
 from flask.testing import FlaskClient
 
 from amtd.act.debug.attaching import make_container_name
-from amtd.decide.signing import sign_decisions
-from amtd.kube.api import PODS, SECURITY_EVENTS, Cluster
+from amtd.kube.api import PODS, Cluster
 from amtd.model.actionevents import (
     ActionRequest,
-    ActionStep,
-    SecurityEventRef,
     make_request_id,
     to_request_attributes,
 )
-from amtd.model.securityevents import SecurityEventStatus
-from amtd.model.statuses import record_decisions
 from support.builders import create_security_event
 from support.cloudevents import read_reply
 from support.executors import (
@@ -31,10 +26,11 @@ from support.executors import (
     only_execution,
     post_event,
     read_status,
+    record_signed_decisions,
+    refer_to_created,
     wait_for_events_about,
 )
 from support.functions import load_function_client, serve_function
-from support.signing import MATCHER_KEY
 from support.standins import Stand, create_deployment
 
 USER = "executor-debug"
@@ -264,21 +260,13 @@ def create_mixed_event(
     """One SecurityEvent deciding a different action (and parameters) for each pod, signed."""
     created = create_security_event(cluster, name, targets=[
         f"{pod['metadata']['namespace']}/{pod['metadata']['name']}" for pod in pods])  # fmt: skip
-    meta = created["metadata"]
-    ref = SecurityEventRef(name=name, uid=meta["uid"], generation=meta["generation"])
-    decisions = sign_decisions(MATCHER_KEY, ref, [
+    ref = refer_to_created(created)
+    decisions = [
         make_decision(ref, f"shop/{pod['metadata']['name']}", pod["metadata"]["uid"], action,
                       {"parameters": parameters})
         for pod, (action, parameters) in zip(pods, actions, strict=True)
-    ])  # fmt: skip
-
-    def decide(current: dict[str, Any]) -> dict[str, Any] | None:
-        status = SecurityEventStatus.model_validate(current.get("status") or {})
-        return record_decisions(status, ref.generation, decisions, [])
-
-    cluster.mutate_status(SECURITY_EVENTS, name, decide)
-    steps = [ActionStep.from_decision(decision) for decision in decisions]
-    return ActionRequest(security_event=ref, steps=steps)
+    ]  # fmt: skip
+    return record_signed_decisions(cluster, ref, decisions)
 
 
 def test_both_actions_in_one_event_over_real_http(stand: Stand) -> None:

@@ -46,21 +46,33 @@ def create_decided_event(
         f"{pod['metadata']['namespace']}/{pod['metadata']['name']}" for pod in pods
     ]
     created = create_security_event(cluster, name, targets=targets, description="executor test")
-    ref = SecurityEventRef(
-        name=name, uid=created["metadata"]["uid"], generation=created["metadata"]["generation"]
-    )
+    ref = refer_to_created(created)
     uids = [pod["metadata"]["uid"] for pod in pods] or [""] * len(targets)
-    decisions = sign_decisions(MATCHER_KEY, ref, [
+    decisions = [
         make_decision(ref, text, uid, action, options)
         for text, uid in zip(targets, uids, strict=True)
-    ])  # fmt: skip
+    ]
+    return record_signed_decisions(cluster, ref, decisions)
+
+
+def refer_to_created(created: Mapping[str, Any]) -> SecurityEventRef:
+    """The reference to a SecurityEvent just created (its name, uid and generation)."""
+    meta = created["metadata"]
+    return SecurityEventRef(name=meta["name"], uid=meta["uid"], generation=meta["generation"])
+
+
+def record_signed_decisions(
+    cluster: Cluster, ref: SecurityEventRef, decisions: list[Decision]
+) -> ActionRequest:
+    """Sign ``decisions`` and record them in the status as the matcher does; their request."""
+    signed = sign_decisions(MATCHER_KEY, ref, decisions)
 
     def decide(current: dict[str, Any]) -> dict[str, Any] | None:
         status = SecurityEventStatus.model_validate(current.get("status") or {})
-        return record_decisions(status, ref.generation, decisions, [])
+        return record_decisions(status, ref.generation, signed, [])
 
-    cluster.mutate_status(SECURITY_EVENTS, name, decide)
-    steps = [ActionStep.from_decision(decision) for decision in decisions]
+    cluster.mutate_status(SECURITY_EVENTS, ref.name, decide)
+    steps = [ActionStep.from_decision(decision) for decision in signed]
     return ActionRequest(security_event=ref, steps=steps)
 
 

@@ -21,16 +21,14 @@ import functions_framework
 
 from amtd.act.registry import ACTIONS
 from amtd.edge.answering import answer_action_requests
-from amtd.edge.logs import configure_logging
 from amtd.edge.responding import serve
-from amtd.edge.workers import serve_with_read_deadlines
+from amtd.edge.workers import start_function
 
 # both attach an ephemeral container (amtd.act.debug); KeyError at start-up if not registered
 SERVED = (ACTIONS["debugger"], ACTIONS["customAction"])
 EXECUTOR = "executor-debug"
 
-configure_logging(os.environ)
-serve_with_read_deadlines(os.environ)  # before functions-framework starts gunicorn
+start_function(os.environ)
 
 
 @functions_framework.http

@@ -20,15 +20,13 @@ import functions_framework
 
 from amtd.act.registry import ACTIONS
 from amtd.edge.answering import answer_action_request
-from amtd.edge.logs import configure_logging
 from amtd.edge.responding import serve
-from amtd.edge.workers import serve_with_read_deadlines
+from amtd.edge.workers import start_function
 
 ACTION = ACTIONS["quarantine"]  # KeyError at start-up if it is not registered
 EXECUTOR = "executor-quarantine"
 
-configure_logging(os.environ)
-serve_with_read_deadlines(os.environ)  # before functions-framework starts gunicorn
+start_function(os.environ)
 
 
 @functions_framework.http

@@ -9,7 +9,7 @@ pod, and every rule of the covering policies with its score or the keys that did
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 from amtd.decide.matching import Choice, PolicyIndex, choose_best_match, is_policy_covering
@@ -280,31 +280,15 @@ def target_to_data(target: TargetExplanation) -> dict[str, Any]:
             {"policy": item.policy, "covers": item.is_covering, "reason": item.reason}
             for item in target.coverage
         ],
-        "rules": [rule_score_to_data(item) for item in target.rules],
-        "decision": verdict_to_data(target.verdict),
+        "rules": [record_to_data(item) for item in target.rules],
+        "decision": record_to_data(target.verdict),
     }
 
 
-def rule_score_to_data(score: RuleScore) -> dict[str, Any]:
-    """One strategy entry's score as JSON-ready data."""
+def record_to_data(record: RuleScore | MatchVerdict) -> dict[str, Any]:
+    """A score or verdict as JSON-ready data: ``is_x`` fields as ``x``, tuples as lists."""
     return {
-        "entry": score.entry,
-        "rule": score.rule,
-        "action": score.action,
-        "score": score.score,
-        "fallback": score.is_fallback,
-        "mismatches": list(score.mismatches),
-    }
-
-
-def verdict_to_data(verdict: MatchVerdict) -> dict[str, Any]:
-    """The verdict as JSON-ready data."""
-    return {
-        "outcome": verdict.outcome,
-        "reason": verdict.reason,
-        "winner": verdict.winner,
-        "action": verdict.action,
-        "score": verdict.score,
-        "ties": list(verdict.ties),
-        "summary": verdict.summary,
+        field.name.removeprefix("is_"): list(value) if isinstance(value, tuple) else value
+        for field in fields(record)
+        for value in (getattr(record, field.name),)
     }

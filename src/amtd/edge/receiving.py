@@ -29,6 +29,7 @@ from amtd.edge.responding import (
     read_body,
     serve,
 )
+from amtd.edge.workers import start_function
 from amtd.ingest.alerts import Alert, Ignored, IngestOutcome
 from amtd.ingest.authenticating import (
     MODE_ENV,
@@ -44,6 +45,7 @@ from amtd.ingest.authenticating import (
 from amtd.ingest.documents import TooManyDocumentsError, UnsupportedMediaError, read_media_type
 from amtd.ingest.envelopes import Envelope, Payload, is_cloudevent, read_envelope
 from amtd.ingest.fields import InvalidFieldError
+from amtd.ingest.ingesting import AlertRecorder
 from amtd.kube.api import ApiError, TransientError
 
 logger = logging.getLogger(__name__)
@@ -72,6 +74,14 @@ class Delivery:
     def is_cloudevent(self) -> bool:
         """Whether to answer the broker way (no body)."""
         return self.envelope is not None
+
+
+def start_ingest(ingested_by: str, env: Mapping[str, str]) -> AlertRecorder:
+    """An ingest function's start: logs and read deadlines, its recorder, the auth warning."""
+    start_function(env)
+    recorder = AlertRecorder.from_env(ingested_by, env)
+    warn_if_open(env)
+    return recorder
 
 
 def warn_if_open(env: Mapping[str, str]) -> None:

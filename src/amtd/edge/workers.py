@@ -4,11 +4,12 @@
 reads a request's head and body in blocking mode with no timeout: a client sending one byte a
 second holds a thread for as long as it likes, and a handful of them starve the function (its
 liveness probe included). functions-framework takes no gunicorn options from the environment, so
-:func:`serve_with_read_deadlines` (called by every ``functions/*/main.py`` before the server
-starts) swaps in an application class that selects :class:`ReadDeadlineWorker`: the same worker,
-whose socket reads all end ``AMTD_READ_TIMEOUT_S`` (default 10) after the request's first byte.
-A late head closes the connection; a late body fails the body read with
-:class:`ReadDeadlineError` (a ``TimeoutError``), which the shared edge answers ``408``.
+:func:`serve_with_read_deadlines` (called by every ``functions/*/main.py`` through
+:func:`start_function`, before the server starts) swaps in an application class that selects
+:class:`ReadDeadlineWorker`: the same worker, whose socket reads all end ``AMTD_READ_TIMEOUT_S``
+(default 10) after the request's first byte. A late head closes the connection; a late body fails
+the body read with :class:`ReadDeadlineError` (a ``TimeoutError``), which the shared edge
+answers ``408``.
 Under func-python (the deployed ASGI bridge) none of this runs: uvicorn reads every request on its
 event loop and hands the function a complete body, so a slow client holds no thread there.
 """
@@ -25,6 +26,8 @@ import functions_framework._http.gunicorn as framework_gunicorn
 from gunicorn.http.errors import NoMoreData  # type: ignore[import-untyped]
 from gunicorn.http.unreader import SocketUnreader  # type: ignore[import-untyped]
 from gunicorn.workers import gthread  # type: ignore[import-untyped]
+
+from amtd.edge.logs import configure_logging
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +140,12 @@ def read_timeout_s(env: Mapping[str, str]) -> float:
         logger.error("%s must be a positive number of seconds: using the default", TIMEOUT_ENV)
         return DEFAULT_READ_TIMEOUT_S
     return value
+
+
+def start_function(env: Mapping[str, str]) -> None:
+    """What every ``functions/*/main.py`` does first: JSON-lines logs, then read deadlines."""
+    configure_logging(env)
+    serve_with_read_deadlines(env)  # before functions-framework starts gunicorn
 
 
 def serve_with_read_deadlines(env: Mapping[str, str]) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from amtd.ingest.alerts import Alert, Ignored
+from amtd.ingest.alerts import Alert, Ignored, build_alert
 from amtd.ingest.documents import MAX_DOCUMENTS, TooManyDocumentsError
 from amtd.ingest.fields import (
     InvalidFieldError,
@@ -89,16 +89,8 @@ def parse_alertmanager_alert(value: Any, settings: AlertmanagerSettings) -> Aler
     labels = read_object(value, "labels") or {}
     rule = build_rule(labels, settings.rule_source)
     target = read_pod_target(labels)
-    if isinstance(target, Ignored):
-        return target
-    return Alert(
-        tool=TOOL,
-        target=target,
-        rule=rule,
-        description=describe_alert(value, rule["type"]),
-        observed_at=read_start(value),
-        dedup_key=read_fingerprint(value),
-    )
+    description = describe_alert(value, rule["type"])
+    return build_alert(TOOL, target, rule, description, read_start(value), read_fingerprint(value))
 
 
 def build_rule(labels: Mapping[str, Any], rule_source: str) -> dict[str, str]:

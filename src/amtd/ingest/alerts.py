@@ -48,6 +48,16 @@ class Ignored:
     reason: str
 
 
+def build_alert(
+    tool: str, target: Target | Ignored, rule: Mapping[str, str], description: str,
+    observed_at: float | None, dedup_key: str = "",
+) -> Alert | Ignored:  # fmt: skip
+    """The Alert about ``target``; the Ignored itself when the alert named no pod."""
+    if isinstance(target, Ignored):
+        return target
+    return Alert(tool, target, rule, description, observed_at, dedup_key)
+
+
 @dataclass(frozen=True)
 class IngestOutcome:
     """What happened to one item: the answer's per-item record."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from amtd.ingest.alerts import Alert, Ignored
+from amtd.ingest.alerts import Alert, Ignored, build_alert
 from amtd.ingest.fields import (
     InvalidFieldError,
     is_absent,
@@ -67,15 +67,8 @@ def parse_falco_alert(
     rule = build_rule(document, fallback, rule_source)
     observed = read_text(document, "time", max_length=64)
     description = read_description(document, "output", MAX_DESCRIPTION_LENGTH) or ""
-    if isinstance(target, Ignored):
-        return target
-    return Alert(
-        tool=TOOL,
-        target=target,
-        rule=rule,
-        description=description,
-        observed_at=parse_rfc3339(observed, "time") if observed else None,
-    )
+    observed_at = parse_rfc3339(observed, "time") if observed else None
+    return build_alert(TOOL, target, rule, description, observed_at)
 
 
 def build_rule(

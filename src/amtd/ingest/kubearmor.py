@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from amtd.ingest.alerts import Alert, Ignored
+from amtd.ingest.alerts import Alert, Ignored, build_alert
 from amtd.ingest.fields import (
     InvalidFieldError,
     check_encodable,
@@ -121,15 +121,7 @@ def parse_kubearmor_alert(
         return Ignored(f"Type {alert_type} is not a policy alert (see {EXTRA_TYPES_ENV})")
     rule = build_rule(document, alert_type, settings.rule_source)
     target = read_pod_target(document)
-    if isinstance(target, Ignored):
-        return target
-    return Alert(
-        tool=TOOL,
-        target=target,
-        rule=rule,
-        description=describe_alert(document),
-        observed_at=read_alert_time(document),
-    )
+    return build_alert(TOOL, target, rule, describe_alert(document), read_alert_time(document))
 
 
 def build_rule(document: Mapping[str, Any], alert_type: str, rule_source: str) -> dict[str, str]:

@@ -64,15 +64,21 @@ class ObjectMeta(BaseModel):
     annotations: dict[str, str] = Field(default_factory=dict)
 
 
-class Policy(BaseModel):
-    """An AdaptiveMovingTargetDefense object."""
+class CustomObject(BaseModel):
+    """What every ``amtd.r6security.com/v1beta1`` object has; a subclass fixes ``kind``."""
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
     api_version: Literal["amtd.r6security.com/v1beta1"] = Field(
         alias="apiVersion", default="amtd.r6security.com/v1beta1"
     )
-    kind: Literal["AdaptiveMovingTargetDefense"] = "AdaptiveMovingTargetDefense"
+    kind: str
     metadata: ObjectMeta
+
+
+class Policy(CustomObject):
+    """An AdaptiveMovingTargetDefense object."""
+
+    kind: Literal["AdaptiveMovingTargetDefense"] = "AdaptiveMovingTargetDefense"
     spec: PolicySpec
 
     @property

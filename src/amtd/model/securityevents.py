@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from amtd import SECURITY_EVENT_KIND
-from amtd.model.policies import ObjectMeta, clean_rule
+from amtd.model.policies import CustomObject, clean_rule
 from amtd.model.signatures import Signature
 from amtd.model.targets import Target, parse_target
 
@@ -98,15 +98,10 @@ class SecurityEventStatus(BaseModel):
     executions: list[Execution] = Field(default_factory=list)
 
 
-class SecurityEvent(BaseModel):
+class SecurityEvent(CustomObject):
     """A SecurityEvent object."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
-    api_version: Literal["amtd.r6security.com/v1beta1"] = Field(
-        alias="apiVersion", default="amtd.r6security.com/v1beta1"
-    )
     kind: Literal["SecurityEvent"] = "SecurityEvent"
-    metadata: ObjectMeta
     spec: SecurityEventSpec
     status: SecurityEventStatus = Field(default_factory=SecurityEventStatus)
 

@@ -28,28 +28,26 @@ class Target(NamedTuple):
 
 def check_namespace_name(namespace: str) -> str:
     """Return the namespace, or raise ValueError saying why it is not a valid one."""
-    if not namespace:
-        raise ValueError("namespace is empty")
-    if len(namespace) > MAX_NAMESPACE_LENGTH:
-        raise ValueError(
-            f"namespace {namespace!r} is longer than {MAX_NAMESPACE_LENGTH} characters"
-        )
-    if not DNS1123_LABEL.fullmatch(namespace):
-        raise ValueError(f"namespace {namespace!r} is not a DNS-1123 label (a-z, 0-9, '-')")
-    return namespace
+    return check_name(namespace, "namespace", MAX_NAMESPACE_LENGTH, DNS1123_LABEL,
+                      "DNS-1123 label (a-z, 0-9, '-')")  # fmt: skip
 
 
 def check_pod_name(name: str) -> str:
     """Return the pod name, or raise ValueError saying why it is not a valid one."""
-    if not name:
-        raise ValueError("pod name is empty")
-    if len(name) > MAX_POD_NAME_LENGTH:
-        raise ValueError(
-            f"pod name {name[:40]!r}... is longer than {MAX_POD_NAME_LENGTH} characters"
-        )
-    if not DNS1123_SUBDOMAIN.fullmatch(name):
-        raise ValueError(f"pod name {name!r} is not a DNS-1123 subdomain (a-z, 0-9, '-', '.')")
-    return name
+    return check_name(name, "pod name", MAX_POD_NAME_LENGTH, DNS1123_SUBDOMAIN,
+                      "DNS-1123 subdomain (a-z, 0-9, '-', '.')")  # fmt: skip
+
+
+def check_name(value: str, what: str, max_length: int, pattern: re.Pattern[str], form: str) -> str:
+    """``value`` if it is a non-empty ``form`` of at most ``max_length``; else ValueError."""
+    if not value:
+        raise ValueError(f"{what} is empty")
+    if len(value) > max_length:
+        shown = f"{value[:40]!r}..." if len(value) > 64 else repr(value)  # a hostile one is long
+        raise ValueError(f"{what} {shown} is longer than {max_length} characters")
+    if not pattern.fullmatch(value):
+        raise ValueError(f"{what} {value!r} is not a {form}")
+    return value
 
 
 def parse_target(text: str) -> Target:

@@ -21,9 +21,9 @@ from typing import Any
 
 from amtd.model.objects import Object
 from amtd.model.securityeventmanifests import build_security_event_manifest
-from amtd.model.targets import Target, check_namespace_name, check_pod_name
+from amtd.model.targets import Target
 from amtd.model.timestamps import format_time, parse_time
-from amtd.schedule.timing import TimerCheck
+from amtd.schedule.timing import TimerCheck, index_last_runs, name_opted_in_pod
 
 INTERVAL_ENABLED_ANNOTATION = "interval-timer.amtd.r6security.com/enabled"
 INTERVAL_CONFIG_ANNOTATION = "interval-timer.amtd.r6security.com/config"
@@ -107,17 +107,7 @@ def pick_due_time(window: IntervalWindow, uid: str, last_run: datetime, key: byt
 
 def index_interval_runs(security_events: Iterable[Mapping[str, Any]]) -> dict[str, datetime]:
     """Per ``namespace/pod``: the creation time of its newest interval-timer SecurityEvent."""
-    last_runs: dict[str, datetime] = {}
-    for event in security_events:
-        spec = event.get("spec") or {}
-        rule = spec.get("rule") or {}
-        created = parse_time((event.get("metadata") or {}).get("creationTimestamp"))
-        if not isinstance(rule, dict) or rule.get("source") != INTERVAL_SOURCE or created is None:
-            continue
-        for target in spec.get("targets") or []:
-            if isinstance(target, str) and (target not in last_runs or created > last_runs[target]):
-                last_runs[target] = created
-    return last_runs
+    return index_last_runs(security_events, INTERVAL_SOURCE)
 
 
 def check_interval_pod(
@@ -125,16 +115,12 @@ def check_interval_pod(
 ) -> IntervalCheck | None:
     """The pod's verdict; None when it did not opt in (no ``enabled`` annotation)."""
     metadata = pod.get("metadata") or {}
-    annotations = metadata.get("annotations") or {}
-    if not isinstance(annotations, dict) or INTERVAL_ENABLED_ANNOTATION not in annotations:
+    target = name_opted_in_pod(metadata, INTERVAL_ENABLED_ANNOTATION)
+    if target is None:
         return None
-    try:
-        target = Target(check_namespace_name(metadata.get("namespace", "")),
-                        check_pod_name(metadata.get("name", "")))  # fmt: skip
-    except (ValueError, TypeError):
-        return None  # not a pod we could ever name in a SecurityEvent
     if metadata.get("deletionTimestamp"):
         return IntervalCheck(target, "terminating", "pod is terminating")
+    annotations = metadata["annotations"]
     try:
         return decide_interval(target, metadata, annotations, last_runs.get(str(target)), now, key)
     except (ValueError, OverflowError, TypeError) as error:

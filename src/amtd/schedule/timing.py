@@ -53,14 +53,16 @@ def parse_go_bool(text: str) -> bool:
     raise ValueError(f"{text[:40]!r} is not a boolean (use true or false)")
 
 
-def index_last_runs(security_events: Iterable[Mapping[str, Any]]) -> dict[str, datetime]:
-    """Per ``namespace/pod``: the creation time of its newest time-based SecurityEvent."""
+def index_last_runs(
+    security_events: Iterable[Mapping[str, Any]], source: str = TIMER_SOURCE
+) -> dict[str, datetime]:
+    """Per ``namespace/pod``: the creation time of its newest SecurityEvent from ``source``."""
     last_runs: dict[str, datetime] = {}
     for event in security_events:
         spec = event.get("spec") or {}
         rule = spec.get("rule") or {}
         created = parse_time((event.get("metadata") or {}).get("creationTimestamp"))
-        if not isinstance(rule, dict) or rule.get("source") != TIMER_SOURCE or created is None:
+        if not isinstance(rule, dict) or rule.get("source") != source or created is None:
             continue
         for target in spec.get("targets") or []:
             if isinstance(target, str) and (target not in last_runs or created > last_runs[target]):
@@ -73,20 +75,27 @@ def check_pod(
 ) -> TimerCheck | None:
     """The pod's verdict; None when it did not opt in (no ``enabled`` annotation)."""
     metadata = pod.get("metadata") or {}
-    annotations = metadata.get("annotations") or {}
-    if ENABLED_ANNOTATION not in annotations:
+    target = name_opted_in_pod(metadata, ENABLED_ANNOTATION)
+    if target is None:
         return None
-    try:
-        target = Target(check_namespace_name(metadata.get("namespace", "")),
-                        check_pod_name(metadata.get("name", "")))  # fmt: skip
-    except (ValueError, TypeError):
-        return None  # not a pod we could ever name in a SecurityEvent
     if metadata.get("deletionTimestamp"):
         return TimerCheck(target, "terminating", "pod is terminating")
     try:
-        return decide_due(target, metadata, annotations, last_runs, now)
+        return decide_due(target, metadata, metadata["annotations"], last_runs, now)
     except (ValueError, OverflowError, TypeError) as error:
         return TimerCheck(target, "invalid", str(error))
+
+
+def name_opted_in_pod(metadata: Mapping[str, Any], enabled_annotation: str) -> Target | None:
+    """The pod as a Target if it carries ``enabled_annotation`` and a valid name; else None."""
+    annotations = metadata.get("annotations") or {}
+    if not isinstance(annotations, dict) or enabled_annotation not in annotations:
+        return None
+    try:
+        return Target(check_namespace_name(metadata.get("namespace", "")),
+                      check_pod_name(metadata.get("name", "")))  # fmt: skip
+    except (ValueError, TypeError):
+        return None  # not a pod we could ever name in a SecurityEvent
 
 
 def decide_due(

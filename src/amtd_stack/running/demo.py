@@ -1,9 +1,11 @@
 """``make demo``: the whole chain on the embedded stack, narrated as it happens.
 
-A Phoenix sample Deployment and policy, then two real alerts: Falco reports a shell in one pod
-(the policy says delete: the Deployment replaces it) and KubeArmor reports a package manager in
-another (the policy says quarantine: it keeps running, isolated, and is replaced in its workload).
-Every step is read back from the API server, not assumed.
+A Phoenix sample Deployment and policy, then three real alerts: Falco reports a shell in one pod
+(the policy says delete: the Deployment replaces it), KubeArmor reports a package manager in
+another (the policy says quarantine: it keeps running, isolated, and is replaced in its workload)
+and Prometheus Alertmanager reports a crypto miner in a third (the policy says debugger: an
+ephemeral container is added to the pod for a look inside). Every step is read back from the API
+server, not assumed.
 """
 
 from __future__ import annotations
@@ -98,8 +100,29 @@ def kubearmor_alert(pod: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def alertmanager_notification(pod: str) -> dict[str, Any]:
+    """An Alertmanager webhook notification (payload version 4) with one firing alert, as its
+    ``webhook_configs`` receiver posts it (docs/ingest.md, "Prometheus Alertmanager")."""
+    labels = {"alertname": "KubePodCryptoMiner", "rule": "crypto-miner-detected",
+              "severity": "warning", "namespace": NAMESPACE, "pod": pod}  # fmt: skip
+    alert = {
+        "status": "firing", "labels": labels,
+        "annotations": {"summary": f"Crypto miner in {NAMESPACE}/{pod}"},
+        "startsAt": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+        "endsAt": "0001-01-01T00:00:00Z", "fingerprint": secrets.token_hex(8),
+        "generatorURL": "http://prometheus-k8s-0:9090/graph?g0.expr=up&g0.tab=1",
+    }  # fmt: skip
+    return {
+        "receiver": "amtd", "status": "firing", "alerts": [alert],
+        "groupLabels": {"alertname": "KubePodCryptoMiner"}, "commonLabels": labels,
+        "commonAnnotations": {}, "externalURL": "http://alertmanager-main-0:9093",
+        "version": "4", "groupKey": '{}:{alertname="KubePodCryptoMiner"}', "truncatedAlerts": 0,
+    }  # fmt: skip
+
+
 def post_alert(url: str, token: str, alert: Any) -> str:
-    """Send an alert the way Falcosidekick/Fluent Bit do; return the SecurityEvent name."""
+    """Send an alert the way Falcosidekick/Fluent Bit/Alertmanager do; return the SecurityEvent
+    name."""
     answer = requests.post(
         url, json=alert, headers={"Authorization": f"Bearer {token}"}, timeout=30
     )
@@ -173,6 +196,32 @@ def act_quarantine(stack: Stack, cluster: Cluster, token: str) -> None:
     follow_execution(cluster, name)
 
 
+def act_debug(stack: Stack, cluster: Cluster, token: str) -> None:
+    """Act 3: Alertmanager alert → debugger → an ephemeral container added to the pod."""
+    victim = min(pod["metadata"]["name"] for pod in running_pods(cluster))
+    say(f"\n3. Alertmanager: 'KubePodCryptoMiner' (rule crypto-miner-detected) in pod {victim}")
+    url = stack.endpoints()["functions"]["ingest-alertmanager"]
+    name = post_alert(url, token, alertmanager_notification(victim))
+    follow_decision(cluster, name)
+    pod = wait_for("the ephemeral container", lambda: debugged_pod(cluster, victim))
+    container = pod["spec"]["ephemeralContainers"][0]
+    state = next(iter(pod["status"]["ephemeralContainerStatuses"][0].get("state") or {"-": 0}))
+    say(
+        f"   pod {victim} has ephemeral container {container['name']} (image "
+        f"{container['image']}, target {container.get('targetContainerName', '-')}, {state})"
+    )
+    app = pod["metadata"].get("labels", {}).get("app", "-")
+    say(f"   pod {victim} is still {pod['status']['phase']} with its labels (app={app})")
+    follow_execution(cluster, name)
+
+
+def debugged_pod(cluster: Cluster, name: str) -> dict[str, Any] | None:
+    """The pod, once an ephemeral container was added and its status shown."""
+    pod = cluster.get(PODS, name, NAMESPACE)
+    added = pod.get("spec", {}).get("ephemeralContainers")
+    return pod if added and pod.get("status", {}).get("ephemeralContainerStatuses") else None
+
+
 def replacement_of(cluster: Cluster, before: set[str]) -> str | None:
     """A Running pod of the Deployment that was not there before the attack."""
     fresh = sorted(pod["metadata"]["name"] for pod in running_pods(cluster))
@@ -197,7 +246,7 @@ def show_kubectl(stack: Stack) -> None:
 
 
 def run_demo(state_dir: Path) -> None:
-    """Start, set up, attack twice, show, stop."""
+    """Start, set up, attack three times, show, stop."""
     token = secrets.token_urlsafe(24)
     overrides = {name: {"INGEST_TOKEN": token} for name in INGEST_FUNCTIONS}
     say("Starting the embedded stack (API server stand-in, local Knative Eventing, functions)…")
@@ -213,6 +262,7 @@ def run_demo(state_dir: Path) -> None:
         say(f"   pods Running: {', '.join(pod['metadata']['name'] for pod in pods)}")
         act_delete(stack, cluster, token)
         act_quarantine(stack, cluster, token)
+        act_debug(stack, cluster, token)
         show_kubectl(stack)
     say("Stopped. To look around yourself:")
     say("   .venv/bin/amtd up --state-dir .state/up        # then, in another shell:")
