@@ -35,6 +35,7 @@ from launching import (
 
 from amtd.kube.api import SECURITY_EVENTS
 from support.builders import create_security_event
+from support.signing import matcher_key_environment
 
 TITLE = "P1 matcher per event over HTTP vs a no-op functions-framework function"
 EVENTS = 300
@@ -160,7 +161,7 @@ def make_rows(result: dict[str, Samples], calls: dict[str, float], round_trip: R
 def with_functions(in_process: bool, run: Callable[[StandIn, Client, Client], T]) -> T:
     """Run ``run`` with a stand-in, the no-op function and the matcher (as user matcher)."""
     with run_standin(in_process) as stand, noop_function() as noop_code:
-        env = {"KUBECONFIG": str(stand.kubeconfig("matcher"))}
+        env = {"KUBECONFIG": str(stand.kubeconfig("matcher")), **matcher_key_environment()}
         with serve(noop_code) as noop_port, serve(FunctionCode.of("matcher"), env) as port:
             noop, matcher = Client(noop_port), Client(port)
             try:

@@ -39,11 +39,12 @@ from launching import (
 
 from amtd.decide.triaging import triage_security_event
 from amtd.model.actionevents import to_request_attributes
-from amtd.model.signatures import generate_signing_key
 from amtd_stack.serving import pick_free_port
 from support.builders import create_security_event, kubearmor_alert
 from support.cloudevents import as_binary
 from support.processes import stop_process
+from support.signing import MATCHER_KEY, matcher_key_environment
+from support.standins import NAMESPACES
 from support.waiting import wait_for
 
 TITLE = "P3 cold start: process start → first answered event, per function, vs a bare app"
@@ -118,7 +119,7 @@ def action_event(rule_type: str) -> Prepare:
         )
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         triage = triage_security_event(
-            stand.cluster, name, may_replay=True, now=now, signer=generate_signing_key()
+            stand.cluster, name, may_replay=True, now=now, signer=MATCHER_KEY
         )
         assert triage.request is not None, triage.outcome
         data = triage.request.model_dump(by_alias=True, mode="json")
@@ -179,14 +180,18 @@ def environment(stand: StandIn, code: FunctionCode) -> dict[str, str]:
     """Identity (the func.yaml name), token and sink, as func.yaml and the cluster give them."""
     return {
         "KUBECONFIG": str(stand.kubeconfig(code.name)), "INGEST_TOKEN": TOKEN,
-        "K_SINK": stand.url,  # any URL: nothing is due for the sweeper to publish
+        "K_SINK": stand.url,  # any URL: nothing is due for the sweeper to publish,
+        "SWEEP_GRACE_SECONDS": "86400",  # as every event here is younger than a day
         "AMTD_NAMESPACE": "amtd-system",
+        **matcher_key_environment(),  # the matcher signs, the executors verify
     }  # fmt: skip
 
 
 def run_rounds(stand: StandIn, floor_code: FunctionCode) -> dict[str, list[float]]:
     """ROUNDS rounds; each: the bare app, then every function once."""
     install_workload(stand.cluster, replicas=3)
+    # Unverified dead letters are recorded on the Broker, in amtd's own namespace.
+    stand.cluster.create(NAMESPACES, {"metadata": {"name": "amtd-system"}})
     samples: dict[str, list[float]] = {"bare": []}
     bare_request: Request = ({"Content-Type": "application/json"}, b"{}")
     for round_ in range(ROUNDS):
