@@ -3,6 +3,10 @@
 A figure is a module ``benchmarks/pN_<what>.py`` with ``TITLE`` (one line) and
 ``measure() -> list[Row]``; ``run.py`` lists the figure modules. Times are seconds everywhere;
 rendering picks the unit.
+
+``AMTD_BENCH_SMOKE=1`` (tests/packaging/test_benchmarks.py) runs every figure with its counts cut
+to the minimum through ``sized``: the code runs end to end, the numbers mean nothing, and run.py
+writes no results.md.
 """
 
 from __future__ import annotations
@@ -14,6 +18,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
+
+T = TypeVar("T")
+SMOKE = os.environ.get("AMTD_BENCH_SMOKE") == "1"  # read here only: figures call ``sized``
+
+
+def sized(full: T, smoke: T) -> T:
+    """``full`` for `make bench`; ``smoke`` in a smoke run (does the code still run at all?)."""
+    return smoke if SMOKE else full
 
 
 @dataclass(frozen=True)
@@ -33,7 +46,9 @@ class Row:
         return self.median / self.floor if self.floor else None
 
 
-def time_calls(call: Callable[[int], object], count: int, warmup: int = 20) -> list[float]:
+def time_calls(
+    call: Callable[[int], object], count: int, warmup: int = sized(20, 1)
+) -> list[float]:
     """Seconds per call of ``call(i)`` for i in range(count), after a warm-up."""
     for step in range(warmup):
         call(step)
@@ -46,7 +61,7 @@ def time_calls(call: Callable[[int], object], count: int, warmup: int = 20) -> l
     return samples
 
 
-def time_loop(loop: Callable[[int], object], iterations: int, repeat: int = 7) -> float:
+def time_loop(loop: Callable[[int], object], iterations: int, repeat: int = sized(7, 1)) -> float:
     """Median seconds per iteration of ``loop(iterations)``, for operations too fast to time."""
     runs = []
     for _ in range(repeat):

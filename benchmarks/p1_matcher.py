@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from benching import Row, summarize
+from benching import Row, sized, summarize
 from launching import (
     INTEGRATOR_EVENT,
     NAMESPACE,
@@ -38,8 +38,9 @@ from support.builders import create_security_event
 from support.signing import matcher_key_environment
 
 TITLE = "P1 matcher per event over HTTP vs a no-op functions-framework function"
-EVENTS = 300
-WARMUP = 20
+EVENTS = sized(300, 2)
+WARMUP = sized(20, 1)
+COUNTED = sized(10, 1)  # events of the API-call count run
 GOAL_RATIO = 1.5
 T = TypeVar("T")
 Samples = tuple[list[float], list[float]]  # floor and function, interleaved
@@ -179,5 +180,5 @@ def measure() -> list[Row]:
         round_trip = measure_round_trip(stand, [f"bench-{n:04d}" for n in range(EVENTS)])
         return make_rows(result, calls, round_trip)
 
-    calls = with_functions(True, lambda *parts: count_api_calls(*parts, count=10))
+    calls = with_functions(True, lambda *parts: count_api_calls(*parts, count=COUNTED))
     return with_functions(False, timed)

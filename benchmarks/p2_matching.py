@@ -14,13 +14,13 @@ import random
 import time
 from typing import Any
 
-from benching import Row, summarize, time_calls, time_loop
+from benching import Row, sized, summarize, time_calls, time_loop
 
 from amtd.decide.matching import PolicyIndex, choose_best_match
 from amtd.model.policies import Policy
 
 TITLE = "P2 best-match decision (PolicyIndex built once, choose_best_match per event)"
-SIZES = (1, 100, 10_000)
+SIZES = sized((1, 100, 10_000), (1, 100))
 SPREAD_NAMESPACES = 1_000
 RULES_PER_POLICY = 10
 GOAL = 1e-3  # p50 at 10 000 AMTDs
@@ -73,7 +73,7 @@ def measure_floor(size: int) -> float:
         for step in range(iterations):
             get(keys[step & 15])
 
-    return time_loop(loop, 200_000)
+    return time_loop(loop, sized(200_000, 100))
 
 
 def measure_layout(size: int, spread: bool, events: list[dict[str, str]]) -> list[Row]:
@@ -81,7 +81,7 @@ def measure_layout(size: int, spread: bool, events: list[dict[str, str]]) -> lis
     policies = [make_policy(number, spread) for number in range(size)]
     layout = f"spread over {SPREAD_NAMESPACES:,} ns" if spread else "one namespace"
     index = PolicyIndex.from_policies(policies)
-    calls = 2_000 if size >= 10_000 else 5_000
+    calls = sized(2_000 if size >= 10_000 else 5_000, 3)
     samples = time_calls(
         lambda step: choose_best_match(index, "ns-0", POD_LABELS, events[step % len(events)]),
         calls,
@@ -97,7 +97,7 @@ def measure_layout(size: int, spread: bool, events: list[dict[str, str]]) -> lis
 def measure_build(policies: list[Policy], size: int, layout: str) -> Row:
     """Build time of the index the matcher makes per event: the pod namespace's AMTDs."""
     local = [policy for policy in policies if policy.metadata.namespace == "ns-0"]
-    repeat = 5 if len(local) >= 1_000 else 200
+    repeat = sized(5 if len(local) >= 1_000 else 200, 1)
     samples = []
     for _ in range(repeat):
         started = time.perf_counter_ns()

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from benching import Row, summarize
+from benching import Row, sized, summarize
 from launching import (
     INTEGRATOR_EVENT,
     NAMESPACE,
@@ -48,7 +48,7 @@ from support.standins import NAMESPACES
 from support.waiting import wait_for
 
 TITLE = "P3 cold start: process start → first answered event, per function, vs a bare app"
-ROUNDS = 7
+ROUNDS = sized(7, 1)
 GOAL_RATIO = 1.5
 RETRY_S = 0.005
 TOKEN = secrets.token_urlsafe(24)

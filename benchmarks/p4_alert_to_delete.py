@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benching import Row, summarize
+from benching import Row, sized, summarize
 from launching import (
     ROOT,
     Client,
@@ -38,9 +38,9 @@ from amtd_stack.running.stack import Stack
 from support.waiting import wait_for
 
 TITLE = "P4 alert POST → pod deleted, on the embedded stack (ratio: loopback HTTP round trips)"
-RUNS = 100
-WARMUP = 5
-REPLICAS = 3
+RUNS = sized(100, 1)
+WARMUP = sized(5, 0)
+REPLICAS = sized(3, 1)
 GOAL_RATIO = 15.0
 RULE = "Terminal shell in container"  # the demo policy deletes the pod
 SE_KEY = ("amtd.r6security.com", "securityevents")

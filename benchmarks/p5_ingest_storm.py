@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import replace
 
-from benching import Row, summarize
+from benching import Row, sized, summarize
 from launching import (
     Client,
     FunctionCode,
@@ -32,9 +32,9 @@ from launching import (
 from amtd.kube.api import SECURITY_EVENTS
 
 TITLE = "P5 ingest storm: 10 000 identical alerts to ingest-falco (1 worker)"
-ALERTS = 10_000
+ALERTS = sized(10_000, 20)
 SENDERS = 4
-SLICE = 100  # alerts per slice, for the spread of the throughput
+SLICE = sized(100, 5)  # alerts per slice, for the spread of the throughput
 GOAL_RATE = 1_000.0  # alerts/s per worker
 WRITE_VERBS = ("create", "update", "patch", "delete", "deletecollection")
 FLUSH_SECONDS = 30  # OCCURRENCES_FLUSH_SECONDS as deployed (func.yaml)

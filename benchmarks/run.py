@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from benching import Row, describe_machine, render_table
+from benching import SMOKE, Row, describe_machine, render_table
 
 FIGURES = [
     "p1_matcher",
@@ -52,13 +52,13 @@ def main(argv: list[str]) -> int:
         sections.append(run_figure(name))
     text = render_results(sections)
     print(text)
-    if not argv:
+    if not argv and not SMOKE:  # a smoke run's numbers mean nothing
         RESULTS.write_text(text, encoding="utf-8")
         print(f"written to {RESULTS}")
     missed = [row.name for _, rows, _ in sections for row in rows if row.verdict == "FAIL"]
     for name in missed:
         print(f"goal missed: {name}", file=sys.stderr)
-    return 1 if missed else 0
+    return 1 if missed and not SMOKE else 0  # goals need real sample counts
 
 
 if __name__ == "__main__":

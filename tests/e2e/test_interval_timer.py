@@ -6,9 +6,6 @@ after the pod starts; a policy rule for ``{type: interval-timer}`` deletes the p
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 import pytest
 
 from support.builders import create_policy
@@ -16,7 +13,7 @@ from support.stacks import (
     LiveStack,
     create_workload,
     is_gone,
-    security_events_for,
+    ping_until_triggered,
     wait_for,
     wait_for_executions,
     wait_for_running,
@@ -31,22 +28,6 @@ ANNOTATIONS = {
 }
 
 
-def ping_until_triggered(live: LiveStack, target: str) -> dict[str, Any]:
-    """Fire the amtd-timer PingSource (at most twice a second) until ``target`` has an event."""
-    last_ping = [0.0]
-
-    def probe() -> dict[str, Any] | None:
-        found = security_events_for(live.cluster, target)
-        if found:
-            return found[0]
-        if time.monotonic() - last_ping[0] > 0.5:
-            live.stack.fire_ping("amtd-timer")
-            last_ping[0] = time.monotonic()
-        return None
-
-    return wait_for(probe, f"an interval-timer SecurityEvent on {target}")
-
-
 def test_an_interval_timer_refreshes_the_pod(live: LiveStack) -> None:
     (pod,) = create_workload(
         live.cluster, NAMESPACE, "spinner", replicas=1, annotations=ANNOTATIONS
@@ -55,7 +36,7 @@ def test_an_interval_timer_refreshes_the_pod(live: LiveStack) -> None:
     name = pod["metadata"]["name"]
     target = f"{NAMESPACE}/{name}"
     try:
-        event = ping_until_triggered(live, target)
+        event = ping_until_triggered(live, target, "an interval-timer")
         assert event["metadata"]["name"].startswith(f"interval-timer-{name}-")
         assert event["spec"]["rule"] == {
             "type": "interval-timer", "threatLevel": "info", "source": "IntervalTimerTrigger",

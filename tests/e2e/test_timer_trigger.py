@@ -6,9 +6,6 @@ that is due a second after the pod starts; a policy rule for ``{type: timed}`` d
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 import pytest
 
 from support.builders import create_policy
@@ -17,7 +14,7 @@ from support.stacks import (
     LiveStack,
     create_workload,
     is_gone,
-    security_events_for,
+    ping_until_triggered,
     wait_for,
     wait_for_executions,
     wait_for_running,
@@ -26,22 +23,6 @@ from support.standins import NAMESPACES
 
 pytestmark = pytest.mark.e2e
 NAMESPACE = "timer"
-
-
-def ping_until_triggered(live: LiveStack, target: str) -> dict[str, Any]:
-    """Fire the amtd-timer PingSource (at most twice a second) until ``target`` has an event."""
-    last_ping = [0.0]
-
-    def probe() -> dict[str, Any] | None:
-        found = security_events_for(live.cluster, target)
-        if found:
-            return found[0]
-        if time.monotonic() - last_ping[0] > 0.5:
-            live.stack.fire_ping("amtd-timer")
-            last_ping[0] = time.monotonic()
-        return None
-
-    return wait_for(probe, f"a timed SecurityEvent on {target}")
 
 
 def test_due_schedule_creates_a_timed_security_event_and_the_policy_acts(live: LiveStack) -> None:
@@ -61,7 +42,7 @@ def test_due_schedule_creates_a_timed_security_event_and_the_policy_acts(live: L
 
 def check_timed_deletion(live: LiveStack, name: str, target: str) -> None:
     """The ping creates a timed SecurityEvent for the pod; the policy deletes the pod."""
-    event = ping_until_triggered(live, target)
+    event = ping_until_triggered(live, target, "a timed")
 
     assert event["metadata"]["name"].startswith(f"tb-{name}-")
     assert event["spec"]["targets"] == [target]

@@ -26,6 +26,7 @@ from amtd.kube.api import NETWORK_POLICIES, PODS
 from support.executors import create_decided_event, only_execution, post_event, read_status
 from support.functions import load_function_client
 from support.standins import Stand, create_deployment
+from support.waiting import run_together
 
 USER = "executors"
 TEMPLATE_CLAIM = encode_claim(Claim("sev-anything", "sev-uid/1/shop/web", "a-guessed-uid"))
@@ -141,23 +142,6 @@ def test_a_claim_of_a_step_that_failed_stops_nothing(
     execution = only_execution(post_event(clients["delete"], delete))
 
     assert (execution["result"], execution["reason"]) == ("Succeeded", "PodDeleted")
-
-
-def run_together(calls: list[Callable[[], Any]]) -> list[Any]:
-    """Start the calls at the same moment on their own threads; their results, in order."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def run(index: int) -> None:
-        barrier.wait()
-        results[index] = calls[index]()
-
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    return results
 
 
 @pytest.mark.parametrize("round_", range(3))

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,6 +12,7 @@ from support.cloudevents import read_reply
 from support.executors import create_decided_event, post_event, read_status
 from support.functions import load_function_client
 from support.standins import Stand, create_deployment
+from support.waiting import run_together
 
 ROUNDS = 3
 
@@ -22,24 +22,6 @@ def stand(stand: Stand, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stand]:
     """The shared stand-in; in-process executors act as ``executors``."""
     with stand.connect_functions("executors", monkeypatch):
         yield stand
-
-
-def run_together(calls: list[Callable[[], Any]]) -> list[Any]:
-    """Start the calls at the same moment on their own threads; their results, in order."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def run(index: int) -> None:
-        barrier.wait()
-        results[index] = calls[index]()
-
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert not any(thread.is_alive() for thread in threads)
-    return results
 
 
 def execution_of(reply: Any) -> dict[str, Any]:

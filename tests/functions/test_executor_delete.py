@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +19,14 @@ from support.executors import (
     read_status,
     wait_for_events_about,
 )
+from support.fixtures import connected_client_fixture
 from support.functions import load_function_client
 from support.standins import Stand, create_deployment, create_pod, wait_for_pods
 
 USER = "executor-delete"
 
 
-@pytest.fixture
-def client(stand: Stand, monkeypatch: pytest.MonkeyPatch) -> Iterator[FlaskClient]:
-    with stand.connect_functions(USER, monkeypatch):
-        yield load_function_client("executors/delete")
+client = connected_client_fixture("executors/delete", USER)
 
 
 def pod_deletes(stand: Stand) -> list[Any]:

@@ -22,9 +22,9 @@ from amtd.edge.inflating import InflatedTooLargeError, InvalidEncodingError, inf
 from amtd.edge.responding import MAX_BODY_BYTES
 from amtd.kube.api import Cluster
 from support.builders import FALCO_ALERT, falco_alert
+from support.fixtures import client_fixture, world_fixture
 from support.functions import load_function_client, serve_function
-from support.ingesting import TOKEN, bearer, expect_token, security_events
-from support.standins import open_world
+from support.ingesting import TOKEN, bearer, security_events
 
 USER = "ingest-falco"
 PATH_TOKEN = "f4lc0-direct-path-token"
@@ -34,19 +34,8 @@ BOMB = gzip.compress(b"\0" * (10 * 1024 * 1024))  # 10 MB of zeros in about 10 K
 FALCO_EVENT = falco_alert(uuid=None)
 
 
-@pytest.fixture(scope="module")
-def falco() -> FlaskClient:
-    """The function in-process."""
-    return load_function_client("ingest-falco")
-
-
-@pytest.fixture
-def cluster(apiserver: Any, kubeconfig: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
-    """CRDs installed; the function connects as ``ingest-falco`` and expects TOKEN."""
-    expect_token(monkeypatch)
-    monkeypatch.delenv("INGEST_PATH_TOKEN", raising=False)
-    with open_world(apiserver, kubeconfig, USER, monkeypatch) as own:
-        yield own
+falco = client_fixture("ingest-falco")
+cluster = world_fixture(USER, token=True, unset=("INGEST_PATH_TOKEN",))
 
 
 def post_encoded(client: FlaskClient, body: bytes, encoding: str) -> Any:

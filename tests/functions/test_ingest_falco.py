@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +19,15 @@ from flask.testing import FlaskClient
 from amtd.kube.api import SECURITY_EVENTS, Cluster
 from support.builders import FALCO_ALERT, falco_alert
 from support.cloudevents import as_binary, as_structured
-from support.functions import load_function_client, serve_function
+from support.fixtures import client_fixture, world_fixture
+from support.functions import serve_function
 from support.ingesting import (
     FALCO_CE_HEADERS,
     TOKEN,
     bearer,
-    expect_token,
     repeated_events,
     security_events,
 )
-from support.standins import open_world
 
 USER = "ingest-falco"
 EXPECTED_SPEC = {
@@ -71,18 +69,8 @@ AUDIT_EXEC_ALERT: dict[str, Any] = {
 }
 
 
-@pytest.fixture(scope="module")
-def falco() -> FlaskClient:
-    """The function in-process (stateless but for its duplicate counter)."""
-    return load_function_client("ingest-falco")
-
-
-@pytest.fixture
-def cluster(apiserver: Any, kubeconfig: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
-    """CRDs installed; the function connects as ``ingest-falco`` and expects TOKEN."""
-    expect_token(monkeypatch)
-    with open_world(apiserver, kubeconfig, USER, monkeypatch) as own:
-        yield own
+falco = client_fixture("ingest-falco")  # stateless but for its duplicate counter
+cluster = world_fixture(USER, token=True)
 
 
 def post_json(client: FlaskClient, document: Any, headers: dict[str, str] | None = None) -> Any:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +16,9 @@ from flask.testing import FlaskClient
 
 from amtd.kube.api import Cluster
 from support.builders import falco_alert, kubearmor_alert
-from support.functions import load_function_client
-from support.ingesting import bearer, expect_token, security_events
+from support.fixtures import client_fixture, world_fixture
+from support.ingesting import bearer, security_events
 from support.otlp import JSON, PROTOBUF, encode, json_request, read_response, record_body
-from support.standins import open_world
 
 ROOT = Path(__file__).resolve().parents[2]
 LOGS_PATH = "/v1/logs"
@@ -39,35 +37,12 @@ VARIANTS = [(PROTOBUF, False), (PROTOBUF, True), (JSON, False), (JSON, True)]
 VARIANT_IDS = ["protobuf-string", "protobuf-kvlist", "json-string", "json-kvlist"]
 
 
-@pytest.fixture(scope="module")
-def kubearmor() -> FlaskClient:
-    """ingest-kubearmor in-process."""
-    return load_function_client("ingest-kubearmor")
-
-
-@pytest.fixture(scope="module")
-def falco() -> FlaskClient:
-    """ingest-falco in-process."""
-    return load_function_client("ingest-falco")
-
-
-@pytest.fixture
-def cluster(apiserver: Any, kubeconfig: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
-    """The functions expect the token; this test's identity is ``ingest-kubearmor``."""
-    expect_token(monkeypatch)
-    monkeypatch.delenv("OTLP_TARGET_FROM_RESOURCE", raising=False)
-    with open_world(apiserver, kubeconfig, "ingest-kubearmor", monkeypatch) as own:
-        yield own
-
-
-@pytest.fixture
-def falco_cluster(
-    apiserver: Any, kubeconfig: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Cluster]:
-    """As :func:`cluster`, connecting as ``ingest-falco``."""
-    expect_token(monkeypatch)
-    with open_world(apiserver, kubeconfig, "ingest-falco", monkeypatch) as own:
-        yield own
+kubearmor = client_fixture("ingest-kubearmor")
+falco = client_fixture("ingest-falco")
+# The functions expect the token; this test's identity is ingest-kubearmor (or, for Falco's
+# logs, ingest-falco).
+cluster = world_fixture("ingest-kubearmor", token=True, unset=("OTLP_TARGET_FROM_RESOURCE",))
+falco_cluster = world_fixture("ingest-falco", token=True)
 
 
 def export(

@@ -8,7 +8,6 @@ read; a replayed signed step (the sweeper's re-request) acts once.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -28,17 +27,14 @@ from support.executors import (
     post_event,
     read_status,
 )
-from support.functions import load_function_client
+from support.fixtures import connected_client_fixture
 from support.signing import MATCHER_KEY, matcher_key_environment
 from support.standins import Stand, connect, create_deployment
 
 USER = "executor-delete"
 
 
-@pytest.fixture
-def client(stand: Stand, monkeypatch: pytest.MonkeyPatch) -> Iterator[FlaskClient]:
-    with stand.connect_functions(USER, monkeypatch):
-        yield load_function_client("executors/delete")
+client = connected_client_fixture("executors/delete", USER)
 
 
 def reads_and_writes_by(stand: Stand, user: str) -> list[Any]:

@@ -7,9 +7,7 @@ The lastRun rule itself (newest event wins) is covered with fixed times in test_
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,30 +16,15 @@ from flask.testing import FlaskClient
 from amtd.kube.api import PODS, SECURITY_EVENTS, Cluster
 from amtd.schedule.timing import DESCRIPTION, ENABLED_ANNOTATION, SCHEDULE_ANNOTATION
 from support.cloudevents import as_binary, as_structured
-from support.functions import load_function_client
-from support.ingesting import security_events
-from support.standins import create_pod, open_world
+from support.fixtures import client_fixture, world_fixture
+from support.ingesting import PING, security_events
+from support.standins import create_pod
 
 USER = "timer"
-PING = {
-    "type": "dev.knative.sources.ping",
-    "source": "/apis/v1/namespaces/amtd-system/pingsources/amtd-timer",
-    "id": "ping-1",
-    "datacontenttype": "application/json",
-}
 
 
-@pytest.fixture(scope="module")
-def timer() -> FlaskClient:
-    """The function in-process."""
-    return load_function_client("timer")
-
-
-@pytest.fixture
-def cluster(apiserver: Any, kubeconfig: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
-    """CRDs and namespaces; the function connects as ``timer``."""
-    with open_world(apiserver, kubeconfig, USER, monkeypatch, ("shop", "other")) as own:
-        yield own
+timer = client_fixture("timer")
+cluster = world_fixture(USER, ("shop", "other"))
 
 
 def annotated(schedule: str, enabled: str = "true") -> dict[str, str]:

@@ -8,9 +8,7 @@ pings just before and after it.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,31 +25,16 @@ from amtd.schedule.intervals import (
 )
 from amtd.schedule.timing import ENABLED_ANNOTATION, SCHEDULE_ANNOTATION
 from support.cloudevents import as_binary
-from support.functions import load_function_client
-from support.ingesting import security_events
-from support.standins import create_pod, open_world
+from support.fixtures import client_fixture, world_fixture
+from support.ingesting import PING, security_events
+from support.standins import create_pod
 
 USER = "timer"
-PING = {
-    "type": "dev.knative.sources.ping",
-    "source": "/apis/v1/namespaces/amtd-system/pingsources/amtd-timer",
-    "id": "ping-1",
-    "datacontenttype": "application/json",
-}
 RULE = {"type": "interval-timer", "threatLevel": "info", "source": "IntervalTimerTrigger"}
 
 
-@pytest.fixture(scope="module")
-def timer() -> FlaskClient:
-    """The function in-process."""
-    return load_function_client("timer")
-
-
-@pytest.fixture
-def cluster(apiserver: Any, kubeconfig: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
-    """CRDs and namespaces; the function connects as ``timer``."""
-    with open_world(apiserver, kubeconfig, USER, monkeypatch, ("shop", "other")) as own:
-        yield own
+timer = client_fixture("timer")
+cluster = world_fixture(USER, ("shop", "other"))
 
 
 def interval(config: str, enabled: str = "true") -> dict[str, str]:

@@ -16,6 +16,14 @@ TOKEN = "s3cret-ingest-token"
 # Optional switches of the ingest functions, unset so each test sees the deployed defaults.
 INGEST_SWITCHES = ("AMTD_INGEST_AUTH", "RULE_SOURCE", "KUBEARMOR_EXTRA_TYPES")
 
+# The attributes of the amtd-timer PingSource's events, as the Broker delivers them to timer.
+PING = {
+    "type": "dev.knative.sources.ping",
+    "source": "/apis/v1/namespaces/amtd-system/pingsources/amtd-timer",
+    "id": "ping-1",
+    "datacontenttype": "application/json",
+}
+
 # Falcosidekick's binary-mode CloudEvent headers, values percent-encoded.
 FALCO_CE_HEADERS = {
     "Content-Type": "application/json",

@@ -195,6 +195,25 @@ def wait_for_executions(cluster: Cluster, name: str, count: int = 1) -> Object:
     return wait_for(probe, f"{count} execution(s) recorded on SecurityEvent {name}")
 
 
+def ping_until_triggered(live: LiveStack, target: str, kind: str) -> Object:
+    """Fire the amtd-timer PingSource (at most twice a second) until ``target`` has an event.
+
+    ``kind`` says which SecurityEvent is awaited, for the timeout's message ("a timed").
+    """
+    last_ping = [0.0]
+
+    def probe() -> Object | None:
+        found = security_events_for(live.cluster, target)
+        if found:
+            return found[0]
+        if time.monotonic() - last_ping[0] > 0.5:
+            live.stack.fire_ping("amtd-timer")
+            last_ping[0] = time.monotonic()
+        return None
+
+    return wait_for(probe, f"{kind} SecurityEvent on {target}")
+
+
 # Alerts as Falcosidekick sends them (the alerts themselves: support.builders)
 
 
