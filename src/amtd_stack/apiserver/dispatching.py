@@ -250,9 +250,9 @@ class Dispatcher:
 
         lines = stream_watch(self.api, spec, render)
         sock = request.environ.get("werkzeug.socket")
-        return Response(
-            _until_client_gone(lines, sock), 200, mimetype=JSON, direct_passthrough=True
-        )
+        self.api.store.open_stream()
+        counted = _ending_stream(_until_client_gone(lines, sock), self.api.store.end_stream)
+        return Response(counted, 200, mimetype=JSON, direct_passthrough=True)
 
 
 def _trickled(response: Response, interval_s: float, sock: socket.socket | None) -> Response:
@@ -276,3 +276,11 @@ def _with_status(base: RequestRecord, status: int, fault: Fault | None) -> Reque
     elif fault is not None:
         kind = "drop" if fault.drop else ("status" if fault.status else "latency")
     return dataclasses.replace(base, status=status, fault=kind)
+
+
+def _ending_stream(lines: Iterator[bytes], end: Callable[[], None]) -> Iterator[bytes]:
+    """``lines``, then ``end()`` once they are exhausted or abandoned."""
+    try:
+        yield from lines
+    finally:
+        end()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -83,6 +84,8 @@ class ApiServer:
     def stop(self) -> None:
         """End watches, stop serving, wait for request threads and the controllers."""
         self.store.close()
+        if self.store.wait_streams_ended(timeout_s=2.0):  # watches end, then connections close
+            time.sleep(0.05)  # their last chunk, written right after, reaches the socket
         self._server.stop()
         self._controllers.stop()
 

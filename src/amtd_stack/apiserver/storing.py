@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -48,6 +49,7 @@ class Store:
         self._compacted_rv = 0  # events at or below this rv are gone from history
         self._listeners: list[Listener] = []
         self.closed = False
+        self._streams = 0  # watch responses not yet fully written
 
     @property
     def rv(self) -> int:
@@ -180,6 +182,26 @@ class Store:
         with self.lock:
             self.closed = True
             self.lock.notify_all()
+
+    def open_stream(self) -> None:
+        """A watch response starts; :meth:`end_stream` once it is written to its end."""
+        with self.lock:
+            self._streams += 1
+
+    def end_stream(self) -> None:
+        """A watch response is written to its end (its last chunk sent) or abandoned."""
+        with self.lock:
+            self._streams -= 1
+            self.lock.notify_all()
+
+    def wait_streams_ended(self, timeout_s: float) -> bool:
+        """After :meth:`close`: wait until every watch response has ended cleanly, as a real
+        API server ends its watches on shutdown before it closes their connections."""
+        deadline = time.monotonic() + timeout_s
+        with self.lock:
+            while self._streams and (left := deadline - time.monotonic()) > 0:
+                self.lock.wait(left)
+            return self._streams == 0
 
 
 def owner_uids(obj: Object | None) -> set[str]:
