@@ -22,6 +22,9 @@ _SUBSCHEMA_LISTS = ("allOf", "anyOf", "oneOf")
 _DROPPED = ("nullable", "default", "example", "externalDocs", "description")
 _ROOT_KEPT = ("apiVersion", "kind", "metadata")
 _MAX_CAUSES = 20
+# Inside a logical junctor a structural schema may only restrict values, never shape them.
+_JUNCTORS = ("allOf", "anyOf", "oneOf", "not")
+_SHAPING = ("type", "description", "default", "additionalProperties", "nullable")
 
 
 def to_json_schema(node: Any) -> Any:
@@ -144,8 +147,37 @@ def _causes_for(error: ValidationError) -> list[dict[str, str]]:
         allowed = ", ".join(json.dumps(v) for v in error.validator_value)
         message = f"Unsupported value: {_short(error.instance)}: supported values: {allowed}"
         return [{"reason": "FieldValueNotSupported", "message": message, "field": field}]
-    message = f"Invalid value: {_short(error.instance)}: {field} in body {error.message}"
+    detail = _openapi_wording(error) or error.message
+    message = f"Invalid value: {_short(error.instance)}: {field} in body {detail}"
     return [{"reason": "FieldValueInvalid", "message": message, "field": field}]
+
+
+# How the real server (kube-openapi's validator) words each failed keyword; {} is the limit.
+_WORDING = {
+    "pattern": "should match '{}'",
+    "minProperties": "should have at least {} properties",
+    "maxProperties": "should have at most {} properties",
+    "minItems": "should have at least {} items",
+    "maxItems": "should have at most {} items",
+    "minLength": "should be at least {} chars long",
+    "maxLength": "should be at most {} chars long",
+    "minimum": "should be greater than or equal to {}",
+    "maximum": "should be less than or equal to {}",
+}
+_JSON_TYPES = ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"),
+               (list, "array"), (dict, "object"))  # fmt: skip
+
+
+def _openapi_wording(error: ValidationError) -> str | None:
+    if error.validator == "type":
+        actual = next(
+            (name for kind, name in _JSON_TYPES if isinstance(error.instance, kind)), "null"
+        )
+        return f'must be of type {error.validator_value}: "{actual}"'
+    wording = _WORDING.get(str(error.validator))
+    if wording is None:
+        return "must validate at least one schema (anyOf)" if error.validator == "anyOf" else None
+    return wording.format(error.validator_value)
 
 
 _VALIDATORS: dict[int, tuple[Mapping[str, Any], Any]] = {}  # id(schema) -> (schema, validator)
@@ -172,3 +204,74 @@ def validation_causes(obj: Any, open_api_schema: Mapping[str, Any]) -> list[dict
     for error in errors:
         causes.extend(_causes_for(error))
     return causes[:_MAX_CAUSES]
+
+
+def structural_violations(node: Any, path: str) -> list[tuple[str, str]]:
+    """(field, message) for each rule of a structural schema the node breaks, as apiextensions/v1
+    refuses them: a type on every specified node (unless int-or-string or preserve-unknown-fields),
+    and junctors that only restrict values of fields specified outside them."""
+    if not isinstance(node, Mapping):
+        return [(path, "Invalid value: must be an object")]
+    found: list[tuple[str, str]] = []
+    is_untyped_allowed = node.get("x-kubernetes-int-or-string") or node.get(
+        "x-kubernetes-preserve-unknown-fields"
+    )
+    if not node.get("type") and not is_untyped_allowed:
+        found.append((f"{path}.type", "Required value: must not be empty for specified fields"))
+    for name, child in _children(node):
+        found.extend(structural_violations(child, f"{path}.{name}"))
+    for junctor in _JUNCTORS:
+        for index, branch in _branches(node.get(junctor)):
+            found.extend(_junctor_violations(branch, node, f"{path}.{junctor}{index}"))
+    return found
+
+
+def _children(node: Mapping[str, Any]) -> Iterable[tuple[str, Any]]:
+    for name, child in (node.get("properties") or {}).items():
+        yield f"properties[{name}]", child
+    if isinstance(node.get("additionalProperties"), Mapping):
+        yield "additionalProperties", node["additionalProperties"]
+    if "items" in node:
+        yield "items", node["items"]
+
+
+def _branches(value: Any) -> Iterable[tuple[str, Any]]:
+    if isinstance(value, Mapping):
+        yield "", value
+    elif isinstance(value, list):
+        yield from ((f"[{i}]", branch) for i, branch in enumerate(value))
+
+
+def _junctor_violations(
+    branch: Any, outside: Mapping[str, Any], path: str
+) -> list[tuple[str, str]]:
+    if not isinstance(branch, Mapping):
+        return [(path, "Invalid value: must be an object")]
+    is_int_or_string_pattern = outside.get("x-kubernetes-int-or-string") and set(branch) == {"type"}
+    found = [
+        (f"{path}.{key}", "Forbidden: must be empty to be structural")
+        for key in _SHAPING
+        if key in branch and not (key == "type" and is_int_or_string_pattern)
+    ]
+    outside_properties = outside.get("properties") or {}
+    for name, child in (branch.get("properties") or {}).items():
+        if name not in outside_properties:
+            found.append(
+                (
+                    f"{path}.properties[{name}]",
+                    "Required value: must be specified outside the junctor",
+                )
+            )
+        else:
+            found.extend(
+                _junctor_violations(child, outside_properties[name], f"{path}.properties[{name}]")
+            )
+    if "items" in branch:
+        if not isinstance(outside.get("items"), Mapping):
+            found.append((f"{path}.items", "Required value: must be specified outside the junctor"))
+        else:
+            found.extend(_junctor_violations(branch["items"], outside["items"], f"{path}.items"))
+    for junctor in _JUNCTORS:
+        for index, nested in _branches(branch.get(junctor)):
+            found.extend(_junctor_violations(nested, outside, f"{path}.{junctor}{index}"))
+    return found

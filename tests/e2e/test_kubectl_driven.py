@@ -14,7 +14,15 @@ import yaml
 
 from support.builders import SHELL_RULE
 from support.functions import ROOT
-from support.stacks import KUBECTL, LiveStack, is_gone, wait_for, wait_for_running
+from support.stacks import (
+    KUBECTL,
+    LiveStack,
+    create_workload,
+    is_gone,
+    wait_for,
+    wait_for_executions,
+    wait_for_running,
+)
 
 pytestmark = [
     pytest.mark.e2e,
@@ -77,3 +85,41 @@ def test_kubectl_applied_sample_security_event_moves_the_pod(live: LiveStack) ->
         "PHASE": "Completed",
         "ACTION": "delete",
     }
+
+
+V01_POLICY = """\
+apiVersion: amtd.r6security.com/v1beta1
+kind: AdaptiveMovingTargetDefense
+metadata:
+  name: v01-policy
+  namespace: legacy
+spec:
+  podSelector: {mtdSecured: "true"}
+  strategy:
+    - rule: {type: Terminal shell in container, source: FalcoIntegrator}
+      action: delete
+"""
+
+
+def test_phoenix_v01_string_action_is_applied_and_acted_on(live: LiveStack) -> None:
+    victim = create_workload(live.cluster, "legacy", "nginx")[0]["metadata"]["name"]
+    live.kubectl("apply", "-f", "-", stdin=V01_POLICY)
+    stored = live.kubectl("get", "amtd", "v01-policy", "-n", "legacy", "-o", "yaml").stdout
+    assert yaml.safe_load(stored)["spec"]["strategy"][0]["action"] == "delete"
+    name = f"falco-{victim}-1741943565"
+
+    live.kubectl("apply", "-f", "-", stdin=sample_security_event(name, f"legacy/{victim}"))
+
+    wait_for(lambda: is_gone(live.cluster, "legacy", victim), f"pod legacy/{victim} to go")
+    executions = wait_for_executions(live.cluster, name)["status"]["executions"]
+    assert [(e["action"], e["result"]) for e in executions] == [("delete", "Succeeded")]
+
+
+def test_string_action_outside_v01_is_refused_by_the_api_server(live: LiveStack) -> None:
+    live.kubectl("create", "namespace", "legacy-refused")
+    refused = V01_POLICY.replace("legacy", "legacy-refused").replace(
+        "action: delete", "action: debugger"
+    )
+    with pytest.raises(AssertionError) as refusal:
+        live.kubectl("apply", "-f", "-", stdin=refused)
+    assert "action in body should match '^(delete|quarantine|disable)$'" in str(refusal.value)

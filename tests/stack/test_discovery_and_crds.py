@@ -187,20 +187,68 @@ def test_deleting_crd_removes_type_and_instances(
     assert custom.list_cluster_custom_object(GROUP, VERSION, "securityevents")["items"] == []
 
 
-def test_invalid_crd_is_422(api_client: client.ApiClient) -> None:
+OPEN_SCHEMA = {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}
+
+
+def _refused_crd_causes(
+    api_client: client.ApiClient, name: str, schema: dict[str, Any] | None
+) -> list[dict[str, str]]:
+    """Create a one-version `Thing` CRD that must be refused; the 422's causes."""
+    version = {"name": "v1", "served": True, "storage": True, "schema": schema}
     bad = {
-        "metadata": {"name": "wrong.example.com"},
+        "metadata": {"name": name},
         "spec": {
             "group": "example.com",
             "scope": "Cluster",
             "names": {"plural": "things", "kind": "Thing"},
-            "versions": [{"name": "v1", "served": True, "storage": True}],
+            "versions": [{k: v for k, v in version.items() if v is not None}],
         },
     }
     with pytest.raises(ApiException) as caught:
         client.ApiextensionsV1Api(api_client).create_custom_resource_definition(bad)
     assert caught.value.status == 422
-    assert json.loads(caught.value.body)["details"]["causes"][0]["field"] == "metadata.name"
+    causes: list[dict[str, str]] = json.loads(caught.value.body)["details"]["causes"]
+    return causes
+
+
+def test_invalid_crd_is_422(api_client: client.ApiClient) -> None:
+    causes = _refused_crd_causes(api_client, "wrong.example.com", OPEN_SCHEMA)
+    assert causes[0]["field"] == "metadata.name"
+
+
+NON_STRUCTURAL = {
+    "type": "object",
+    "properties": {
+        "spec": {
+            "type": "object",
+            "properties": {"size": {"description": "no type"}, "mode": {"type": "string"}},
+            "anyOf": [{"type": "object"}, {"properties": {"extra": {"type": "string"}}}],
+        }
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("schema", "fields"),
+    [
+        (None, ["spec.versions[0].schema.openAPIV3Schema"]),
+        (
+            {"openAPIV3Schema": NON_STRUCTURAL},
+            [
+                "spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[size].type",
+                "spec.versions[0].schema.openAPIV3Schema.properties[spec].anyOf[0].type",
+                "spec.versions[0].schema.openAPIV3Schema.properties[spec].anyOf[1]"
+                ".properties[extra]",
+            ],
+        ),
+    ],
+    ids=["no schema", "not structural"],
+)
+def test_crd_without_a_structural_schema_is_422(
+    api_client: client.ApiClient, schema: dict[str, Any] | None, fields: list[str]
+) -> None:
+    causes = _refused_crd_causes(api_client, "things.example.com", schema)
+    assert [cause["field"] for cause in causes] == fields
 
 
 def test_strict_field_validation_rejects_unknown_fields(
@@ -213,3 +261,31 @@ def test_strict_field_validation_rejects_unknown_fields(
         )
     assert caught.value.status == 400
     assert 'unknown field "spec.bogus"' in json.loads(caught.value.body)["message"]
+
+
+def _discovered_resources(server: ApiServer) -> list[dict[str, Any]]:
+    """Every top-level resource of every served group version (subresources left out)."""
+    paths = ["/api/v1"] + [
+        f"/apis/{version['groupVersion']}"
+        for group in _get(server, "/apis")["groups"]
+        for version in group["versions"]
+    ]
+    found = [r for path in paths for r in _get(server, path)["resources"]]
+    return [r for r in found if "/" not in r["name"]]
+
+
+def test_no_short_name_is_a_category_or_another_resources_name(
+    apiserver: ApiServer, crds: list[dict[str, Any]]
+) -> None:
+    """kubectl expands a category before it tries short names: `amtd` as both made every
+    `kubectl get amtd NAME` fail with "you must specify only one resource"."""
+    resources = _discovered_resources(apiserver)
+    categories = {c for r in resources for c in r.get("categories", [])}
+    words: dict[str, set[str]] = {}
+    for r in resources:
+        for word in {r["name"], r["singularName"] or r["kind"].lower(), *r.get("shortNames", [])}:
+            words.setdefault(word, set()).add(f"{r['name']}.{r.get('group', '')}")
+    ours = {word for doc in crds for word in doc["spec"]["names"].get("shortNames", [])}
+    assert ours and ours <= set(words)
+    assert {word: owners for word, owners in words.items() if len(owners) > 1} == {}
+    assert categories & set(words) == set()

@@ -123,3 +123,20 @@ def test_protobuf_namespace_decodes_metadata() -> None:
     with pytest.raises(ApiError) as caught:
         decode_object(MAGIC + b"\x0a\xff")
     assert caught.value.code == 400
+
+
+@pytest.mark.parametrize(
+    ("schema", "value", "wording"),
+    [
+        ({"pattern": "^(a|b)$"}, "c", "x in body should match '^(a|b)$'"),
+        ({"maxProperties": 1}, {"a": 1, "b": 2}, "x in body should have at most 1 properties"),
+        ({"minimum": 0}, -1, "x in body should be greater than or equal to 0"),
+        ({"type": "integer"}, "1", 'x in body must be of type integer: "string"'),
+        ({"anyOf": [{"required": ["a"]}]}, {}, "x in body must validate at least one schema"),
+    ],
+)
+def test_validation_messages_are_worded_as_the_real_server_words_them(
+    schema: dict[str, object], value: object, wording: str
+) -> None:
+    (cause,) = validation_causes({"x": value}, {"type": "object", "properties": {"x": schema}})
+    assert wording in cause["message"]

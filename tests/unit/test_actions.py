@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from amtd.model.actions import ACTION_KINDS, Action, is_executable
 
 KINDS = "delete, quarantine, disable, debugger, customAction"
+STRING_KINDS = "delete, quarantine, disable"
 
 
 @pytest.mark.parametrize(
@@ -76,8 +77,9 @@ def test_populating_by_field_name_works_for_custom_action() -> None:
             {"delete": {}, "quarantine": {}},
             f"an action names exactly one of {KINDS}; this one names delete, quarantine",
         ),
-        ("reboot", f"unknown action 'reboot'; expected one of {KINDS}"),
-        ("Delete", f"unknown action 'Delete'; expected one of {KINDS}"),
+        ("reboot", f"unknown action 'reboot'; as a string it is one of {STRING_KINDS}"),
+        ("Delete", f"unknown action 'Delete'; as a string it is one of {STRING_KINDS}"),
+        ("debugger", "the others need an object, e.g. {debugger: {image: busybox}}"),
         ({"restart": {}}, f"unknown action 'restart'; expected one of {KINDS}"),
         (
             {"delete": None},

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from amtd.model.actions import (
     ACTION_KINDS,
+    STRING_KINDS,
     Action,
     CustomActionParameters,
     DebuggerParameters,
@@ -36,6 +37,7 @@ from amtd.model.securityevents import (
     SecurityEventSpec,
     SecurityEventStatus,
 )
+from amtd_stack.schemas import structural_violations
 from unit.generators import SETTINGS, policy_documents, security_event_documents
 from unit.samples import PHOENIX_SECURITY_EVENT, load_crd, load_phoenix_amtd, with_spec
 
@@ -151,6 +153,18 @@ def test_crd_enums_equal_model_literals(path: tuple[str, ...], literal: Any) -> 
     assert schema_at(EVENT_CRD, *path)["enum"] == list(get_args(literal))
 
 
+@pytest.mark.parametrize("kind", STRING_KINDS)
+def test_v01_string_actions_validate_against_the_crd(kind: str) -> None:
+    document = set_action(load_phoenix_amtd(), kind)
+    assert schema_errors(POLICY_SCHEMA, document) == []
+    assert Policy.model_validate(document).spec.strategy[0].action.kind == kind
+
+
+@pytest.mark.parametrize("crd", [POLICY_CRD, EVENT_CRD], ids=["amtd", "securityevent"])
+def test_crd_schemas_are_structural(crd: dict[str, Any]) -> None:
+    assert structural_violations(version_of(crd)["schema"]["openAPIV3Schema"], "schema") == []
+
+
 def test_phoenix_fixtures_validate_against_the_crds() -> None:
     assert schema_errors(POLICY_SCHEMA, load_phoenix_amtd()) == []
     assert schema_errors(EVENT_SCHEMA, PHOENIX_SECURITY_EVENT) == []
@@ -198,6 +212,9 @@ POLICY_REJECTS = {
     "action with no key": set_action(load_phoenix_amtd(), {}),
     "action null": set_action(load_phoenix_amtd(), {"delete": None}),
     "unknown action": set_action(load_phoenix_amtd(), {"restart": {}}),
+    "unknown string action": set_action(load_phoenix_amtd(), "reboot"),
+    "debugger as a string": set_action(load_phoenix_amtd(), "debugger"),
+    "action with an unknown second key": set_action(load_phoenix_amtd(), {"delete": {}, "x": {}}),
     "debugger without image": set_action(load_phoenix_amtd(), {"debugger": {"name": "d"}}),
     "negative grace period": set_action(
         load_phoenix_amtd(), {"delete": {"gracePeriodSeconds": -1}}

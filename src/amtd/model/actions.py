@@ -19,6 +19,8 @@ ACTION_KINDS: tuple[ActionKind, ...] = (
     "customAction",
 )
 EXECUTABLE_KINDS: tuple[ActionKind, ...] = ("delete", "quarantine", "debugger", "customAction")
+# Phoenix v0.1's string form knew only these (the CRD's `pattern` says the same).
+STRING_KINDS: tuple[ActionKind, ...] = ("delete", "quarantine", "disable")
 
 
 class DeleteParameters(BaseModel):
@@ -70,9 +72,10 @@ class Action(BaseModel):
     def read_legacy_string(cls, value: Any) -> Any:
         """Phoenix v0.1 wrote ``action: delete``; read it as ``{delete: {}}``."""
         if isinstance(value, str):
-            if value not in ACTION_KINDS:
+            if value not in STRING_KINDS:
                 raise ValueError(
-                    f"unknown action {value!r}; expected one of {', '.join(ACTION_KINDS)}"
+                    f"unknown action {value!r}; as a string it is one of {', '.join(STRING_KINDS)}"
+                    f" (the others need an object, e.g. {{debugger: {{image: busybox}}}})"
                 )
             return {value: {}}
         if isinstance(value, dict):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from amtd.model.objects import Object
+from amtd_stack.schemas import structural_violations
 
 from .apierrors import invalid
 from .resources import PrinterColumn, ResourceType
@@ -38,7 +39,17 @@ def _spec_causes(spec: Any) -> list[dict[str, str]]:
         return [*causes, _cause("spec.versions", "every version needs a name")]
     if sum(1 for v in versions if v.get("storage")) != 1:
         causes.append(_cause("spec.versions", "must have exactly one version marked as storage"))
+    for index, version in enumerate(versions):
+        causes.extend(_schema_causes(version, f"spec.versions[{index}].schema.openAPIV3Schema"))
     return causes
+
+
+def _schema_causes(version: Object, path: str) -> list[dict[str, str]]:
+    """apiextensions/v1 needs a structural schema on every version."""
+    schema = (version.get("schema") or {}).get("openAPIV3Schema")
+    if schema is None:
+        return [_cause(path, "Required value: schemas are required")]
+    return [_cause(field, message) for field, message in structural_violations(schema, path)]
 
 
 def check_crd(crd: Object) -> None:
