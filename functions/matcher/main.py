@@ -20,6 +20,7 @@ import functions_framework
 
 from amtd.decide.signing import read_signing_key
 from amtd.decide.triaging import triage_security_event
+from amtd.edge.publishing import PublishError, publish_action_request, read_sink
 from amtd.edge.responding import (
     BadRequestError,
     cloudevent_response,
@@ -30,7 +31,12 @@ from amtd.edge.responding import (
 from amtd.edge.workers import start_function
 from amtd.kube import api as kubeapi
 from amtd.kube.deferring import shared_deferrer
-from amtd.model.actionevents import to_request_attributes
+from amtd.model.actionevents import (
+    MATCHER_SOURCE,
+    ActionRequest,
+    split_request,
+    to_request_attributes,
+)
 from amtd.model.apiserverevents import (
     Change,
     InvalidEventError,
@@ -76,11 +82,35 @@ def decide_and_reply(request: flask.Request) -> flask.Response:
     if triage.request is None:
         logger.info("SecurityEvent %s: %s, nothing for executors", change.name, triage.outcome)
         return no_content()
-    attributes = to_request_attributes(triage.request)
+    first = publish_beyond_first(triage.request)
+    attributes = to_request_attributes(first)
     logger.info(
         "SecurityEvent %s: %s, requesting %s", change.name, triage.outcome, attributes["id"]
     )
-    return cloudevent_response(attributes, triage.request.model_dump(by_alias=True, mode="json"))
+    return cloudevent_response(attributes, first.model_dump(by_alias=True, mode="json"))
+
+
+def publish_beyond_first(request: ActionRequest) -> ActionRequest:
+    """A reply carries one event: the other parts of a split request go to ``K_SINK`` (503 if
+    that fails: the Broker redelivers and the matcher re-requests what was not executed).
+    Without a sink nothing is split (and a very large request may outlive its timeout)."""
+    parts = split_request(request)
+    if len(parts) == 1:
+        return request
+    try:
+        sink = read_sink(os.environ)
+    except ValueError as error:
+        raise BadRequestError("NotConfigured", str(error), 503) from None
+    if sink is None:
+        logger.warning("matcher: K_SINK is not set: %d steps in one request", len(request.steps))
+        return request
+    try:
+        for part in parts[1:]:
+            publish_action_request(sink, part, MATCHER_SOURCE)
+    except PublishError as error:
+        logger.error("matcher: could not publish a part of a split request: %s", error)
+        raise BadRequestError("SinkUnavailable", "the Broker did not take a request", 503) from None
+    return parts[0]
 
 
 def read_matcher_key() -> SigningKey:

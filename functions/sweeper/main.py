@@ -27,11 +27,11 @@ import flask
 import functions_framework
 
 from amtd.edge.pinging import serve_ping
-from amtd.edge.publishing import Sink, publish_event, read_sink
+from amtd.edge.publishing import Sink, publish_action_request, publish_event, read_sink
 from amtd.edge.responding import RESULT_HEADER, BadRequestError, error_response
 from amtd.edge.workers import start_function
 from amtd.kube.connecting import connect_cluster
-from amtd.model.actionevents import ActionRequest, SecurityEventRef, to_request_attributes
+from amtd.model.actionevents import ActionRequest, SecurityEventRef, split_request
 from amtd.model.apiserverevents import to_announcement, to_announcement_attributes
 from amtd.schedule.housekeeping import run_sweep
 from amtd.schedule.sweeping import read_sweep_settings
@@ -83,10 +83,10 @@ def bound_sink() -> Sink:
 
 
 def publish_request(sink: Sink, request: ActionRequest) -> None:
-    """One ``action.requested`` event to the sink (the matcher's id: executors deduplicate)."""
-    attributes = {**to_request_attributes(request), "source": SWEEPER_SOURCE}
-    publish_event(sink, attributes, request.model_dump(by_alias=True, mode="json"))
-    logger.info("sweeper: published %s for %s", attributes["id"], request.security_event.name)
+    """The request's ``action.requested`` events to the sink, as the matcher splits them."""
+    for part in split_request(request):
+        event_id = publish_action_request(sink, part, SWEEPER_SOURCE)
+        logger.info("sweeper: published %s for %s", event_id, request.security_event.name)
 
 
 def announce_to_matcher(sink: Sink, ref: SecurityEventRef) -> None:

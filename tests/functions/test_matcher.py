@@ -399,3 +399,49 @@ def test_kubectl_describe_shows_the_decision(
     ).stdout
     events = shown.split("Events:", 1)[1]
     assert "Decided" in events and "amtd-matcher" in events and "quarantine by" in events
+
+
+def create_shop_pods(cluster: Cluster, count: int) -> list[str]:
+    """``count`` pods in ``shop`` under a delete-everything policy; their targets."""
+    policy = {
+        "metadata": {"name": "shop-defence"},
+        "spec": {"podSelector": {}, "strategy": [{"rule": {}, "action": {"delete": {}}}]},
+    }
+    cluster.create(POLICIES, policy, "shop")
+    spec = {"containers": [{"name": "a", "image": "x"}]}
+    for number in range(count):
+        cluster.create(PODS, {"metadata": {"name": f"cart-{number:03d}"}, "spec": spec}, "shop")
+    return [f"shop/cart-{number:03d}" for number in range(count)]
+
+
+def test_many_targets_are_split_and_the_rest_published(
+    matcher: FlaskClient, cluster: Cluster, sink: Any, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("K_SINK", sink.url)
+    targets = create_shop_pods(cluster, 120)
+    obj = create_security_event(cluster, targets=targets, rule_type="network-attack")
+
+    code, attributes, data = decide(matcher, obj)
+
+    assert code == 200
+    published = sink.received()
+    parts = [data["steps"], *(event.get_data()["steps"] for event in published)]
+    assert [len(part) for part in parts] == [50, 50, 20]
+    assert sorted(step["target"] for part in parts for step in part) == sorted(targets)
+    ids = [attributes["id"], *(event["id"] for event in published)]
+    assert len(set(ids)) == 3 and all(event["type"] == ACTION_REQUESTED for event in published)
+    code, again, _ = decide(matcher, obj)  # a redelivered add: the same three events again
+    assert (code, [again["id"], *(event["id"] for event in sink.received()[2:])]) == (200, ids)
+
+
+def test_a_split_request_the_sink_refuses_is_503(
+    matcher: FlaskClient, cluster: Cluster, sink: Any, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("K_SINK", sink.url)
+    sink.status = 500
+    obj = create_security_event(cluster, targets=create_shop_pods(cluster, 60))
+    code, _, body = decide(matcher, obj)
+    assert (code, body["error"]) == (503, "SinkUnavailable")
+    sink.status = 202
+    code, _, data = decide(matcher, obj)  # the Broker's retry: decided already, re-requested
+    assert code == 200 and len(data["steps"]) + len(sink.received()[0].get_data()["steps"]) == 60

@@ -14,7 +14,7 @@ The builders are pure; :func:`record_execution_status`, :func:`announce_executio
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from amtd.act.verdicts import StepVerdict
 from amtd.kube.api import EVENTS, SECURITY_EVENTS, ApiError, Cluster, ConflictError, NotFoundError
@@ -27,7 +27,7 @@ from amtd.kube.events import (
 from amtd.model.actionevents import ActionStep
 from amtd.model.objects import Object
 from amtd.model.securityevents import Execution, SecurityEventStatus
-from amtd.model.statuses import find_execution, record_execution
+from amtd.model.statuses import record_executions
 from amtd.model.targets import parse_target
 
 LOG = logging.getLogger(__name__)
@@ -75,36 +75,36 @@ def record_execution_status(
     cluster: Cluster, name: str, execution: Execution, current: Object | None = None,
     supersedes: str | None = None,
 ) -> Execution | None:  # fmt: skip
-    """Record the step's execution unless one is there; returns the one recorded (None: gone).
+    """:func:`record_executions_status` for one step; the execution recorded (None: gone)."""
+    stored = record_executions_status(cluster, name, [(execution, supersedes)], current)
+    return stored[0] if stored else None
+
+
+def record_executions_status(
+    cluster: Cluster, name: str, attempts: Sequence[tuple[Execution, str | None]],
+    current: Object | None = None,
+) -> list[Execution] | None:  # fmt: skip
+    """Record the steps' executions in one status write, each unless its step has one; per
+    attempt, the execution that stands (None: the SecurityEvent is gone).
 
     A duplicate racing with the first attempt gets the first attempt's record back, except that
-    a record with reason ``supersedes`` (given by the attempt that acted: the "pod already gone"
-    a racing duplicate may find once this attempt deleted it) gives way to this one. ``current``
-    (the SecurityEvent as the caller read it) saves a read unless it is stale (409: read again).
+    a record with the reason an attempt names (the attempt that acted: the "pod already gone" a
+    racing duplicate may find once this attempt deleted it) gives way to it. ``current`` (the
+    SecurityEvent as the caller read it) saves a read unless it is stale (409: read again).
     """
-    recorded: list[Execution] = []
+    standing: list[Execution] = []
 
     def mutate(current: Object) -> Object | None:
         status = SecurityEventStatus.model_validate(current.get("status") or {})
-        found = find_execution(status, execution.step_id)
-        if found is not None and supersedes is not None and found.reason == supersedes:
-            LOG.info("step %s: %s gives way to the attempt that acted (%s)",
-                     execution.step_id, found.reason, execution.reason)  # fmt: skip
-            found = None
-            status = status.model_copy(update={"executions": [
-                item for item in status.executions if item.step_id != execution.step_id
-            ]})  # fmt: skip
-        recorded[:] = [found or execution]
-        return record_execution(status, execution)
+        written, standing[:] = record_executions(status, attempts)
+        return written
 
     try:
         cluster.mutate_status(SECURITY_EVENTS, name, mutate, current=current)
     except NotFoundError:
-        LOG.warning(
-            "SecurityEvent %s is gone: execution of %s not recorded", name, execution.step_id
-        )
+        LOG.warning("SecurityEvent %s is gone: %d execution(s) not recorded", name, len(attempts))
         return None
-    return recorded[0]
+    return standing
 
 
 def publish_events(cluster: Cluster, events: Iterable[Object]) -> None:

@@ -10,9 +10,13 @@ request (UnverifiedStepError). Exactly one effect per step under at-least-once d
    the pod in between, so it is read again and the guards run again;
 4. the action (:mod:`amtd.act.registry`), each in its own retry-safe order;
    a 404 means the pod went away and is judged like any missing pod;
-5. the Execution is recorded and Events are written (:mod:`amtd.act.auditing`): the attempt
-   that acted wins over a racing duplicate that found the pod already gone; the Events are
-   best effort and go to ``ExecutorSettings.defer`` (an executor writes them after its reply).
+5. the Executions are recorded, a request's in one status write, and Events are written
+   (:mod:`amtd.act.auditing`): the attempt that acted wins over a racing duplicate that found
+   the pod already gone; the Events are best effort and go to ``ExecutorSettings.defer`` (an
+   executor writes them after its reply).
+
+Steps 2 to 4 run for several steps at once (``AMTD_STEP_CONCURRENCY``): a request with hundreds of
+targets must finish inside its delivery timeout.
 
 Kubernetes 404/409 never escape as errors; TransientError does (the caller answers 503).
 No HTTP here: :mod:`amtd.edge.answering` decodes the request and replies.
@@ -21,7 +25,8 @@ No HTTP here: :mod:`amtd.edge.answering` decodes the request and replies.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -61,11 +66,12 @@ from amtd.model.actionevents import (
 )
 from amtd.model.objects import Object
 from amtd.model.securityevents import Execution, SecurityEventStatus
-from amtd.model.statuses import find_execution
 from amtd.model.targets import parse_target
 
 LOG = logging.getLogger(__name__)
 ATTEMPTS = 5
+DEFAULT_CONCURRENCY = 8
+MAX_CONCURRENCY = 64
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,7 @@ class ExecutorSettings:
     defer: Defer = run_now  # the Events of an execution (after the reply, in a function)
     env: Mapping[str, str] = field(default_factory=dict)  # what actions read their options from
     verifier: Verifier = field(default_factory=lambda: Verifier({}, "no trusted keys given"))
+    concurrency: int = 1  # steps settled at once (AMTD_STEP_CONCURRENCY)
 
 
 def make_settings(
@@ -85,7 +92,28 @@ def make_settings(
 ) -> ExecutorSettings:
     """The settings of the executor of ``action``, configured by ``env``."""
     protected = read_protected_namespaces(env)
-    return ExecutorSettings(action, executor, protected, defer, env, read_verifier(env))
+    concurrency = read_concurrency(env)
+    return ExecutorSettings(
+        action, executor, protected, defer, env, read_verifier(env), concurrency
+    )
+
+
+def read_concurrency(env: Mapping[str, str]) -> int:
+    """``AMTD_STEP_CONCURRENCY`` (default 8): how many of a request's steps run at once; each
+    step's API calls are sequential, so this bounds the executor's load on the API server."""
+    text = env.get("AMTD_STEP_CONCURRENCY", "").strip() or str(DEFAULT_CONCURRENCY)
+    if not text.isdigit() or not 1 <= int(text) <= MAX_CONCURRENCY:
+        raise ValueError(f"AMTD_STEP_CONCURRENCY must be 1..{MAX_CONCURRENCY}, not {text!r}")
+    return int(text)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A settled step: its Execution, and the reason of a record that gives way to it (the
+    "pod already gone" a racing duplicate finds once this attempt acted), if it acted."""
+
+    execution: Execution
+    supersedes: str | None = None
 
 
 def execute_request(
@@ -94,9 +122,10 @@ def execute_request(
     """Execute this executor's steps; returns their Executions (recorded ones included).
 
     UnverifiedStepError, before anything is read, when a step is not signed by the matcher.
-
-    The first step's record is written against the SecurityEvent as read here (a read fewer;
-    if it changed meanwhile, the write is refused with a 409 and retried on a fresh read).
+    New steps are settled concurrently (at most ``settings.concurrency`` at a time) and recorded
+    in one status write, against the SecurityEvent as read here (a read fewer; if it changed
+    meanwhile the write is refused with a 409 and retried on a fresh read). A TransientError of
+    one step is raised only once the others' executions are recorded.
     """
     ref = request.security_event
     steps = request.steps_for(settings.action.name)
@@ -109,14 +138,66 @@ def execute_request(
         )
         return [auditing.make_execution(step, gone, settings.executor, now) for step in steps]
     status = SecurityEventStatus.model_validate(found.get("status") or {})
-    executions = []
-    for step in steps:
-        if not is_step_decided(step, status.decisions):
-            executions.append(refuse_undecided(step, ref, settings, now))
-            continue
-        executions.append(execute_step(cluster, ref, step, settings, status, now, found))
-        found = None  # written since: later records read it afresh
-    return executions
+    done = {item.step_id: item for item in status.executions}
+    decisions = {decision.step_id: decision for decision in status.decisions}
+    decided = [step for step in steps if is_step_decided(step, decisions)]
+    outcomes, failure = settle_steps(cluster, ref, [s for s in decided if s.step_id not in done],
+                                     settings, now)  # fmt: skip
+    done.update(record_outcomes(cluster, ref, outcomes, settings, found))
+    if failure is not None:
+        raise failure
+    return [done.get(step.step_id) or refuse_undecided(step, ref, settings, now) for step in steps]
+
+
+def settle_steps(
+    cluster: Cluster, ref: SecurityEventRef, steps: Sequence[ActionStep],
+    settings: ExecutorSettings, now: str,
+) -> tuple[list[Outcome], TransientError | None]:  # fmt: skip
+    """Settle the steps, at most ``settings.concurrency`` at a time; their outcomes, and the
+    first TransientError met (its step stays unsettled, for the Broker's retry)."""
+    if not steps:
+        return [], None
+    failures: list[TransientError] = []
+
+    def settle(step: ActionStep) -> Outcome | None:
+        try:
+            return settle_outcome(cluster, ref, step, settings, now)
+        except TransientError as error:
+            failures.append(error)
+            return None
+
+    with ThreadPoolExecutor(max_workers=min(settings.concurrency, len(steps))) as pool:
+        outcomes = [outcome for outcome in pool.map(settle, steps) if outcome is not None]
+    return outcomes, (failures[0] if failures else None)
+
+
+def settle_outcome(
+    cluster: Cluster, ref: SecurityEventRef, step: ActionStep, settings: ExecutorSettings,
+    now: str,
+) -> Outcome:  # fmt: skip
+    """Guard, claim and act on one step; its Outcome (TransientError: try again later)."""
+    verdict, acted = settle_or_fail(cluster, step, settings, ref.name)
+    LOG.info("step %s on %s: %s %s %s: %s", step.step_id, step.target, step.action,
+             verdict.result, verdict.reason, verdict.message)  # fmt: skip
+    gone = settings.action.judge_gone(step.target).reason if acted else None
+    return Outcome(auditing.make_execution(step, verdict, settings.executor, now), gone)
+
+
+def record_outcomes(
+    cluster: Cluster, ref: SecurityEventRef, outcomes: Sequence[Outcome],
+    settings: ExecutorSettings, read: Object,
+) -> dict[str, Execution]:  # fmt: skip
+    """Record the outcomes in one status write; step id → the Execution that stands. Only
+    records written here are announced (a racing duplicate announced its own)."""
+    if not outcomes:
+        return {}
+    attempts = [(outcome.execution, outcome.supersedes) for outcome in outcomes]
+    stored = auditing.record_executions_status(cluster, ref.name, attempts, read)
+    standing = stored if stored is not None else [outcome.execution for outcome in outcomes]
+    for outcome, stood in zip(outcomes, standing, strict=True):
+        if stored is not None and stood is outcome.execution:
+            settings.defer(partial(auditing.announce_execution, cluster, stood, ref.name, ref.uid))
+    return {execution.step_id: execution for execution in standing}
 
 
 def refuse_undecided(
@@ -139,29 +220,6 @@ def read_security_event(cluster: Cluster, name: str, uid: str) -> Object | None:
     if found is None or found["metadata"].get("uid") != uid:
         return None
     return found
-
-
-def execute_step(
-    cluster: Cluster, ref: SecurityEventRef, step: ActionStep, settings: ExecutorSettings,
-    status: SecurityEventStatus, now: str, read: Object | None = None,
-) -> Execution:  # fmt: skip
-    """One step, exactly once: a recorded step is not repeated; a new one is settled, recorded
-    (against ``read``, the SecurityEvent as last read, when given)."""
-    recorded = find_execution(status, step.step_id)
-    if recorded is not None:
-        LOG.info("step %s already executed (%s %s): nothing to do", step.step_id,
-                 recorded.result, recorded.reason)  # fmt: skip
-        return recorded
-    verdict, acted = settle_or_fail(cluster, step, settings, ref.name)
-    execution = auditing.make_execution(step, verdict, settings.executor, now)
-    LOG.info("step %s on %s: %s %s %s: %s", step.step_id, step.target, step.action,
-             verdict.result, verdict.reason, verdict.message)  # fmt: skip
-    # a duplicate that came after our delete finds the pod gone: our verdict replaces its record
-    gone = settings.action.judge_gone(step.target).reason if acted else None
-    stored = auditing.record_execution_status(cluster, ref.name, execution, read, gone)
-    if stored is execution:  # else gone, or a racing duplicate recorded (and announced) first
-        settings.defer(partial(auditing.announce_execution, cluster, execution, ref.name, ref.uid))
-    return stored or execution
 
 
 def settle_or_fail(

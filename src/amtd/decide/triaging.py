@@ -60,6 +60,7 @@ from amtd.model.targets import Target
 logger = logging.getLogger(__name__)
 
 COMPONENT = "amtd-matcher"
+LIST_PODS_FROM = 32  # targets in one namespace from which one list costs less than their reads
 
 TriageOutcome = Literal[
     "Gone", "AlreadyDecided", "Redelivered", "Decided", "DecidedElsewhere", "Superseded",
@@ -131,13 +132,28 @@ def decide_security_event(
 
 
 def gather_pods(cluster: Cluster, targets: Iterable[Target]) -> dict[Target, PodFacts | None]:
-    """Each target's pod (uid and labels), None when it does not exist."""
-    return {target: read_pod(cluster, target) for target in targets}
+    """Each target's pod (uid and labels), None when it does not exist: one read per pod, or
+    one list of the namespace when it has ``LIST_PODS_FROM`` targets or more (an outbreak)."""
+    by_namespace: dict[str, list[Target]] = {}
+    for target in targets:
+        by_namespace.setdefault(target.namespace, []).append(target)
+    facts: dict[Target, PodFacts | None] = {}
+    for namespace, group in by_namespace.items():
+        if len(group) < LIST_PODS_FROM:
+            facts.update((target, read_pod(cluster, target)) for target in group)
+            continue
+        listed = {pod["metadata"]["name"]: pod for pod in cluster.list(PODS, namespace)}
+        facts.update((target, read_pod_facts(listed.get(target.name))) for target in group)
+    return facts
 
 
 def read_pod(cluster: Cluster, target: Target) -> PodFacts | None:
     """One pod's facts, or None (404)."""
-    pod = cluster.find(PODS, target.name, target.namespace)
+    return read_pod_facts(cluster.find(PODS, target.name, target.namespace))
+
+
+def read_pod_facts(pod: Object | None) -> PodFacts | None:
+    """The facts of a pod as read, None for none (pure)."""
     if pod is None:
         return None
     meta = pod.get("metadata") or {}

@@ -18,6 +18,8 @@ import requests
 from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
 
+from amtd.model.actionevents import ActionRequest, to_request_attributes
+
 SINK_ENV = "K_SINK"
 OVERRIDES_ENV = "K_CE_OVERRIDES"
 TIMEOUT_S = 10.0
@@ -71,3 +73,11 @@ def publish_event(sink: Sink, attributes: Mapping[str, str], data: Any) -> None:
     if not 200 <= answer.status_code < 300:
         detail = answer.text[:200].strip()
         raise PublishError(f"{sink.url} answered {answer.status_code}: {detail}")
+
+
+def publish_action_request(sink: Sink, request: ActionRequest, source: str) -> str:
+    """One ``action.requested`` event to the sink, with the matcher's id (executors deduplicate
+    by step, so a re-published request does nothing twice); returns the id."""
+    attributes = {**to_request_attributes(request), "source": source}
+    publish_event(sink, attributes, request.model_dump(by_alias=True, mode="json"))
+    return attributes["id"]

@@ -1,7 +1,9 @@
 """Action events: the contract between the matcher and the executors (docs/events.md).
 
-A Knative reply carries one event, so the matcher sends one ``action.requested`` event per
-SecurityEvent generation listing a step per target. Extension flags (``amtddelete``,
+The matcher sends ``action.requested`` events per SecurityEvent generation listing a step per
+target, at most ``MAX_STEPS_PER_REQUEST`` steps each (:func:`split_request`: a request must be
+done within one delivery timeout; a Knative reply carries one event, the others are published
+to the Broker). Extension flags (``amtddelete``,
 ``amtdquarantine``) let Trigger filters route it to every executor that has a step in it; each
 executor performs only its own steps. Ids are deterministic so redeliveries are recognisable.
 """
@@ -22,6 +24,7 @@ ACTION_REQUESTED = "com.r6security.amtd.action.requested.v1"
 ACTION_COMPLETED = "com.r6security.amtd.action.completed.v1"
 MATCHER_SOURCE = "/amtd/matcher"
 MAX_LISTED_TARGETS_LENGTH = 200
+MAX_STEPS_PER_REQUEST = 50  # at 8 steps at once, a few API round trips per step: well under 10 s
 
 
 def executor_source(action: str) -> str:
@@ -91,9 +94,10 @@ def is_executable_decision(decision: Decision) -> bool:
     return decision.outcome == "Matched" and is_executable(decision.action or "")
 
 
-def is_step_decided(step: ActionStep, decisions: Sequence[Decision]) -> bool:
-    """The step is exactly what the matcher recorded (so a forged or altered event is refused)."""
-    recorded = next((item for item in decisions if item.step_id == step.step_id), None)
+def is_step_decided(step: ActionStep, decisions: Mapping[str, Decision]) -> bool:
+    """The step is exactly what the matcher recorded (so a forged or altered event is refused);
+    ``decisions`` by step id."""
+    recorded = decisions.get(step.step_id)
     return recorded is not None and ActionStep.from_decision(recorded) == step
 
 
@@ -132,6 +136,18 @@ def make_action_request(
         if is_executable_decision(decision) and decision.step_id not in done
     ]
     return ActionRequest(security_event=ref, steps=steps) if steps else None
+
+
+def split_request(
+    request: ActionRequest, max_steps: int = MAX_STEPS_PER_REQUEST
+) -> list[ActionRequest]:
+    """The request as consecutive requests of at most ``max_steps`` steps (pure). The same
+    request always splits the same way, and each part's id names its own targets."""
+    steps = request.steps
+    return [
+        ActionRequest(security_event=request.security_event, steps=steps[start : start + max_steps])
+        for start in range(0, len(steps), max_steps)
+    ]
 
 
 def make_request_id(ref: SecurityEventRef, steps: Sequence[ActionStep]) -> str:

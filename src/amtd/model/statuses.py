@@ -57,12 +57,28 @@ def record_decisions(
     return render_status(generation, list(decisions), merged)
 
 
-def record_execution(status: SecurityEventStatus, execution: Execution) -> dict[str, Any] | None:
-    """Append one step's execution; None if that step already has one (exactly once)."""
-    if find_execution(status, execution.step_id) is not None:
-        return None
+def record_executions(
+    status: SecurityEventStatus, attempts: Sequence[tuple[Execution, str | None]]
+) -> tuple[dict[str, Any] | None, list[Execution]]:
+    """Record many steps' executions at once, each exactly once; the new status (None: nothing
+    changed) and, per attempt, the execution that stands for its step.
+
+    An attempt's second item names a reason that gives way to it: the "pod already gone" that a
+    racing duplicate recorded after this attempt itself deleted the pod.
+    """
+    by_step = {item.step_id: item for item in status.executions}
+    standing: list[Execution] = []
+    changed = False
+    for execution, supersedes in attempts:
+        found = by_step.get(execution.step_id)
+        if found is None or (supersedes is not None and found.reason == supersedes):
+            by_step[execution.step_id] = found = execution
+            changed = True
+        standing.append(found)
+    if not changed:
+        return None, standing
     generation = status.observed_generation or 0
-    return render_status(generation, status.decisions, [*status.executions, execution])
+    return render_status(generation, status.decisions, list(by_step.values())), standing
 
 
 def render_status(
