@@ -18,8 +18,9 @@ import os
 import flask
 import functions_framework
 
+from amtd.decide.indexing import warm_policy_indexes
 from amtd.decide.signing import read_signing_key
-from amtd.decide.triaging import triage_security_event
+from amtd.decide.triaging import list_policies, triage_security_event
 from amtd.edge.publishing import PublishError, publish_action_request, read_sink
 from amtd.edge.responding import (
     BadRequestError,
@@ -41,6 +42,7 @@ from amtd.model.apiserverevents import (
     Change,
     InvalidEventError,
     is_announcing_undecided,
+    is_echo_of_decision,
     read_change,
     read_change_type,
 )
@@ -71,6 +73,9 @@ def decide_and_reply(request: flask.Request) -> flask.Response:
     change = read_security_event_change(request)
     if change is None:
         return no_content()
+    if is_echo_of_decision(change):
+        logger.info("SecurityEvent %s: a status update of a decided generation", change.name)
+        return no_content()
     triage = triage_security_event(
         kubeapi.shared_cluster(),
         change.name,
@@ -78,6 +83,7 @@ def decide_and_reply(request: flask.Request) -> flask.Response:
         now=format_now(),
         defer=shared_deferrer().defer,  # its Event is written after the reply
         signer=read_matcher_key(),
+        indexes=warm_policy_indexes(list_policies, kubeapi.shared_cluster),
     )
     if triage.request is None:
         logger.info("SecurityEvent %s: %s, nothing for executors", change.name, triage.outcome)

@@ -31,6 +31,8 @@ CLUSTER_VERBS: dict[str, tuple[str, ...]] = {
     "get": ("get",),
     "find": ("get",),
     "list": ("list",),
+    "collection_version": ("list",),
+    "watch": ("watch",),
     "create": ("create",),
     "patch": ("patch",),
     "replace": ("update",),
@@ -39,7 +41,7 @@ CLUSTER_VERBS: dict[str, tuple[str, ...]] = {
 # Cluster method -> position of its ``namespace`` argument (None: read from the body at run time).
 NAMESPACE_POSITIONS: dict[str, int | None] = {
     "get": 2, "find": 2, "list": 1, "create": 2, "patch": 3, "replace": None, "delete": 2,
-    "mutate_status": 3,
+    "mutate_status": 3, "collection_version": 1, "watch": 2,
 }  # fmt: skip
 RESOURCES = {
     name: value for name, value in vars(kubeapi).items() if isinstance(value, kubeapi.Resource)

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kubernetes import client
 
 from amtd_stack.apiserver import ApiServer
 
-from .helpers import CRD_DIR, ROOT, poll
+from .helpers import CRD_DIR, ROOT, poll, raw
 
 KUBECTL = shutil.which("kubectl")
 PHOENIX_FIXTURES = ROOT / "tests" / "unit" / "phoenix"  # upstream samples, kept in the repo
@@ -149,3 +150,25 @@ def test_typed_generators_send_protobuf_we_understand(
     assert kubectl("get", "sa", "-n", "scratch", "-o", "name").stdout.strip() == "serviceaccount/sa"
     refused = kubectl("create", "deployment", "d", "--image=nginx", check=False)
     assert refused.returncode != 0 and "not understood for kind 'Deployment'" in refused.stderr
+
+
+def test_lists_come_in_pages_that_kubectl_follows(
+    kubectl: Kubectl, core: client.CoreV1Api, apiserver: ApiServer
+) -> None:
+    kubectl("create", "namespace", "paged")
+    for number in range(5):
+        spec = {"containers": [{"name": "a", "image": "x"}]}
+        core.create_namespaced_pod("paged", {"metadata": {"name": f"p{number}"}, "spec": spec})
+    first = core.list_namespaced_pod("paged", limit=2)
+    assert [p.metadata.name for p in first.items] == ["p0", "p1"]
+    assert first.metadata.remaining_item_count == 3
+    rest = core.list_namespaced_pod("paged", limit=10, _continue=first.metadata._continue)
+    assert [p.metadata.name for p in rest.items] == [
+        "p2",
+        "p3",
+        "p4",
+    ] and not rest.metadata._continue
+    names = kubectl("get", "pods", "-n", "paged", "--chunk-size=2", "-o", "name").stdout.split()
+    assert names == [f"pod/p{number}" for number in range(5)]
+    forged = raw(apiserver.url, "GET", "/api/v1/namespaces/paged/pods?continue=forged")
+    assert (forged.status_code, forged.json()["reason"]) == (400, "BadRequest")

@@ -100,6 +100,19 @@ class PolicyIndex:
                 index.entries[key].append((policy, position))
         return index
 
+    @classmethod
+    def combine(cls, parts: Iterable[PolicyIndex]) -> PolicyIndex:
+        """One index of several namespaces' indexes (each keyed by its namespace already)."""
+        parts = list(parts)
+        if len(parts) == 1:
+            return parts[0]
+        index = cls()
+        for part in parts:
+            index.entries.update(part.entries)
+            index.policies_by_namespace.update(part.policies_by_namespace)
+            index.selectors_by_namespace.update(part.selectors_by_namespace)
+        return index
+
 
 def key_of_rule(rule: Rule) -> RuleKey:
     """The index key of a rule: its items, without the fallback's ``type: default``."""

@@ -29,6 +29,7 @@ from amtd.decide.deciding import (
     read_event_spec,
     record_executions_without_executor,
 )
+from amtd.decide.indexing import PolicyIndexes
 from amtd.decide.matching import PolicyIndex
 from amtd.decide.signing import sign_decisions
 from amtd.kube.api import (
@@ -79,7 +80,7 @@ class Triage:
 
 def triage_security_event(
     cluster: Cluster, name: str, *, may_replay: bool, now: str, defer: Defer = run_now,
-    signer: SigningKey | None = None,
+    signer: SigningKey | None = None, indexes: PolicyIndexes | None = None,
 ) -> Triage:  # fmt: skip
     """Decide, sign and record the SecurityEvent's current generation, or replay what was
     recorded. Without ``signer`` (the sweeper) nothing is decided: only the matcher signs."""
@@ -94,7 +95,7 @@ def triage_security_event(
     if signer is None:
         logger.info("SecurityEvent %s gen %d is undecided: left to the matcher", *ref_log(ref))
         return Triage("LeftToMatcher")
-    decisions, executions = decide_security_event(cluster, obj, ref, now)
+    decisions, executions = decide_security_event(cluster, obj, ref, now, indexes)
     decisions = sign_decisions(signer, ref, decisions)
     return record_and_request(cluster, ref, decisions, executions, now, read=obj, defer=defer)
 
@@ -117,16 +118,21 @@ def replay_decisions(
 
 
 def decide_security_event(
-    cluster: Cluster, obj: Object, ref: SecurityEventRef, now: str
-) -> tuple[list[Decision], list[Execution]]:
-    """Gather the facts and decide every target (the decision itself is pure)."""
+    cluster: Cluster, obj: Object, ref: SecurityEventRef, now: str,
+    indexes: PolicyIndexes | None = None,
+) -> tuple[list[Decision], list[Execution]]:  # fmt: skip
+    """Gather the facts and decide every target (the decision itself is pure); the policies
+    come from ``indexes`` when given (warm), else are listed."""
     try:
         entries, rule = read_event_spec(obj.get("spec"))
     except ValueError as error:
         raise InvalidEventError("InvalidSecurityEvent", f"{ref.name}: {error}") from None
     pods = gather_pods(cluster, [entry for entry in entries if isinstance(entry, Target)])
     namespaces = {target.namespace for target, pod in pods.items() if pod is not None}
-    index = PolicyIndex.from_policies(gather_policies(cluster, namespaces))
+    if indexes is None:
+        index = PolicyIndex.from_policies(gather_policies(cluster, namespaces))
+    else:
+        index = indexes.index_for(cluster, namespaces)
     decisions = decide_targets(ref.uid, ref.generation, rule, entries, pods, index, now)
     return decisions, record_executions_without_executor(decisions, now)
 

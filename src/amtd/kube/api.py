@@ -18,7 +18,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,8 @@ REFRESH_INTERVAL_S = 1.0  # how often credentials are re-applied (the loaders: e
 CONNECT_TIMEOUT_S = 5.0
 TOTAL_TIMEOUT_S = 10.0
 READ_CHUNK_BYTES = 1 << 16
+WATCH_TIMEOUT_S = 240.0  # a watch the server ends after this is opened again
+WATCH_IDLE_S = 30.0  # beyond it, a watch that sends nothing is broken
 SELECTORS = {"label_selector": "labelSelector", "field_selector": "fieldSelector"}
 
 
@@ -212,11 +214,28 @@ class Cluster:
         are sent as encoded query parameters. The whole call, answer read to its end, takes at
         most the connect bound plus the total bound (else TransientError): no read can hang.
         """
+        from urllib3.exceptions import HTTPError
+
+        deadline = time.monotonic() + self.timeouts.connect_s + self.timeouts.total_s
+        response = self.open(method, path, body, self.timeouts.total_s, **options)
+        try:
+            data = read_within(response.response, deadline)
+        except HTTPError as error:
+            raise TransientError(0, "Unreachable", str(error)) from None
+        if not 200 <= response.status <= 299:
+            raise translate_error(response.status, response.reason or "", data)
+        answer: Object = json.loads(data or b"{}")
+        return answer
+
+    def open(
+        self, method: str, path: str, body: Any, read_s: float, **options: Any
+    ) -> Any:  # fmt: skip
+        """Send one call and return the client's response, its body unread (each socket read
+        then waits at most ``read_s``); errors before the body as :class:`ApiError`."""
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
         headers = {"Accept": "application/json", "Content-Type": options.pop("content_type", None)}
-        deadline = time.monotonic() + self.timeouts.connect_s + self.timeouts.total_s
         try:
             # kubernetes >= 35: param_serialize builds the URL and auth, call_api only sends.
             verb, url, header_params, payload, form = self.api_client.param_serialize(
@@ -225,19 +244,41 @@ class Cluster:
                 auth_settings=["BearerToken"],
             )  # fmt: skip
             # (connect, read): urllib3 applies the read bound to each socket read, not in all
-            response = self.api_client.call_api(
+            return self.api_client.call_api(
                 verb, url, header_params=header_params, body=payload, post_params=form,
-                _request_timeout=(self.timeouts.connect_s, self.timeouts.total_s),
+                _request_timeout=(self.timeouts.connect_s, read_s),
             )  # fmt: skip
-            data = read_within(response.response, deadline)
         except ApiException as error:
             raise translate_error(error.status or 0, error.reason or "", error.body) from None
         except HTTPError as error:
             raise TransientError(0, "Unreachable", str(error)) from None
-        if not 200 <= response.status <= 299:
-            raise translate_error(response.status, response.reason or "", data)
-        answer: Object = json.loads(data or b"{}")
-        return answer
+
+    def watch(
+        self, resource: Resource, since: str, namespace: str | None = None,
+        timeout_s: float = WATCH_TIMEOUT_S,
+    ) -> Iterator[Object]:  # fmt: skip
+        """The collection's watch events (``{"type", "object"}``) from resourceVersion ``since``
+        until the server ends the watch (after ``timeout_s``); TransientError if it breaks."""
+        from urllib3.exceptions import HTTPError
+
+        query = {"watch": "true", "resourceVersion": since, "timeoutSeconds": str(int(timeout_s))}
+        path = resource.collection_path(namespace)
+        response = self.open("GET", path, None, timeout_s + WATCH_IDLE_S, query=query)
+        try:
+            if not 200 <= response.status <= 299:
+                raise translate_error(response.status, response.reason or "", response.read())
+            for line in response.response:
+                if line.strip():
+                    yield json.loads(line)
+        except (HTTPError, OSError, ValueError) as error:
+            raise TransientError(0, "WatchBroken", str(error)) from None
+        finally:
+            response.response.release_conn()
+
+    def collection_version(self, resource: Resource, namespace: str | None = None) -> str:
+        """The resourceVersion a list of the collection is at now (a watch starts there)."""
+        answer = self.request("GET", resource.collection_path(namespace), query={"limit": "1"})
+        return str((answer.get("metadata") or {}).get("resourceVersion") or "")
 
     def get(self, resource: Resource, name: str, namespace: str | None = None) -> Object:
         """Read one object; raises NotFoundError (InvalidNameError, unsent, for a bad name)."""

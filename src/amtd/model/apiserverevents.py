@@ -138,6 +138,18 @@ def is_announcing_undecided(change: Change) -> bool:
     return generation is not None and generation != observed
 
 
+def is_echo_of_decision(change: Change) -> bool:
+    """Resource mode, an ``update`` whose object is decided for its spec generation: the echo of
+    a status write. Nothing can follow from it (a later spec change announces itself), so the
+    matcher drops it without reading; the object it carries is trusted to skip work, never to
+    decide (it may be stale or forged)."""
+    if change.obj is None or change.verb != "update":
+        return False
+    status = change.obj.get("status")
+    decided = isinstance(status, dict) and bool(status.get("decisions"))
+    return decided and not is_announcing_undecided(change)
+
+
 def to_announcement_attributes(name: str, uid: str, source: str) -> dict[str, str]:
     """Attributes of a Reference-mode ``add`` event about a SecurityEvent, as its ApiServerSource
     would send them (the sweeper's, for an event the source missed: the matcher re-reads it)."""

@@ -22,7 +22,7 @@ from werkzeug.wrappers import Request, Response
 from amtd.model.objects import Object
 from amtd_stack.journals import Journal
 
-from . import discovery, evicting, protobufs, tables
+from . import discovery, evicting, paging, protobufs, tables
 from .apierrors import ApiError, bad_request
 from .faults import Fault, FaultPlan, RequestRecord
 from .handling import Api, Target, WriteOptions
@@ -230,8 +230,9 @@ class Dispatcher:
             objects, rv = [obj], obj["metadata"].get("resourceVersion", "")
         else:
             listed = self.api.list(
-                target, args.get("labelSelector", ""), args.get("fieldSelector", "")
-            )
+                target, args.get("labelSelector", ""), args.get("fieldSelector", ""),
+                paging.read_page(args),
+            )  # fmt: skip
             objects, rv = listed["items"], listed["metadata"]["resourceVersion"]
         if tables.wants_table(request.headers.get("Accept", "")):
             include = args.get("includeObject", "Metadata")

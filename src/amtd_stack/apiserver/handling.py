@@ -17,9 +17,10 @@ from typing import Any
 
 from amtd.model.objects import Object
 
-from . import definitions, deleting, ephemeralcontainers
+from . import definitions, deleting, ephemeralcontainers, paging
 from .admitting import admit
 from .apierrors import ApiError, already_exists, bad_request, conflict, not_found, success_status
+from .paging import WHOLE, Page
 from .patching import apply_patch
 from .resources import SUBRESOURCE_PATHS, Registry, ResourceType
 from .selectors import is_selected, parse_field_selector, parse_label_selector
@@ -165,19 +166,24 @@ class Api:
         """GET one object (also for `/status`), as a :func:`view`: encode it, never change it."""
         return view(target.rtype, self._existing(target))
 
-    def list(self, target: Target, label_selector: str = "", field_selector: str = "") -> Object:
+    def list(
+        self, target: Target, label_selector: str = "", field_selector: str = "",
+        page: Page = WHOLE,
+    ) -> Object:  # fmt: skip
         """GET a collection, filtered by selectors, with the list's resourceVersion (items are
-        :func:`view` s: encode them, never change them)."""
+        :func:`view` s: encode them, never change them); ``page``: limit/continue chunking."""
         labels = parse_label_selector(label_selector)
         fields = parse_field_selector(field_selector, target.rtype.kind)
         with self.store.lock:
             items = self.store.items(target.kind_key, target.namespace or None)
             rv = self.store.rv
+        selected = [o for o in items if is_selected(o, labels, fields)]
+        chunk, metadata = paging.cut_page(selected, page, rv)
         return {
             "kind": f"{target.rtype.kind}List",
             "apiVersion": target.rtype.api_version,
-            "metadata": {"resourceVersion": str(rv)},
-            "items": [view(target.rtype, o) for o in items if is_selected(o, labels, fields)],
+            "metadata": metadata,
+            "items": [view(target.rtype, o) for o in chunk],
         }
 
     def update(self, target: Target, body: Any, options: WriteOptions = NO_OPTIONS) -> Object:
