@@ -39,6 +39,7 @@ class Row:
     floor: float | None
     goal: str
     verdict: str  # "pass", "FAIL" or "info" (no goal)
+    unit: str = "s"  # seconds (rendered µs/ms/s); any other unit is printed as counted
 
     @property
     def ratio(self) -> float | None:
@@ -96,6 +97,13 @@ def format_seconds(value: float | None) -> str:
     return f"{value / 1e-9:.3g} ns"
 
 
+def format_value(value: float | None, unit: str) -> str:
+    """Seconds as :func:`format_seconds`; a count or size with its unit (``7.2 writes``)."""
+    if unit == "s" or value is None:
+        return format_seconds(value)
+    return f"{value:,.3g} {unit}"
+
+
 def render_table(rows: Sequence[Row]) -> str:
     """The rows as a Markdown table (also readable on a terminal)."""
     lines = [
@@ -103,10 +111,10 @@ def render_table(rows: Sequence[Row]) -> str:
         "|---|---:|---:|---:|---:|---|---|",
     ]
     for row in rows:
-        ratio = f"{row.ratio:,.0f}x" if row.ratio is not None else "-"
+        ratio = f"{row.ratio:,.1f}x" if row.ratio is not None else "-"
+        median, p95, floor = (format_value(v, row.unit) for v in (row.median, row.p95, row.floor))
         lines.append(
-            f"| {row.name} | {format_seconds(row.median)} | {format_seconds(row.p95)} | "
-            f"{format_seconds(row.floor)} | {ratio} | {row.goal} | {row.verdict} |"
+            f"| {row.name} | {median} | {p95} | {floor} | {ratio} | {row.goal} | {row.verdict} |"
         )
     return "\n".join(lines)
 

@@ -13,6 +13,7 @@ import contextlib
 import http.client
 import json
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -27,6 +28,7 @@ import yaml
 
 from amtd.kube.api import POLICIES, Cluster
 from amtd_stack.apiserver import ApiServer, start_apiserver
+from amtd_stack.running.stack import Stack
 from amtd_stack.serving import pick_free_port
 from support.builders import falco_alert
 from support.cloudevents import as_binary
@@ -36,6 +38,7 @@ from support.standins import DEPLOYMENTS, NAMESPACES, install_crds, list_pods
 from support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
+INGESTERS = ("ingest-falco", "ingest-kubearmor", "ingest-alertmanager")
 BIN = Path(sys.executable).parent
 NAMESPACE = "demo"
 NOOP_TARGET = "answer_nothing"
@@ -118,7 +121,7 @@ def run_standin_process(folder: Path) -> Iterator[str]:
         log.close()
 
 
-def install_workload(cluster: Cluster, replicas: int) -> list[str]:
+def install_workload(cluster: Cluster, replicas: int, deadline_s: float = 30.0) -> list[str]:
     """Namespace ``demo``, the demo Deployment with ``replicas`` pods and the demo AMTD."""
     namespace, deployment = yaml.safe_load_all((ROOT / "examples/demo/workload.yaml").read_text())
     cluster.create(NAMESPACES, namespace)
@@ -127,7 +130,7 @@ def install_workload(cluster: Cluster, replicas: int) -> list[str]:
     policy = yaml.safe_load((ROOT / "examples/demo/policy.yaml").read_text())
     cluster.create(POLICIES, policy, NAMESPACE)
     return wait_for(lambda: running_pods(cluster)[replicas - 1 :] and running_pods(cluster),
-                    "the demo pods", 30.0)  # fmt: skip
+                    "the demo pods", deadline_s)  # fmt: skip
 
 
 def running_pods(cluster: Cluster) -> list[str]:
@@ -249,3 +252,34 @@ def falco_request(pod: str, rule: str, token: str, when: str | None = None) -> R
     alert = falco_alert(NAMESPACE, pod, rule=rule, time=stamp, uuid=None)  # no uuid: http_output
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
     return headers, json.dumps(alert).encode()
+
+
+@contextlib.contextmanager
+def run_stack() -> Iterator[tuple[Stack, str]]:
+    """The whole embedded stack as deployed locally, with a fresh ingest token; and the token."""
+    token = secrets.token_urlsafe(24)
+    overrides = {name: {"INGEST_TOKEN": token} for name in INGESTERS}
+    with (
+        tempfile.TemporaryDirectory(prefix="amtd-bench-stack-") as state,
+        Stack(ROOT, Path(state), env_overrides=overrides) as stack,
+    ):
+        yield stack, token
+
+
+def peak_rss_bytes(group: int) -> int:
+    """The largest peak resident set (VmHWM) among the processes of process group ``group``
+    (a function: gunicorn's master and its worker)."""
+    peak = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) != group:  # after pid (comm): state, ppid, pgrp
+                continue
+            status = (entry / "status").read_text()
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        line = next((ln for ln in status.splitlines() if ln.startswith("VmHWM:")), "VmHWM: 0 kB")
+        peak = max(peak, int(line.split()[1]) * 1024)
+    return peak

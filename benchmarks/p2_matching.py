@@ -5,7 +5,9 @@ over 1 000 namespaces (every one in the pod's namespace selects it). The index i
 each sample is one ``choose_best_match`` for an event drawn from a mix of Falco-like rules (most
 fall back to ``type: default``, some hit a specific rule). The floor is one dict lookup in the
 same run, so the ratio reads "a decision costs N dict lookups". Index build time is reported
-apart: the matcher builds it per event from the AMTDs of the pod's namespace.
+apart; so is the matcher's whole way to a decision through the API stand-in at 10 000 AMTDs in
+the pod's namespace: cold (listed and built per event) and warm (kept by amtd.decide.indexing
+while its watch reports no change).
 """
 
 from __future__ import annotations
@@ -15,15 +17,23 @@ import time
 from typing import Any
 
 from benching import Row, sized, summarize, time_calls, time_loop
+from launching import run_standin
 
+from amtd.decide.indexing import PolicyIndexes
 from amtd.decide.matching import PolicyIndex, choose_best_match
+from amtd.decide.triaging import list_policies
+from amtd.kube.api import POLICIES
 from amtd.model.policies import Policy
+from support.standins import NAMESPACES
+from support.waiting import wait_for
 
 TITLE = "P2 best-match decision (PolicyIndex built once, choose_best_match per event)"
 SIZES = sized((1, 100, 10_000), (1, 100))
 SPREAD_NAMESPACES = 1_000
 RULES_PER_POLICY = 10
 GOAL = 1e-3  # p50 at 10 000 AMTDs
+WARM_SIZE = sized(10_000, 20)
+POLICY_TYPE = {"apiVersion": "amtd.r6security.com/v1beta1", "kind": "AdaptiveMovingTargetDefense"}
 TYPES = [f"Falco rule {n}" for n in range(50)]
 LEVELS = ["Notice", "Warning", "Error", "Critical"]
 SOURCES = ["FalcoIntegrator", "KubeArmorIntegrator"]
@@ -114,4 +124,34 @@ def measure() -> list[Row]:
     for size in SIZES:
         for spread in (False, True):
             rows += measure_layout(size, spread, events)
-    return rows
+    return rows + measure_matcher_path(events)
+
+
+def measure_matcher_path(events: list[dict[str, str]]) -> list[Row]:
+    """The matcher's way to its index at WARM_SIZE AMTDs in the pod's namespace, through the API
+    stand-in: cold (list, parse, build, decide: every event of a process without the watch) and
+    warm (the namespace's index kept while the AMTD watch reports no change, then decide)."""
+    with run_standin(in_process=True) as stand:
+        stand.cluster.create(NAMESPACES, {"metadata": {"name": "ns-0"}})
+        for number in range(WARM_SIZE):
+            document = make_policy(number, spread=False).model_dump(by_alias=True, mode="json")
+            stand.cluster.create(POLICIES, {**document, **POLICY_TYPE}, "ns-0")
+        warm = PolicyIndexes(list_policies)
+        warm.start_watching(lambda: stand.cluster)
+        wait_for(lambda: warm.watched is stand.cluster, "the AMTD watch", 30.0)
+
+        def decide(indexes: PolicyIndexes, step: int) -> None:
+            index = indexes.index_for(stand.cluster, ["ns-0"])
+            choose_best_match(index, "ns-0", POD_LABELS, events[step % len(events)])
+
+        cold = PolicyIndexes(list_policies)  # never watching: lists every time
+        cold_samples = time_calls(lambda step: decide(cold, step), sized(7, 1), sized(1, 0))
+        warm_samples = time_calls(lambda step: decide(warm, step), sized(2_000, 3))
+        warm.stop()
+    layout = f"{WARM_SIZE:,} AMTDs in the pod's namespace"
+    return [
+        summarize(f"matcher warm: kept index + decide, {layout}", warm_samples, None, GOAL,
+                  "p50 ≤ 1 ms"),
+        summarize(f"matcher cold: list + parse + build + decide, {layout}", cold_samples, None,
+                  None, "-"),
+    ]  # fmt: skip

@@ -12,22 +12,19 @@ so "deleted" is when the API server removed the pod. The floor is one loopback H
 from __future__ import annotations
 
 import logging
-import secrets
 import statistics
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from benching import Row, sized, summarize
 from launching import (
-    ROOT,
     Client,
     falco_request,
     install_workload,
     noop_function,
+    run_stack,
     running_pods,
     serve,
 )
@@ -191,17 +188,7 @@ def make_rows(runs: list[Run], floor: list[float]) -> list[Row]:
 def measure() -> list[Row]:
     """All P4 rows."""
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the Broker ingress's access log
-    token = secrets.token_urlsafe(24)
-    overrides = {
-        "ingest-falco": {"INGEST_TOKEN": token},
-        "ingest-kubearmor": {"INGEST_TOKEN": token},
-        "ingest-alertmanager": {"INGEST_TOKEN": token},
-    }
-    with (
-        tempfile.TemporaryDirectory(prefix="amtd-bench-stack-") as state,
-        noop_function() as noop_code,
-        serve(noop_code) as noop_port,
-        Stack(ROOT, Path(state), env_overrides=overrides) as stack,
-    ):
+    with noop_function() as noop_code, serve(noop_code) as noop_port, run_stack() as running:
+        stack, token = running
         runs, floor = run_chain(stack, token, noop_port)
     return make_rows(runs, floor)

@@ -19,6 +19,8 @@ FIGURES = [
     "p3_cold_start",
     "p4_alert_to_delete",
     "p5_ingest_storm",
+    "p6_alert_storm",
+    "p7_many_targets",
 ]
 RESULTS = Path(__file__).resolve().parent / "results.md"
 # As pytest's ``pythonpath`` does for the tests: the figures share their helpers (tests/support).

@@ -31,6 +31,10 @@ from amtd.model.statuses import record_executions
 from amtd.model.targets import parse_target
 
 LOG = logging.getLogger(__name__)
+# Every racing writer of one SecurityEvent's status (the parts of a split request, at the
+# executor's concurrency) loses at most once per winner: enough rounds for all of them, since
+# giving up after acting would leave effects unrecorded.
+RECORD_ATTEMPTS = 48
 
 
 def make_execution(step: ActionStep, verdict: StepVerdict, executor: str, now: str) -> Execution:
@@ -100,7 +104,9 @@ def record_executions_status(
         return written
 
     try:
-        cluster.mutate_status(SECURITY_EVENTS, name, mutate, current=current)
+        cluster.mutate_status(
+            SECURITY_EVENTS, name, mutate, current=current, attempts=RECORD_ATTEMPTS
+        )
     except NotFoundError:
         LOG.warning("SecurityEvent %s is gone: %d execution(s) not recorded", name, len(attempts))
         return None
