@@ -116,6 +116,22 @@ def manifests(receiver_url: str) -> str:
       serviceAccountName: configmaps-source
       resources: [{{apiVersion: v1, kind: ConfigMap}}]
       sink: {{ref: {{apiVersion: eventing.knative.dev/v1, kind: Broker, name: default}}}}
+    ---
+    # the source's adapter lists and watches as its ServiceAccount (the stand-in enforces RBAC)
+    apiVersion: v1
+    kind: ServiceAccount
+    metadata: {{name: configmaps-source, namespace: amtd-system}}
+    ---
+    apiVersion: rbac.authorization.k8s.io/v1
+    kind: ClusterRole
+    metadata: {{name: configmaps-source}}
+    rules: [{{apiGroups: [""], resources: [configmaps], verbs: [get, list, watch]}}]
+    ---
+    apiVersion: rbac.authorization.k8s.io/v1
+    kind: ClusterRoleBinding
+    metadata: {{name: configmaps-source}}
+    roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: configmaps-source}}
+    subjects: [{{kind: ServiceAccount, name: configmaps-source, namespace: amtd-system}}]
     """)
 
 

@@ -3,6 +3,7 @@ ephemeral container to the pod, exactly once, guarded, signed, audited."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +18,7 @@ from amtd.model.actionevents import (
     make_request_id,
     to_request_attributes,
 )
+from amtd_stack.apiserver.defaulting import default_container
 from support.builders import create_security_event
 from support.cloudevents import read_reply
 from support.executors import (
@@ -56,6 +58,13 @@ def client(stand: Stand, monkeypatch: pytest.MonkeyPatch) -> Iterator[FlaskClien
         yield load_function_client("executors/debug")
 
 
+def as_stored(container: dict[str, Any]) -> dict[str, Any]:
+    """A container as the API server stores it: with the defaults it fills in."""
+    stored = copy.deepcopy(container)
+    default_container(stored)
+    return stored
+
+
 def ephemeral_containers(cluster: Cluster, pod: dict[str, Any]) -> list[dict[str, Any]]:
     """The pod's ephemeral containers as the API server has them now."""
     found = cluster.get(PODS, pod["metadata"]["name"], pod["metadata"]["namespace"])
@@ -89,8 +98,8 @@ def test_debugger_attaches_a_terminal_container_to_the_first_container(
     name = make_container_name("debugger", request.steps[0].step_id)
     assert name.startswith("debugger-") and name in execution["message"]
     (container,) = ephemeral_containers(stand.cluster, pod)
-    assert container == {"name": name, "image": "busybox:1.36", "stdin": True, "tty": True,
-                         "targetContainerName": "nginx"}  # fmt: skip
+    assert container == as_stored({"name": name, "image": "busybox:1.36", "stdin": True,
+                                   "tty": True, "targetContainerName": "nginx"})  # fmt: skip
     found = stand.cluster.get(PODS, pod["metadata"]["name"], "shop")
     (shown,) = found["status"]["ephemeralContainerStatuses"]
     assert shown["name"] == name and "running" in shown["state"]
@@ -109,7 +118,8 @@ def test_custom_action_attaches_its_whole_spec(stand: Stand, client: FlaskClient
     assert (execution["result"], execution["reason"]) == ("Succeeded", "DebugContainerAttached")
     (container,) = ephemeral_containers(stand.cluster, pod)
     name = make_container_name("forensics", request.steps[0].step_id)
-    assert container == {**CUSTOM, "name": name}  # every field kept, only the name derived
+    # every field kept, only the name derived
+    assert container == as_stored({**CUSTOM, "name": name})
     assert [record.verb for record in subresource_patches(stand)] == ["patch"]
 
 
@@ -160,7 +170,7 @@ def test_a_container_of_our_name_with_another_spec_is_not_trusted(
     execution = only_execution(post_event(client, request))
 
     assert (execution["result"], execution["reason"]) == ("Failed", "ContainerNameTaken")
-    assert ephemeral_containers(stand.cluster, pod) == [squatter]
+    assert ephemeral_containers(stand.cluster, pod) == [as_stored(squatter)]
 
 
 def test_protected_namespaces_are_left_alone(stand: Stand, client: FlaskClient) -> None:

@@ -1,9 +1,10 @@
 """Least privilege: each executor's RBAC rules equal the API calls it really makes.
 
-Both executors run as real functions-framework processes, each with its own identity (the
-kubeconfig's user), through a full scenario. The stand-in's request log then says exactly which
-(group, resource, subresource, verb) each one used; knative/rbac/executor-*.yaml must grant
-those and nothing else.
+The executors run as real functions-framework processes, each with its own ServiceAccount token
+on a stand-in that enforces the committed RBAC (as the local stack runs it), through a full
+scenario: a call its rules do not grant is a 403 and fails the scenario. The stand-in's request
+log then says exactly which (group, resource, subresource, verb) each one used;
+knative/rbac/executor-*.yaml must grant those and nothing else.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def granted_calls(documents: list[dict[str, Any]]) -> set[Call]:
 def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, set[Call]]]:
     """Run the full scenario once; the calls each executor made."""
     folder = tmp_path_factory.mktemp("rbac")
-    with start_stand(folder) as stand:
+    with start_stand(folder, rbac=True) as stand:  # enforced: a missing rule fails the run
         run_scenario(stand)
         yield {user: stand.calls_by(user) for user in EXECUTORS}
 

@@ -1,11 +1,12 @@
 """Ingest can only add: with its own credentials it cannot change a SecurityEvent that exists.
 
-The API server stand-in does not authorize by itself, so here it answers 403 to every request
-of an ingest identity that the committed RBAC (knative/rbac/ingest-*.yaml, as a real API server
-would read it: ClusterRoles everywhere, Roles in their namespace) does not grant. Through that,
-an attacker holding ingest's token (or a bug in ingest) cannot rewrite the targets of a decided
-SecurityEvent, which would cancel its pending action and erase its decisions, nor its status or
-the Events other components wrote; while ingest itself still creates events and counts repeats.
+The API server stand-in runs enforcing here, as the local stack runs it: ingest authenticates
+with its ServiceAccount's token and every request the committed RBAC (knative/rbac/, as a real
+API server reads it: ClusterRoles everywhere, Roles in their namespace) does not grant is
+answered 403. Through that, an attacker holding ingest's token (or a bug in ingest) cannot
+rewrite the targets of a decided SecurityEvent, which would cancel its pending action and erase
+its decisions, nor its status or the Events other components wrote; while ingest itself still
+creates events and counts repeats.
 """
 
 from __future__ import annotations
@@ -20,53 +21,39 @@ from flask.testing import FlaskClient
 
 from amtd.kube.api import EVENTS, SECURITY_EVENTS, Cluster, InvalidError
 from amtd.kube.events import CLUSTER_SCOPED_EVENTS_NAMESPACE
-from amtd_packaging.permissions import Permission, rbac_permissions
-from amtd_stack.apiserver import ApiServer
-from amtd_stack.apiserver.faults import RequestRecord
-from amtd_stack.manifests import Manifest, load_manifests
+from amtd_stack.apiserver import ApiServer, start_apiserver
+from amtd_stack.running.kubeclients import apply_objects
 from support.builders import falco_alert
 from support.executors import create_decided_event, read_status
-from support.functions import ROOT, load_function_client
+from support.functions import load_function_client
 from support.ingesting import bearer, count_repeats, expect_token, repeated_events
-from support.standins import connect, open_world
+from support.standins import apply_rbac, connect, open_world, write_identity
 
 USER = "ingest-falco"
-FUNCTIONS_NAMESPACE = "amtd-system"
 
 
-def is_denied(grants: set[Permission], account: str) -> Callable[[RequestRecord], bool]:
-    """Whether a request is one of ``account``'s that ``grants`` allows neither cluster-wide nor
-    in the request's namespace."""
-
-    def denied(record: RequestRecord) -> bool:
-        wanted = (record.api_group, record.resource, record.subresource, record.verb)
-        allowed = {Permission(*wanted, ""), Permission(*wanted, record.namespace)} & grants
-        return record.user == account and not allowed
-
-    return denied
-
-
-def enforce_rbac(server: ApiServer, manifests: list[Manifest], account: str) -> None:
-    """From now on ``server`` answers 403 to ``account``'s requests its RBAC does not grant."""
-    denied = is_denied(rbac_permissions(manifests, FUNCTIONS_NAMESPACE, account), account)
-    server.inject_faults(1.0, statuses=(403,), match=denied)
+@pytest.fixture
+def apiserver() -> Iterator[ApiServer]:
+    """This module's stand-in enforces tokens and RBAC (the shared one does not)."""
+    with start_apiserver(authorization=True) as server:
+        yield server
 
 
 @pytest.fixture
 def cluster(
     apiserver: ApiServer, kubeconfig: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Cluster]:
-    """CRDs installed, the committed RBAC enforced for ingest-falco, functions acting as it."""
+    """CRDs and the committed RBAC installed, functions acting as ServiceAccount ingest-falco."""
     expect_token(monkeypatch)
     with open_world(apiserver, kubeconfig, USER, monkeypatch) as own:
-        enforce_rbac(apiserver, load_manifests(ROOT / "knative"), USER)
+        apply_rbac(kubeconfig, own)
         yield own
 
 
 @pytest.fixture
 def as_ingest(apiserver: ApiServer, kubeconfig: Path) -> Iterator[Cluster]:
     """A connection with ingest-falco's own credentials, as an attacker holding them has."""
-    own = connect(apiserver.write_kubeconfig(kubeconfig.parent / "attacker", user=USER))
+    own = connect(write_identity(apiserver, kubeconfig.parent / "attacker", USER))
     try:
         yield own
     finally:
@@ -143,18 +130,14 @@ def test_ingest_credentials_cannot_replace_the_status_or_rewrite_events(
 
 
 def test_the_enforcement_would_let_the_old_patch_grant_through(
-    cluster: Cluster, as_ingest: Cluster, apiserver: ApiServer
+    cluster: Cluster, as_ingest: Cluster, kubeconfig: Path
 ) -> None:
     """The check bites: with the rule ingest had before (create, get, patch), the attack works."""
     old_rule = {"apiGroups": ["amtd.r6security.com"], "resources": ["securityevents"],
                 "verbs": ["create", "get", "patch"]}  # fmt: skip
     role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
             "metadata": {"name": "amtd-ingest-falco"}, "rules": [old_rule]}  # fmt: skip
-    manifests = [
-        m for m in load_manifests(ROOT / "knative") if m.name != "amtd-ingest-falco"
-        or m.kind != "ClusterRole"
-    ]  # fmt: skip
-    enforce_rbac(apiserver, [*manifests, Manifest(role, ROOT / "knative" / "rbac")], USER)
+    apply_objects(kubeconfig, [(role, "the rule ingest had before")])
     create_decided_event(cluster, "decided", [], "delete", targets=["shop/web-1"])
     as_ingest.patch(SECURITY_EVENTS, "decided", {"spec": {"targets": ["shop/someone-else"]}})
     assert cluster.get(SECURITY_EVENTS, "decided")["spec"]["targets"] == ["shop/someone-else"]

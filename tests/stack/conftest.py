@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,3 +50,44 @@ def crds(api_client: client.ApiClient) -> list[dict[str, Any]]:
     for doc in docs:
         ext.create_custom_resource_definition(doc)
     return docs
+
+
+KubectlRun = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def kubectl_run(kubeconfig: Path, tmp_path: Path) -> KubectlRun:
+    """Run the real kubectl with the test kubeconfig and its own cache; a non-zero exit fails
+    the test unless ``check=False``."""
+    binary = shutil.which("kubectl")
+    if binary is None:
+        pytest.skip("kubectl is not installed on this machine")
+
+    def run(*args: str, stdin: str | None = None, check: bool = True) -> Any:
+        base = [binary, "--kubeconfig", str(kubeconfig), "--cache-dir", str(tmp_path / "kcache")]
+        done = subprocess.run(
+            [*base, *args], input=stdin, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert not check or done.returncode == 0, f"kubectl {' '.join(args)}: {done.stderr}"
+        return done
+
+    return run
+
+
+BATTERY_FILE = "test_kubectl_battery.py"
+_battery: dict[str, bool] = {}  # case -> passed (an xfail, skip or error counts as not passed)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Note each kubectl battery case's outcome for the summary line."""
+    if BATTERY_FILE not in report.nodeid or (report.when != "call" and report.passed):
+        return
+    passed = report.when == "call" and report.passed and not hasattr(report, "wasxfail")
+    _battery[report.nodeid] = passed and _battery.get(report.nodeid, True)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """`kubectl battery: N/M passed` when battery cases ran."""
+    if _battery:
+        passed = sum(_battery.values())
+        terminalreporter.write_line(f"kubectl battery: {passed}/{len(_battery)} passed")

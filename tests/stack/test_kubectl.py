@@ -148,8 +148,9 @@ def test_typed_generators_send_protobuf_we_understand(
     secret = kubectl("get", "secret", "s", "-n", "scratch", "-o", "jsonpath={.data.k}").stdout
     assert secret == "dg=="  # base64 of "v"
     assert kubectl("get", "sa", "-n", "scratch", "-o", "name").stdout.strip() == "serviceaccount/sa"
-    refused = kubectl("create", "deployment", "d", "--image=nginx", check=False)
-    assert refused.returncode != 0 and "not understood for kind 'Deployment'" in refused.stderr
+    refused = kubectl("create", "pdb", "p", "--selector=app=x", "--min-available=1", check=False)
+    assert refused.returncode != 0
+    assert "not understood for kind 'PodDisruptionBudget'" in refused.stderr
 
 
 def test_lists_come_in_pages_that_kubectl_follows(

@@ -24,6 +24,8 @@ from amtd.kube import api as kubeapi
 from amtd.kube.api import PODS, POLICIES, SECURITY_EVENTS, Cluster, ConflictError, Resource
 from amtd.model.objects import Object
 from amtd_stack.apiserver import ApiServer, start_apiserver
+from amtd_stack.manifests import load_manifests
+from amtd_stack.running.kubeclients import apply_objects
 from support.builders import create_policy
 from support.functions import ROOT
 from support.signing import give_matcher_keys
@@ -60,12 +62,29 @@ def ensure_namespace(cluster: Cluster, name: str) -> None:
         create_namespace(cluster, name)
 
 
+FUNCTIONS_NAMESPACE = "amtd-system"  # where the functions' ServiceAccounts live
+
+
+def write_identity(server: ApiServer, path: Path, user: str) -> Path:
+    """A kubeconfig acting as ``user``: on an enforcing stand-in ServiceAccount
+    amtd-system/``user`` with its own token, as the local stack gives each function."""
+    namespace = FUNCTIONS_NAMESPACE if server.security.enforcing else ""
+    return server.write_kubeconfig(path, user, namespace)
+
+
+def apply_rbac(kubeconfig: Path, cluster: Cluster) -> None:
+    """The committed knative/rbac/ (namespace amtd-system first), applied as an administrator."""
+    ensure_namespace(cluster, FUNCTIONS_NAMESPACE)
+    manifests = load_manifests(ROOT / "knative" / "rbac")
+    apply_objects(kubeconfig, [(m.obj, str(m.path)) for m in manifests])
+
+
 @contextlib.contextmanager
 def connect_functions(
     server: ApiServer, folder: Path, user: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Path]:
     """Point in-process functions at the stand-in as ``user`` (fresh shared connection)."""
-    path = server.write_kubeconfig(folder / f"kubeconfig-{user}", user=user)
+    path = write_identity(server, folder / f"kubeconfig-{user}", user)
     monkeypatch.setenv("KUBECONFIG", str(path))
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     give_matcher_keys(monkeypatch)
@@ -85,8 +104,8 @@ class Stand:
     folder: Path
 
     def kubeconfig(self, user: str) -> Path:
-        """A kubeconfig file whose identity is ``user``."""
-        return self.server.write_kubeconfig(self.folder / f"kubeconfig-{user}", user=user)
+        """A kubeconfig file whose identity is ``user`` (see :func:`write_identity`)."""
+        return write_identity(self.server, self.folder / f"kubeconfig-{user}", user)
 
     def connect_functions(
         self, user: str, monkeypatch: pytest.MonkeyPatch
@@ -105,13 +124,17 @@ class Stand:
 
 @contextlib.contextmanager
 def start_stand(
-    folder: Path, namespaces: Sequence[str] = ("shop",), workloads: bool = True
-) -> Iterator[Stand]:
-    """Start the stand-in and set it up as :func:`open_stand` does; stopped when the block ends."""
+    folder: Path, namespaces: Sequence[str] = ("shop",), workloads: bool = True,
+    rbac: bool = False,
+) -> Iterator[Stand]:  # fmt: skip
+    """Start the stand-in and set it up as :func:`open_stand` does; stopped when the block ends.
+    With ``rbac`` it enforces tokens and the committed knative/rbac/ as the local stack does."""
     with (
-        start_apiserver(workloads=workloads) as server,
+        start_apiserver(workloads=workloads, authorization=rbac) as server,
         open_stand(server, folder, namespaces) as stand,
     ):
+        if rbac:
+            apply_rbac(folder / "kubeconfig-test", stand.cluster)
         yield stand
 
 

@@ -15,10 +15,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--kubeconfig", help="write a kubeconfig here")
-    parser.add_argument("--user", default="admin", help="bearer token in the kubeconfig")
+    parser.add_argument("--user", default="admin", help="the kubeconfig's (administrator) user")
     parser.add_argument("--no-workloads", action="store_true", help="no deployment/pod emulation")
+    parser.add_argument("--authorization", action="store_true", help="enforce tokens and RBAC")
     args = parser.parse_args(argv)
-    server = start_apiserver(args.host, args.port, workloads=not args.no_workloads)
+    server = start_apiserver(args.host, args.port, not args.no_workloads, args.authorization)
     if args.kubeconfig:
         server.write_kubeconfig(args.kubeconfig, user=args.user)
     print(server.url, flush=True)

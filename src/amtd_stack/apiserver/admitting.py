@@ -8,6 +8,9 @@ from amtd_stack import schemas
 
 from . import definitions
 from .apierrors import bad_request, invalid
+from .defaulting import default_object
+from .fieldschemas import drop_unknown_fields
+from .jobs import job_causes, label_job
 from .resources import ResourceType
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
@@ -30,15 +33,26 @@ def _admit_crd(obj: Object) -> Object:
     return obj
 
 
-def _admit_custom(rtype: ResourceType, obj: Object, strict: bool) -> Object:
-    if rtype.schema is None:
-        return obj
-    if strict and (unknown := schemas.unknown_fields(obj, rtype.schema)):
-        listed = ", ".join(f'unknown field "{f}"' for f in unknown)
+def _report_unknown(
+    rtype: ResourceType, unknown: list[str], strict: bool, warnings: list[str] | None
+) -> None:
+    """fieldValidation: Strict refuses unknown fields (400), Warn reports them, Ignore not."""
+    messages = [f'unknown field "{f}"' for f in unknown]
+    if strict and messages:
         raise bad_request(
             f'{rtype.kind} in version "{rtype.version}" cannot be handled as a {rtype.kind}: '
-            f"strict decoding error: {listed}"
+            f"strict decoding error: {', '.join(messages)}"
         )
+    if warnings is not None:
+        warnings.extend(messages)
+
+
+def _admit_custom(
+    rtype: ResourceType, obj: Object, strict: bool, warnings: list[str] | None
+) -> Object:
+    if rtype.schema is None:
+        return obj
+    _report_unknown(rtype, schemas.unknown_fields(obj, rtype.schema), strict, warnings)
     pruned: Object = schemas.prune(obj, rtype.schema, is_root=True)
     causes = schemas.validation_causes(pruned, rtype.schema)
     if causes:
@@ -46,13 +60,27 @@ def _admit_custom(rtype: ResourceType, obj: Object, strict: bool) -> Object:
     return pruned
 
 
-def admit(rtype: ResourceType, obj: Object, strict: bool = False) -> Object:
+def _admit_job(rtype: ResourceType, obj: Object) -> Object:
+    label_job(obj)
+    default_object(rtype.group, rtype.kind, obj)
+    if causes := job_causes(obj):
+        raise invalid(rtype.kind, obj["metadata"].get("name", ""), rtype.group, causes)
+    return obj
+
+
+def admit(
+    rtype: ResourceType, obj: Object, strict: bool = False, warnings: list[str] | None = None
+) -> Object:
     """The object as it will be stored, or 422 Invalid (400 for unknown fields when `strict`,
-    i.e. fieldValidation=Strict, on custom resources); may return a new dict."""
+    i.e. fieldValidation=Strict; with Warn they are dropped and listed in `warnings`); may
+    return a new dict."""
+    if rtype.is_custom:
+        return _admit_custom(rtype, obj, strict, warnings)
+    if rtype.group == definitions.CRD_GROUP and rtype.plural == "customresourcedefinitions":
+        return _admit_crd(obj)  # its schemas are checked by check_crd, not by the client model
+    _report_unknown(rtype, drop_unknown_fields(rtype.group, rtype.kind, obj), strict, warnings)
     if rtype.group == "" and rtype.plural == "namespaces":
         return _admit_namespace(obj)
-    if rtype.group == definitions.CRD_GROUP and rtype.plural == "customresourcedefinitions":
-        return _admit_crd(obj)
-    if rtype.is_custom:
-        return _admit_custom(rtype, obj, strict)
-    return obj
+    if (rtype.group, rtype.kind) == ("batch", "Job"):
+        return _admit_job(rtype, obj)
+    return default_object(rtype.group, rtype.kind, obj)

@@ -12,6 +12,8 @@ import logging
 import threading
 
 from .collecting import collect_garbage
+from .daemonsets import DaemonSetController
+from .jobs import JobController
 from .resources import Registry
 from .storing import Store, StoreEvent
 from .workloads import Workloads, is_workload_change
@@ -27,6 +29,11 @@ class Controllers:
         self.store = store
         self.registry = registry
         self.workloads = Workloads(store, registry) if workloads else None
+        if self.workloads is not None:
+            self.workloads.extras += [
+                JobController(self.workloads).reconcile,
+                DaemonSetController(self.workloads).reconcile,
+            ]
         self._dirty = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="apiserver-controllers", daemon=True)

@@ -24,12 +24,18 @@ NAMESPACES: KindKey = ("", "namespaces")
 CRDS: KindKey = ("apiextensions.k8s.io", "customresourcedefinitions")
 
 
-def propagation_policy(options: dict[str, Any]) -> str:
-    """The policy from DeleteOptions (or query), defaulting to Background; 400 if unknown."""
+# Kinds whose objects orphan their dependents unless told otherwise (batch/v1 Jobs, kept so
+# by upstream for compatibility); every other kind deletes them in the background.
+ORPHANING_KINDS: frozenset[KindKey] = frozenset({("batch", "jobs")})
+
+
+def propagation_policy(options: dict[str, Any], kind_key: KindKey | None = None) -> str:
+    """The policy from DeleteOptions (or query), defaulting to Background (Orphan for the
+    ORPHANING_KINDS); 400 if unknown."""
     policy = options.get("propagationPolicy")
     if policy is None and options.get("orphanDependents") in (True, "true"):
         policy = "Orphan"
-    policy = policy or "Background"
+    policy = policy or ("Orphan" if kind_key in ORPHANING_KINDS else "Background")
     if policy not in POLICIES:
         raise bad_request(f"unsupported propagationPolicy {policy!r}")
     return str(policy)

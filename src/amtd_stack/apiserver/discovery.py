@@ -1,20 +1,24 @@
-"""Discovery documents: /version, /api, /api/v1, /apis, /apis/<g>/<v>, and a minimal OpenAPI v3.
+"""Discovery documents: /version, /api, /api/v1, /apis, /apis/<g>/<v> (OpenAPI: openapi.py).
 
 Only the legacy discovery format is served: kubectl asks for aggregated discovery
 (`as=APIGroupDiscoveryList`) but falls back when the answer is plain `application/json`.
-The OpenAPI v3 documents hold just enough for kubectl to see that the server supports the
-`fieldValidation` parameter, so `kubectl apply/create` work without `--validate=false`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 
 from amtd.model.objects import Object
 
-from .resources import ALL_VERBS, CREATED_SUBRESOURCES, SUBRESOURCE_VERBS, Registry, ResourceType
+from .resources import (
+    ALL_VERBS,
+    CREATED_SUBRESOURCES,
+    SUBRESOURCE_KINDS,
+    SUBRESOURCE_VERBS,
+    Registry,
+    ResourceType,
+)
+from .reviewing import is_review
 
 KUBE_VERSION = {
     "major": "1",
@@ -83,7 +87,7 @@ def _resource_entries(rtype: ResourceType) -> list[Object]:
         "singularName": rtype.singular,
         "namespaced": rtype.namespaced,
         "kind": rtype.kind,
-        "verbs": list(ALL_VERBS),
+        "verbs": ["create"] if is_review(rtype) else list(ALL_VERBS),
     }
     if rtype.short_names:
         main["shortNames"] = list(rtype.short_names)
@@ -99,6 +103,10 @@ def _resource_entries(rtype: ResourceType) -> list[Object]:
         }
         for sub in rtype.subresources
     ]
+    for sub in subs:  # e.g. deployments/scale is an autoscaling/v1 Scale
+        served_as = SUBRESOURCE_KINDS.get(sub["name"].partition("/")[2])
+        if served_as:
+            sub.update(zip(("group", "version", "kind"), served_as, strict=True))
     return [main, *subs]
 
 
@@ -112,54 +120,4 @@ def resource_list(registry: Registry, group: str, version: str) -> Object | None
         "apiVersion": "v1",
         "groupVersion": f"{group}/{version}" if group else version,
         "resources": [entry for t in types for entry in _resource_entries(t)],
-    }
-
-
-def _gv_path(group: str, version: str) -> str:
-    return f"apis/{group}/{version}" if group else f"api/{version}"
-
-
-def openapi_root(registry: Registry) -> Object:
-    """GET /openapi/v3: one entry per group version, with a content hash in the URL."""
-    paths = {}
-    for group, version in registry.group_versions():
-        doc = json.dumps(openapi_group_version(registry, group, version), sort_keys=True)
-        digest = hashlib.sha256(doc.encode()).hexdigest()[:32].upper()
-        paths[_gv_path(group, version)] = {
-            "serverRelativeURL": f"/openapi/v3/{_gv_path(group, version)}?hash={digest}"
-        }
-    return {"paths": paths}
-
-
-def _openapi_path(rtype: ResourceType) -> tuple[str, Object]:
-    prefix = "/" + _gv_path(rtype.group, rtype.version)
-    scope = "/namespaces/{namespace}" if rtype.namespaced else ""
-    gvk = {"group": rtype.group, "version": rtype.version, "kind": rtype.kind}
-    item = {
-        "parameters": [
-            {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
-        ],
-        "patch": {
-            "operationId": f"patch{rtype.kind}",
-            "parameters": [
-                {"name": "fieldValidation", "in": "query", "schema": {"type": "string"}},
-            ],
-            "x-kubernetes-action": "patch",
-            "x-kubernetes-group-version-kind": gvk,
-            "responses": {"200": {"description": "OK"}},
-        },
-    }
-    return f"{prefix}{scope}/{rtype.plural}/{{name}}", item
-
-
-def openapi_group_version(registry: Registry, group: str, version: str) -> Object | None:
-    """GET /openapi/v3/<gv path>: PATCH operations that advertise fieldValidation."""
-    types = registry.in_group_version(group, version)
-    if not types:
-        return None
-    return {
-        "openapi": "3.0.0",
-        "info": {"title": "Kubernetes", "version": KUBE_VERSION["gitVersion"]},
-        "paths": dict(_openapi_path(t) for t in types),
-        "components": {"schemas": {}},
     }

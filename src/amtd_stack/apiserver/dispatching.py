@@ -13,19 +13,24 @@ import logging
 import select
 import socket
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import yaml
+from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Request, Response
 
 from amtd.model.objects import Object
 from amtd_stack.journals import Journal
 
-from . import discovery, evicting, paging, protobufs, tables
+from . import discovery, evicting, paging, protobufs, reviewing, scaling, serverside, tables
 from .apierrors import ApiError, bad_request
+from .authenticating import Credential
 from .faults import Fault, FaultPlan, RequestRecord
 from .handling import Api, Target, WriteOptions
+from .openapiserving import Documents, is_openapi_path, serve_openapi
+from .podstreaming import is_pod_stream, refuse_stream
+from .reviewprotobufs import decode_review
 from .routing import (
     NOT_FOUND_MESSAGE,
     ResourcePath,
@@ -34,6 +39,7 @@ from .routing import (
     resolve_target,
     select_verb,
 )
+from .securing import Security, request_attributes
 from .watching import parse_watch, stream_watch
 
 LOG = logging.getLogger(__name__)
@@ -41,7 +47,9 @@ MAX_BODY_BYTES = 3 * 1024 * 1024
 JSON = "application/json"
 
 
-def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+def json_response(
+    status: int, body: Any, headers: dict[str, str] | Headers | None = None
+) -> Response:
     """A JSON response."""
     return Response(json.dumps(body), status, headers=headers, mimetype=JSON)
 
@@ -65,16 +73,6 @@ def decode_body(request: Request) -> Any:
     )
 
 
-def bearer_user(request: Request) -> str:
-    """The user a request acts as: Impersonate-User (kubectl sends no token over plain HTTP,
-    so our kubeconfigs also set `as`), else the bearer token, else system:anonymous."""
-    if impersonated := request.headers.get("Impersonate-User", "").strip():
-        return impersonated
-    auth = request.headers.get("Authorization", "")
-    scheme, _, token = auth.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else "system:anonymous"
-
-
 def _client_gone(sock: socket.socket | None) -> bool:
     if sock is None:
         return False
@@ -92,17 +90,42 @@ def _until_client_gone(lines: Iterator[bytes], sock: socket.socket | None) -> It
         yield line
 
 
+FIELD_VALIDATIONS = ("Strict", "Warn", "Ignore")
+
+
+def write_options(args: Mapping[str, str]) -> WriteOptions:
+    """dryRun and fieldValidation of a write (Warn when unset, as upstream); 400 for others."""
+    validation = args.get("fieldValidation") or "Warn"
+    if validation not in FIELD_VALIDATIONS:
+        raise bad_request(
+            f"fieldValidation parameter unsupported: {validation!r} (Strict, Warn or Ignore)"
+        )
+    warnings: list[str] | None = [] if validation == "Warn" else None
+    return WriteOptions(bool(args.get("dryRun")), validation == "Strict", warnings)
+
+
+def warning_headers(options: WriteOptions) -> Headers:
+    """One `Warning: 299 - "..."` header per message the write collected."""
+    quoted = [json.dumps(message) for message in options.warnings or ()]
+    return Headers([("Warning", f"299 - {text}") for text in quoted])
+
+
 RequestLog = Journal[RequestRecord]  # every resource request, oldest first
 
 
 class Dispatcher:
     """The WSGI callable."""
 
-    def __init__(self, api: Api, log: RequestLog, faults: FaultPlan, address: Callable[[], str]):
+    def __init__(
+        self, api: Api, log: RequestLog, faults: FaultPlan, address: Callable[[], str],
+        security: Security,
+    ) -> None:  # fmt: skip
         self.api = api
+        self.security = security
         self.log = log
         self.faults = faults
         self.address = address
+        self.openapi = Documents(api.registry)
 
     def __call__(self, environ: Any, start_response: Any) -> Iterable[bytes]:
         request = Request(environ)
@@ -117,14 +140,27 @@ class Dispatcher:
         return response(environ, start_response)
 
     def dispatch(self, request: Request) -> Response:
-        """Route one request."""
+        """Authenticate, then route one request."""
+        credential = self.security.identify(request.headers, request.path)
         route = parse_resource_path(request.path)
         if route is None or not route.plural:
+            self.security.authorize_path(credential.user, request.method, request.path)
+        if is_openapi_path(request.path):
+            return serve_openapi(self.openapi, request)
+        if route is None or not route.plural:
             return json_response(200, self.non_resource(request.path, route))
-        return self.resource(request, route)
+        if is_pod_stream(route):
+            self._authorize(credential, "get" if request.method == "GET" else "create", route)
+            refuse_stream(self.api, route)
+        return self.resource(request, route, credential)
+
+    def _authorize(self, credential: Credential, verb: str, route: ResourcePath) -> None:
+        fields = request_attributes(credential.user, verb, route.group, route.plural,
+                                    route.subresource, route.namespace, route.name)  # fmt: skip
+        self.security.authorize(fields)
 
     def non_resource(self, path: str, route: ResourcePath | None) -> Any:
-        """Discovery, version, health, OpenAPI; 404 Status for anything else."""
+        """Discovery, version, health; 404 Status for anything else."""
         registry = self.api.registry
         parts = [p for p in path.split("/") if p]
         found: Any = None
@@ -140,24 +176,27 @@ class Dispatcher:
             found = discovery.api_groups(registry)
         elif len(parts) == 2 and parts[0] == "apis":
             found = discovery.api_group(registry, parts[1])
-        elif parts == ["openapi", "v3"]:
-            found = discovery.openapi_root(registry)
-        elif parts[:2] == ["openapi", "v3"] and len(parts) in (4, 5):
-            group, version = ("", parts[3]) if parts[2] == "api" else (parts[3], parts[-1])
-            found = discovery.openapi_group_version(registry, group, version)
         if found is None:
             raise ApiError(404, NOT_FOUND_MESSAGE, "NotFound")
         return found
 
-    def resource(self, request: Request, route: ResourcePath) -> Response:
-        """A resource request: record it, maybe fault it, execute it."""
-        user = bearer_user(request)
+    def resource(self, request: Request, route: ResourcePath, credential: Credential) -> Response:
+        """A resource request: authorize and record it, maybe fault it, execute it."""
         target = resolve_target(self.api.registry, route)
         verb = select_verb(request.method, route, request.args)
         check_collection_scope(target, verb)
-        base = RequestRecord(
-            user, verb, route.group, route.plural, route.subresource, route.namespace, route.name, 0
-        )
+        base = RequestRecord(credential.label, verb, route.group, route.plural, route.subresource,
+                             route.namespace, route.name, 0)  # fmt: skip
+        attrs = request_attributes(credential.user, verb, route.group, route.plural,
+                                   route.subresource, route.namespace, route.name,
+                                   request.args.get("fieldSelector", ""))  # fmt: skip
+        try:
+            self.security.authorize(attrs)
+        except ApiError as error:  # refused before anything else, as upstream's filter chain
+            self.log.append(_with_status(base, error.code, None))
+            raise
+        if reviewing.is_review(target.rtype):
+            return self._review(request, verb, target, credential)
         fault = self.faults.decide(base)
         if fault is not None and fault.latency_s > 0:
             time.sleep(fault.latency_s)
@@ -176,6 +215,17 @@ class Dispatcher:
             return _trickled(response, fault.trickle_s, request.environ.get("werkzeug.socket"))
         return response
 
+    def _review(
+        self, request: Request, verb: str, target: Target, credential: Credential
+    ) -> Response:
+        """A SelfSubject*Review: answered from the RBAC, never stored."""
+        if verb != "create":
+            raise ApiError(405, f"{target.rtype.plural} only accept create", "MethodNotAllowed")
+        is_protobuf = request.mimetype == protobufs.PROTOBUF
+        body = decode_review(request.get_data()) if is_protobuf else decode_body(request)
+        answer = reviewing.answer_review(target.rtype, body, credential.user, self.security.index())
+        return json_response(201, answer)
+
     def _failed(self, base: RequestRecord, fault: Fault) -> Response:
         self.log.append(_with_status(base, fault.status, fault))
         error = ApiError(fault.status, f"injected fault: {fault.status}")
@@ -192,20 +242,29 @@ class Dispatcher:
     def execute(self, request: Request, verb: str, target: Target) -> Response:
         """Run one verb and shape its answer."""
         args, api = request.args, self.api
-        options = WriteOptions(bool(args.get("dryRun")), args.get("fieldValidation") == "Strict")
+        options = write_options(args)
         if verb == "watch":
             return self._watch(request, target)
+        if verb == "patch":
+            serverside.check_patch_type(request.mimetype)
+        if target.subresource == scaling.SUBRESOURCE:
+            body = None if verb == "get" else decode_body(request)
+            return json_response(
+                200, scaling.serve_scale(api, verb, target, body, request.mimetype, options)
+            )
         if verb in ("get", "list"):
             return self._read(request, verb, target)
         if verb == "create" and target.subresource:  # pods/eviction
             return json_response(*evicting.evict(api, target, decode_body(request)))
         if verb == "create":
-            return json_response(201, api.create(target, decode_body(request), options))
+            created = api.create(target, decode_body(request), options)
+            return json_response(201, created, warning_headers(options))
         if verb == "update":
-            return json_response(200, api.update(target, decode_body(request), options))
+            updated = api.update(target, decode_body(request), options)
+            return json_response(200, updated, warning_headers(options))
         if verb == "patch":
             body = api.patch(target, decode_body(request), request.mimetype, options)
-            return json_response(200, body)
+            return json_response(200, body, warning_headers(options))
         delete_options = self._delete_options(request)
         if verb == "delete":
             return json_response(*api.delete(target, delete_options))

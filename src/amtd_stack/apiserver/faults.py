@@ -20,7 +20,9 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class RequestRecord:
-    """One resource request as the server saw it (user is the bearer token)."""
+    """One resource request as the server saw it. ``user`` names the credential: the bearer
+    token itself on a stand-in that enforces nothing, else the name its token was issued for
+    (a ServiceAccount's name, an administrator's), or the user it impersonates."""
 
     user: str
     verb: str

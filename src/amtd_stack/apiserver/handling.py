@@ -12,7 +12,7 @@ for custom resources with a status subresource, as the real server does.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from amtd.model.objects import Object
@@ -30,10 +30,12 @@ from .storing import KindKey, Store
 
 @dataclass(frozen=True)
 class WriteOptions:
-    """Query options of a write: dryRun, and fieldValidation=Strict."""
+    """Query options of a write: dryRun, and fieldValidation (Strict, Warn or Ignore)."""
 
     dry_run: bool = False
     strict: bool = False
+    # fieldValidation=Warn: the unknown fields dropped, for Warning headers (None: Ignore)
+    warnings: list[str] | None = field(default=None, compare=False)
 
 
 NO_OPTIONS = WriteOptions()
@@ -151,7 +153,7 @@ class Api:
                         continue
                     raise already_exists(rtype.plural, obj["metadata"]["name"], rtype.group)
                 break
-            obj = admit(rtype, obj, options.strict)
+            obj = admit(rtype, obj, options.strict, options.warnings)
             if not options.dry_run:
                 obj = self.store.write(target.kind_key, obj)
                 self._after_write(rtype, obj)
@@ -219,7 +221,7 @@ class Api:
             new["status"] = copy.deepcopy(old.get("status"))
             if new["status"] is None:
                 new.pop("status")
-        new = admit(rtype, stamp_updated(rtype, old, new), options.strict)
+        new = admit(rtype, stamp_updated(rtype, old, new), options.strict, options.warnings)
         new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
         if new == old or options.dry_run:
             return view(rtype, new)  # a no-op write keeps the resourceVersion, as upstream
@@ -231,7 +233,7 @@ class Api:
     def delete(self, target: Target, options: dict[str, Any]) -> tuple[int, Object]:
         """DELETE one object: 200 with the object if finalizers keep it (or the kind always
         answers with it), else a Success Status."""
-        policy = deleting.propagation_policy(options)
+        policy = deleting.propagation_policy(options, target.kind_key)
         with self.store.lock:
             obj = self._existing(target)
             self._check_preconditions(target, obj, options.get("preconditions") or {})
@@ -261,7 +263,7 @@ class Api:
         self, target: Target, label_selector: str, field_selector: str, options: dict[str, Any]
     ) -> Object:
         """DELETE a collection: every selected object, as a List of what was deleted."""
-        policy = deleting.propagation_policy(options)
+        policy = deleting.propagation_policy(options, target.kind_key)
         listed = self.list(target, label_selector, field_selector)
         with self.store.lock:
             for item in listed["items"]:

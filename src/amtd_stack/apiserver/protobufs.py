@@ -1,18 +1,21 @@
 """Just enough Kubernetes protobuf to read what kubectl's typed generators send (pure).
 
-`kubectl create namespace|serviceaccount|configmap|secret` POST protobuf bodies: the `k8s\\0`
-magic, a runtime.Unknown envelope (typeMeta, raw), and the object message. Only object metadata
-(name, generateName, namespace, labels, annotations) and the ConfigMap/Secret data fields are
-decoded; other kinds are refused with 415 so the client can send JSON instead.
+`kubectl create namespace|serviceaccount|configmap|secret|deployment|service|role|...` POST
+protobuf bodies: the `k8s\\0` magic, a runtime.Unknown envelope (typeMeta, raw), and the object
+message, decoded field by field from the numbers in protoschemas.py. Other kinds, and messages
+not listed there, are refused with 415 naming them (kubectl does not retry in JSON: use a
+manifest with `kubectl create -f` or `kubectl apply -f` instead).
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from .apierrors import ApiError, bad_request
+from .protoschemas import KIND_MESSAGES, MESSAGES
 
 MAGIC = b"k8s\x00"
 PROTOBUF = "application/vnd.kubernetes.protobuf"
@@ -82,37 +85,110 @@ def object_meta(data: bytes) -> dict[str, Any]:
     return meta
 
 
-# kind -> {field number: (JSON name, value decoder)} for map<string, ...> fields
-_DATA_MAPS: dict[str, dict[int, tuple[str, Callable[[bytes], Any]]]] = {
-    "Namespace": {},
-    "ServiceAccount": {},
-    "ConfigMap": {2: ("data", _text), 3: ("binaryData", _b64)},
-    "Secret": {2: ("data", _b64), 4: ("stringData", _text)},
-}
-_SECRET_TYPE = 3
+# Pointer fields whose zero is a value (`kubectl create deployment --replicas=0`); for every
+# other field upstream's encoder writes zeros and empty messages for unset ones, so they are
+# dropped, as decoding them into Go structs and encoding JSON (omitempty) drops them.
+_KEEP_ZERO = frozenset(
+    {
+        ("DeploymentSpec", "replicas"),
+        ("JobSpec", "parallelism"),
+        ("JobSpec", "completions"),
+        ("JobSpec", "backoffLimit"),
+    }
+)
+_SKIPPED = frozenset({"Time"})  # timestamps are the server's to set
+
+
+@functools.cache
+def _schema(message: str) -> dict[int, tuple[str, str, str]]:
+    """field number -> (JSON name, shape "" | "*" repeated | "%" map, type) of one message."""
+    parsed = {}
+    for entry in MESSAGES[message].split():
+        number, name, *typed = entry.split(":")
+        shape = name[0] if name[0] in "*%" else ""
+        parsed[int(number)] = (name.lstrip("*%"), shape, typed[0] if typed else "")
+    return parsed
+
+
+def _scalar(type_name: str, value: int | bytes) -> Any:
+    if type_name in ("int", "bool"):
+        if not isinstance(value, int):
+            raise bad_request(f"protobuf {type_name} field is not a varint")
+        number = value - (1 << 64) if value >= 1 << 63 else value
+        return bool(number) if type_name == "bool" else number
+    if not isinstance(value, bytes):
+        raise bad_request("protobuf string or bytes field is not length-delimited")
+    if type_name == "bytes":
+        return _b64(value)
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        raise bad_request("protobuf string field is not UTF-8") from None
+
+
+def _value(type_name: str, value: int | bytes, path: str) -> Any:
+    """One field's JSON value; None for what is not kept; 415 for a message not decoded."""
+    if type_name in ("", "int", "bool", "bytes"):
+        return _scalar(type_name, value)
+    if not isinstance(value, bytes):
+        raise bad_request(f"protobuf message field {path} is not length-delimited")
+    if type_name == "Quantity":
+        return decode_message("Quantity", value, path).get("string", "")
+    if type_name == "IntOrString":
+        parts = decode_message("IntOrString", value, path)
+        return parts.get("strVal", "") if parts.get("type") == 1 else parts.get("intVal", 0)
+    if type_name in _SKIPPED or (type_name not in MESSAGES and not value):
+        return None
+    if type_name not in MESSAGES:
+        raise ApiError(
+            415,
+            f"the protobuf field {path} ({type_name}) is not understood by this API server "
+            "stand-in; send JSON (e.g. kubectl create -f with a manifest)",
+            "UnsupportedMediaType",
+        )
+    return decode_message(type_name, value, path)
+
+
+def _is_kept(message: str, name: str, value: Any) -> bool:
+    zero = value is None or value is False or value in ("", 0, {})
+    return not zero or ((message, name) in _KEEP_ZERO and value is not None)
+
+
+def decode_message(message: str, data: bytes, path: str = "") -> dict[str, Any]:
+    """A JSON-shaped dict of one listed message (field numbers not listed are skipped)."""
+    out: dict[str, Any] = {}
+    for number, _, raw in fields(data):
+        if (spec := _schema(message).get(number)) is None:
+            continue
+        name, shape, type_name = spec
+        child = f"{path}.{name}" if path else name
+        if shape == "%":
+            entry = {n: v for n, _, v in fields(raw if isinstance(raw, bytes) else b"")}
+            key = _scalar("", entry.get(1, b""))
+            out.setdefault(name, {})[key] = _value(type_name, entry.get(2, b""), f"{child}.{key}")
+        elif shape == "*":
+            out.setdefault(name, []).append(
+                _value(type_name, raw, f"{child}[{len(out.get(name, []))}]")
+            )
+        elif _is_kept(message, name, item := _value(type_name, raw, child)):
+            out[name] = item
+    return out
 
 
 def decode_object(body: bytes) -> dict[str, Any]:
-    """A JSON-shaped object from a protobuf body; 400 if malformed, 415 for unsupported kinds."""
+    """A JSON-shaped object from a protobuf body; 400 if malformed, 415 for kinds (or fields)
+    not decoded here."""
     if not body.startswith(MAGIC):
         raise bad_request("protobuf body lacks the k8s magic prefix")
     envelope = {n: v for n, _, v in fields(body[len(MAGIC) :])}
     type_meta = {n: v.decode() for n, _, v in fields(envelope.get(1, b""))}
     api_version, kind = type_meta.get(1, ""), type_meta.get(2, "")
-    if kind not in _DATA_MAPS:
+    message = KIND_MESSAGES.get((api_version, kind))
+    if message is None:
         raise ApiError(
             415,
             f"protobuf bodies are not understood for kind {kind!r}; send JSON",
             "UnsupportedMediaType",
         )
-    obj: dict[str, Any] = {"apiVersion": api_version, "kind": kind, "metadata": {}}
-    for number, _, value in fields(envelope.get(2, b"")):
-        if number == 1:
-            obj["metadata"] = object_meta(value)
-        elif number in _DATA_MAPS[kind]:
-            name, decode = _DATA_MAPS[kind][number]
-            key, item = _map_entry(value, decode)
-            obj.setdefault(name, {})[key] = item
-        elif kind == "Secret" and number == _SECRET_TYPE:
-            obj["type"] = value.decode()
-    return obj
+    decoded = decode_message(message, envelope.get(2, b""))
+    return {"apiVersion": api_version, "kind": kind, "metadata": {}, **decoded}

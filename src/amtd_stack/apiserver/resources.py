@@ -14,6 +14,8 @@ from typing import Any
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 SUBRESOURCE_VERBS = ("get", "patch", "update")
 CREATED_SUBRESOURCES = frozenset({"eviction"})  # POST-only subresources (pods/eviction)
+# Subresources served as another group/version/kind than their object's.
+SUBRESOURCE_KINDS: Mapping[str, tuple[str, str, str]] = {"scale": ("autoscaling", "v1", "Scale")}
 
 # Subresources and the part of the object each one writes (`status` -> .status only).
 SUBRESOURCE_PATHS: Mapping[str, tuple[str, ...]] = {
@@ -105,8 +107,10 @@ BUILTINS: tuple[ResourceType, ...] = (
     _builtin("", "configmaps", "ConfigMap", True, ("cm",)),
     _builtin("", "resourcequotas", "ResourceQuota", True, ("quota",), ("status",)),
     _builtin("", "limitranges", "LimitRange", True, ("limits",)),
-    _builtin("apps", "deployments", "Deployment", True, ("deploy",), ("status",), ("all",)),
-    _builtin("apps", "replicasets", "ReplicaSet", True, ("rs",), ("status",), ("all",)),
+    _builtin("apps", "deployments", "Deployment", True, ("deploy",), ("status", "scale"), ("all",)),
+    _builtin("apps", "replicasets", "ReplicaSet", True, ("rs",), ("status", "scale"), ("all",)),
+    _builtin("apps", "daemonsets", "DaemonSet", True, ("ds",), ("status",), ("all",)),
+    _builtin("batch", "jobs", "Job", True, (), ("status",), ("all",)),
     _builtin("networking.k8s.io", "networkpolicies", "NetworkPolicy", True, ("netpol",)),
     _builtin("coordination.k8s.io", "leases", "Lease", True),
     _builtin("policy", "poddisruptionbudgets", "PodDisruptionBudget", True, ("pdb",), ("status",)),

@@ -18,11 +18,21 @@ import yaml
 
 from amtd_stack.serving import QuietHandler, RunningServer
 
+from .authenticating import (
+    TOKEN_EXTRA,
+    Credential,
+    Tokens,
+    UserInfo,
+    master_user,
+    service_account_user,
+)
 from .controlling import Controllers
 from .dispatching import Dispatcher, RequestLog
 from .faults import FaultPlan, RequestRecord
 from .handling import Api, Target
-from .resources import Registry
+from .resources import BUILTINS, Registry
+from .reviewing import REVIEW_TYPES
+from .securing import Security
 from .stamping import stamp_created
 from .storing import Store
 
@@ -33,15 +43,20 @@ CLUSTER_NAME = "amtd-local"
 class ApiServer:
     """A stateful Kubernetes API stand-in; use `start_apiserver()` to get a running one."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, workloads: bool = True) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, workloads: bool = True,
+        authorization: bool = False,
+    ) -> None:  # fmt: skip
         self.store = Store()
-        self.registry = Registry()
+        self.registry = Registry((*BUILTINS, *REVIEW_TYPES))
+        self.tokens = Tokens()
+        self.security = Security(self.store, self.tokens, enforcing=authorization)
         self.api = Api(self.store, self.registry)
         self._log = RequestLog()
         self._faults = FaultPlan()
         self._seed(workloads)
         self._controllers = Controllers(self.store, self.registry, workloads)
-        app = Dispatcher(self.api, self._log, self._faults, lambda: self.address)
+        app = Dispatcher(self.api, self._log, self._faults, lambda: self.address, self.security)
         self._server = RunningServer(app, host, port, handler=QuietHandler)
         self.host = host
         self.port = self._server.port
@@ -126,14 +141,35 @@ class ApiServer:
         """Stop injecting faults."""
         self._faults.clear()
 
-    def kubeconfig(self, user: str = "admin", namespace: str = "default") -> dict[str, Any]:
-        """A kubeconfig document whose bearer token is `user`."""
+    def issue_token(self, user: str, service_account_namespace: str = "") -> tuple[str, UserInfo]:
+        """A fresh token: for ServiceAccount ``user`` in ``service_account_namespace`` when that
+        is given, else for an administrator (system:masters) named ``user``."""
+        if service_account_namespace:
+            info = service_account_user(service_account_namespace, user)
+        else:
+            info = master_user(user)
+        return self.tokens.issue(Credential(user, info)), info
+
+    def _credentials(self, user: str, service_account_namespace: str) -> dict[str, Any]:
+        """The kubeconfig's user entry. kubectl drops bearer tokens over plain HTTP but sends
+        impersonation headers: so the token also travels as an impersonation extra, and the
+        user impersonates itself (see authenticating.py)."""
+        if not self.security.enforcing:
+            return {"token": user, "as": user}  # nothing is checked: the token is the name
+        token, info = self.issue_token(user, service_account_namespace)
+        return {"token": token, "as": info.name, "as-user-extra": {TOKEN_EXTRA: [token]}}
+
+    def kubeconfig(
+        self, user: str = "admin", namespace: str = "default", service_account_namespace: str = ""
+    ) -> dict[str, Any]:
+        """A kubeconfig document for `user` (a ServiceAccount of `service_account_namespace` if
+        given); without authorization its bearer token is `user` itself."""
+        credentials = self._credentials(user, service_account_namespace)
         return {
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": CLUSTER_NAME, "cluster": {"server": self.url}}],
-            # kubectl drops bearer tokens over plain HTTP but still sends Impersonate-User.
-            "users": [{"name": user, "user": {"token": user, "as": user}}],
+            "users": [{"name": user, "user": credentials}],
             "contexts": [
                 {
                     "name": CLUSTER_NAME,
@@ -144,14 +180,22 @@ class ApiServer:
             "preferences": {},
         }
 
-    def write_kubeconfig(self, path: str | Path, user: str = "admin") -> Path:
-        """Write a kubeconfig for `user` to `path` (parents created); returns the path."""
+    def write_kubeconfig(
+        self, path: str | Path, user: str = "admin", service_account_namespace: str = ""
+    ) -> Path:
+        """Write a kubeconfig for `user` to `path` (parents created, owner-only: it holds a
+        token); returns the path."""
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(yaml.safe_dump(copy.deepcopy(self.kubeconfig(user)), sort_keys=False))
+        document = self.kubeconfig(user, service_account_namespace=service_account_namespace)
+        target.touch(mode=0o600)
+        target.write_text(yaml.safe_dump(copy.deepcopy(document), sort_keys=False))
         return target
 
 
-def start_apiserver(host: str = "127.0.0.1", port: int = 0, workloads: bool = True) -> ApiServer:
-    """Create and start an ApiServer; it is serving when this returns."""
-    return ApiServer(host, port, workloads).start()
+def start_apiserver(
+    host: str = "127.0.0.1", port: int = 0, workloads: bool = True, authorization: bool = False
+) -> ApiServer:
+    """Create and start an ApiServer (enforcing tokens and RBAC with ``authorization``); it is
+    serving when this returns."""
+    return ApiServer(host, port, workloads, authorization).start()

@@ -146,6 +146,54 @@ def _event_object(obj: Object) -> str:
     return f"{str(ref.get('kind', '')).lower()}/{ref.get('name', '')}"
 
 
+def _external_ip(obj: Object) -> str:
+    spec = obj.get("spec") or {}
+    if spec.get("type") == "ExternalName":
+        return str(spec.get("externalName", "<none>"))
+    ingress = ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    found = [i.get("ip") or i.get("hostname") for i in ingress]
+    external = [*(spec.get("externalIPs") or []), *(f for f in found if f)]
+    return ",".join(external) or ("<pending>" if spec.get("type") == "LoadBalancer" else "<none>")
+
+
+def _service_ports(obj: Object) -> str:
+    ports = (obj.get("spec") or {}).get("ports") or []
+    shown = [
+        f"{p.get('port')}{':' + str(p['nodePort']) if p.get('nodePort') else ''}"
+        f"/{p.get('protocol', 'TCP')}"
+        for p in ports
+    ]
+    return ",".join(shown) or "<none>"
+
+
+def _job_status(obj: Object) -> str:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
+    for kind in ("Complete", "Failed"):
+        if conditions.get(kind) == "True":
+            return kind
+    return "Suspended" if spec.get("suspend") else "Running"
+
+
+def _job_completions(obj: Object) -> str:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    completions = spec.get("completions")
+    return f"{status.get('succeeded') or 0}/{completions if completions is not None else 1}"
+
+
+def _node_selector(obj: Object) -> str:
+    template = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
+    pairs = sorted((template.get("nodeSelector") or {}).items())
+    return ",".join(f"{k}={v}" for k, v in pairs) or "<none>"
+
+
+def _node_status(obj: Object) -> str:
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    shown = "Ready" if ready else "NotReady"
+    return f"{shown},SchedulingDisabled" if (obj.get("spec") or {}).get("unschedulable") else shown
+
+
 _AGE: tuple[str, str, Cell] = ("Age", "string", lambda o: age(_meta(o, "creationTimestamp")))
 BUILTIN_COLUMNS: Mapping[str, list[tuple[str, str, Cell]]] = {
     "Pod": [
@@ -178,6 +226,34 @@ BUILTIN_COLUMNS: Mapping[str, list[tuple[str, str, Cell]]] = {
     ],
     "CustomResourceDefinition": [
         ("Created At", "date", lambda o: _meta(o, "creationTimestamp")),
+    ],
+    "Service": [
+        ("Type", "string", _field("spec", "type", default="ClusterIP")),
+        ("Cluster-IP", "string", _field("spec", "clusterIP", default="<none>")),
+        ("External-IP", "string", _external_ip),
+        ("Port(s)", "string", _service_ports),
+        _AGE,
+    ],
+    "Job": [
+        ("Status", "string", _job_status),
+        ("Completions", "string", _job_completions),
+        ("Duration", "string", lambda o: age((o.get("status") or {}).get("startTime"))),
+        _AGE,
+    ],
+    "DaemonSet": [
+        ("Desired", "integer", _field("status", "desiredNumberScheduled")),
+        ("Current", "integer", _field("status", "currentNumberScheduled")),
+        ("Ready", "integer", _field("status", "numberReady")),
+        ("Up-to-date", "integer", _field("status", "updatedNumberScheduled")),
+        ("Available", "integer", _field("status", "numberAvailable")),
+        ("Node Selector", "string", _node_selector),
+        _AGE,
+    ],
+    "Node": [
+        ("Status", "string", _node_status),
+        ("Roles", "string", lambda _o: "<none>"),
+        _AGE,
+        ("Version", "string", _field("status", "nodeInfo", "kubeletVersion", default="")),
     ],
 }
 _WIDE_ONLY = {"IP", "Node"}

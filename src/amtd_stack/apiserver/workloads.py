@@ -14,12 +14,15 @@ import copy
 import hashlib
 import itertools
 import json
+from collections.abc import Callable
 from typing import Any
 
 from amtd.model.objects import Object
 
+from .defaulting import default_pod
 from .deleting import request_deletion
 from .resources import Registry
+from .revisions import record_revision, surplus_replicasets
 from .selectors import match_label_selector_object
 from .stamping import now_rfc3339, random_suffix, stamp_created
 from .storing import KindKey, Store, StoreEvent
@@ -28,6 +31,8 @@ DEPLOYMENTS: KindKey = ("apps", "deployments")
 REPLICASETS: KindKey = ("apps", "replicasets")
 PODS: KindKey = ("", "pods")
 NAMESPACES: KindKey = ("", "namespaces")
+# Kinds the other controllers (jobs.py, daemonsets.py) read, so their changes mean work too.
+OTHER_CONTROLLED: tuple[KindKey, ...] = (("batch", "jobs"), ("apps", "daemonsets"), ("", "nodes"))
 HASH_LABEL = "pod-template-hash"
 NODE_NAME = "node-1"
 _HASH_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
@@ -35,8 +40,18 @@ _HASH_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 def template_hash(template: Any) -> str:
     """A stable 10-character [bcdfghjklmnpqrstvwxz2456789] hash of a pod template."""
-    digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).digest()
+    # Nulls are dropped first: a template read back by a Go client (kubectl rollout undo)
+    # carries `creationTimestamp: null`, which upstream's hash of the decoded struct never sees.
+    digest = hashlib.sha256(json.dumps(_without_nulls(template), sort_keys=True).encode()).digest()
     return "".join(_HASH_ALPHABET[b % len(_HASH_ALPHABET)] for b in digest[:10])
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
 
 
 def controller_ref(owner: Object) -> Object:
@@ -62,7 +77,7 @@ def controller_uid(obj: Object) -> str | None:
 def is_workload_change(event: StoreEvent) -> bool:
     """Whether a change can give the workload controller work: other kinds never do, nor a
     pod change the controllers do not read (an annotation, such as an executor's claim)."""
-    if event.kind_key not in (DEPLOYMENTS, REPLICASETS, PODS, NAMESPACES):
+    if event.kind_key not in (DEPLOYMENTS, REPLICASETS, PODS, NAMESPACES, *OTHER_CONTROLLED):
         return False
     if event.kind_key != PODS or event.type != "MODIFIED" or event.old is None:
         return True
@@ -88,6 +103,7 @@ class Workloads:
         self.store = store
         self.registry = registry
         self._ips = itertools.count(2)
+        self.extras: list[Callable[[], None]] = []  # more reconcilers, run after these
 
     def reconcile(self) -> None:
         """One pass over every deployment, replicaset and unstarted pod."""
@@ -101,6 +117,8 @@ class Workloads:
             for pod in self.store.items(PODS):
                 if not (pod.get("status") or {}).get("phase"):
                     self._run_pod(pod)
+            for extra in self.extras:
+                extra()
 
     def _create(self, kind_key: KindKey, obj: Object, namespace: str) -> Object:
         group, plural = kind_key
@@ -127,6 +145,11 @@ class Workloads:
             if (rs.get("spec") or {}).get("replicas") != want:
                 self._scale(rs, want)
         self._update_deployment_status(deployment, current)
+        name = current["metadata"]["name"]
+        record_revision(self.store, meta["namespace"], meta["name"], name)
+        old = [rs for rs in owned if rs["metadata"]["name"] != name]
+        for rs in surplus_replicasets(old, int(spec.get("revisionHistoryLimit", 10))):
+            request_deletion(self.store, self.registry, REPLICASETS, rs)
 
     def _create_replicaset(self, deployment: Object, pod_hash: str, replicas: int) -> Object:
         meta, spec = deployment["metadata"], deployment.get("spec") or {}
@@ -234,9 +257,15 @@ class Workloads:
         return self.store.write(PODS, new)
 
     def _create_pod(self, replicaset: Object) -> Object:
-        meta = replicaset["metadata"]
         template = (replicaset.get("spec") or {}).get("template") or {}
-        tmeta = template.get("metadata") or {}
+        return self.create_pod(replicaset, template)
+
+    def create_pod(
+        self, owner: Object, template: Object, node: str = NODE_NAME, labels: Object | None = None
+    ) -> Object:
+        """A running pod `<owner>-<suffix>` from a pod template, controlled by `owner`, on
+        `node`, with extra `labels` (call under the store lock)."""
+        meta, tmeta = owner["metadata"], template.get("metadata") or {}
         name = f"{meta['name']}-{random_suffix()}"
         while self.store.get(PODS, meta["namespace"], name):
             name = f"{meta['name']}-{random_suffix()}"
@@ -244,12 +273,13 @@ class Workloads:
             "metadata": {
                 "name": name,
                 "generateName": f"{meta['name']}-",
-                "labels": copy.deepcopy(tmeta.get("labels") or {}),
+                "labels": {**copy.deepcopy(tmeta.get("labels") or {}), **(labels or {})},
                 "annotations": copy.deepcopy(tmeta.get("annotations") or {}),
-                "ownerReferences": [controller_ref(replicaset)],
+                "ownerReferences": [controller_ref(owner)],
             },
-            "spec": {**copy.deepcopy(template.get("spec") or {}), "nodeName": NODE_NAME},
+            "spec": {**copy.deepcopy(template.get("spec") or {}), "nodeName": node},
         }
+        default_pod(pod)  # the defaults and admission a controller's pod passes through too
         pod["status"] = self._running_status(pod)
         return self._create(PODS, pod, meta["namespace"])
 
