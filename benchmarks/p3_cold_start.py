@@ -43,6 +43,7 @@ from amtd_stack.serving import pick_free_port
 from support.builders import create_security_event, kubearmor_alert
 from support.cloudevents import as_binary
 from support.processes import stop_process
+from support.receivers import run_sink
 from support.signing import MATCHER_KEY, matcher_key_environment
 from support.standins import NAMESPACES
 from support.waiting import wait_for
@@ -176,18 +177,18 @@ SCENARIOS: dict[str, tuple[Prepare, str]] = {
 }
 
 
-def environment(stand: StandIn, code: FunctionCode) -> dict[str, str]:
+def environment(stand: StandIn, code: FunctionCode, sink: str) -> dict[str, str]:
     """Identity (the func.yaml name), token and sink, as func.yaml and the cluster give them."""
     return {
         "KUBECONFIG": str(stand.kubeconfig(code.name)), "INGEST_TOKEN": TOKEN,
-        "K_SINK": stand.url,  # any URL: nothing is due for the sweeper to publish,
+        "K_SINK": sink,  # the Broker's stand-in: dead-letters announces each dead letter there
         "SWEEP_GRACE_SECONDS": "86400",  # as every event here is younger than a day
         "AMTD_NAMESPACE": "amtd-system",
         **matcher_key_environment(),  # the matcher signs, the executors verify
     }  # fmt: skip
 
 
-def run_rounds(stand: StandIn, floor_code: FunctionCode) -> dict[str, list[float]]:
+def run_rounds(stand: StandIn, floor_code: FunctionCode, sink: str) -> dict[str, list[float]]:
     """ROUNDS rounds; each: the bare app, then every function once."""
     install_workload(stand.cluster, replicas=3)
     # Unverified dead letters are recorded on the Broker, in amtd's own namespace.
@@ -199,15 +200,15 @@ def run_rounds(stand: StandIn, floor_code: FunctionCode) -> dict[str, list[float
         for folder, (prepare, _) in SCENARIOS.items():
             request = prepare(stand, round_)
             code = FunctionCode.of(folder)
-            cold = time_cold_start(code, environment(stand, code), request)
+            cold = time_cold_start(code, environment(stand, code, sink), request)
             samples.setdefault(folder, []).append(cold)
     return samples
 
 
 def measure() -> list[Row]:
     """One row per function against the bare app's median; the floor row last."""
-    with run_standin() as stand, noop_function() as floor_code:
-        samples = run_rounds(stand, floor_code)
+    with run_standin() as stand, noop_function() as floor_code, run_sink() as sink:
+        samples = run_rounds(stand, floor_code, sink.url)
     floor = statistics.median(samples["bare"])
     rows = [
         summarize(f"{folder} (first event: {SCENARIOS[folder][1]})", samples[folder], floor,

@@ -5,6 +5,7 @@ DeadLetter) on the SecurityEvent it concerns when the cluster confirms it (amtd.
 else on the Broker, marked unverified; with or without the broker's ``knativeerror*`` extensions
 (it adds none after a timeout). 204 when recorded (or already
 recorded), 503 when the API server is unreachable (the broker retries), 400 for a non-CloudEvent.
+Once recorded, a notice goes to ``K_SINK`` (the Broker) for notify (amtd.edge.announcing).
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from amtd.deadletters import (
     refer_to_broker,
     verify_dead_letter,
 )
+from amtd.edge.announcing import announce_dead_letter
+from amtd.edge.metrics import count_dead_letter
 from amtd.edge.responding import (
     decode_cloudevent,
     error_response,
-    no_content,
     read_json_data,
     serve,
 )
@@ -36,7 +38,7 @@ from amtd.kube.api import EVENTS, SECURITY_EVENTS, Cluster, ConflictError, NotFo
 from amtd.kube.events import refer_to_security_event
 from amtd.model.timestamps import format_now
 
-start_function(os.environ)
+start_function(os.environ, "dead-letters")
 logger = logging.getLogger("amtd.dead-letters")
 
 
@@ -61,13 +63,17 @@ def handle_dead_letter(request: flask.Request) -> flask.Response:
         cluster.create(EVENTS, manifest, namespace)
     except ConflictError:
         logger.info("dead letter %s was already recorded", letter.event_id)
+        count_dead_letter(involved["kind"], "duplicate")
+        return announce_dead_letter(letter.event_type, manifest)  # again: the last may be lost
     except NotFoundError as error:
         logger.error("dead letter %s NOT recorded: %s", letter.event_id, error.message)
+        count_dead_letter(involved["kind"], "failed")
         return error_response(500, "NotRecorded", f"namespace {namespace}: {error.message}")
+    count_dead_letter(involved["kind"], "recorded")
     logger.info(
         "dead letter %s recorded as Event %s", letter.event_id, manifest["metadata"]["name"]
     )
-    return no_content()
+    return announce_dead_letter(letter.event_type, manifest)
 
 
 def find_involved(cluster: Cluster, letter: DeadLetter) -> tuple[dict[str, str], str | None]:

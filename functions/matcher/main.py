@@ -21,6 +21,7 @@ import functions_framework
 from amtd.decide.indexing import warm_policy_indexes
 from amtd.decide.signing import read_signing_key
 from amtd.decide.triaging import list_policies, triage_security_event
+from amtd.edge.metrics import count_triage
 from amtd.edge.publishing import PublishError, publish_action_request, read_sink
 from amtd.edge.responding import (
     BadRequestError,
@@ -28,6 +29,13 @@ from amtd.edge.responding import (
     decode_cloudevent,
     no_content,
     serve,
+)
+from amtd.edge.tracing import (
+    SpanLike,
+    current_trace_extensions,
+    note_span,
+    read_annotated_parent,
+    trace_span,
 )
 from amtd.edge.workers import start_function
 from amtd.kube import api as kubeapi
@@ -50,7 +58,7 @@ from amtd.model.securityevents import KIND
 from amtd.model.signatures import SigningKey
 from amtd.model.timestamps import format_now
 
-start_function(os.environ)
+start_function(os.environ, "matcher")
 logger = logging.getLogger("amtd.matcher")
 
 
@@ -76,6 +84,13 @@ def decide_and_reply(request: flask.Request) -> flask.Response:
     if is_echo_of_decision(change):
         logger.info("SecurityEvent %s: a status update of a decided generation", change.name)
         return no_content()
+    parent = read_annotated_parent(change.obj)  # the span of the ingest that created it
+    with trace_span("amtd.decide", parent, {"amtd.securityevent": change.name}, "SERVER") as span:
+        return triage_and_reply(change, span)
+
+
+def triage_and_reply(change: Change, span: SpanLike) -> flask.Response:
+    """Decide and record the SecurityEvent's generation; the action event, if any (traced)."""
     triage = triage_security_event(
         kubeapi.shared_cluster(),
         change.name,
@@ -85,11 +100,14 @@ def decide_and_reply(request: flask.Request) -> flask.Response:
         signer=read_matcher_key(),
         indexes=warm_policy_indexes(list_policies, kubeapi.shared_cluster),
     )
+    count_triage(triage)
+    note_span(span, {"amtd.outcome": triage.outcome, "amtd.targets": len(triage.decisions)})
     if triage.request is None:
         logger.info("SecurityEvent %s: %s, nothing for executors", change.name, triage.outcome)
         return no_content()
     first = publish_beyond_first(triage.request)
-    attributes = to_request_attributes(first)
+    attributes = {**to_request_attributes(first), **current_trace_extensions()}
+    note_span(span, {"amtd.request.id": attributes["id"], "amtd.steps": len(triage.request.steps)})
     logger.info(
         "SecurityEvent %s: %s, requesting %s", change.name, triage.outcome, attributes["id"]
     )

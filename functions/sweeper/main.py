@@ -26,6 +26,7 @@ from functools import partial
 import flask
 import functions_framework
 
+from amtd.edge.metrics import count_report
 from amtd.edge.pinging import serve_ping
 from amtd.edge.publishing import Sink, publish_action_request, publish_event, read_sink
 from amtd.edge.responding import RESULT_HEADER, BadRequestError, error_response
@@ -38,7 +39,7 @@ from amtd.schedule.sweeping import read_sweep_settings
 
 SWEEPER_SOURCE = "/amtd/sweeper"
 
-start_function(os.environ)
+start_function(os.environ, "sweeper")
 logger = logging.getLogger("sweeper")
 
 
@@ -58,6 +59,7 @@ def sweep(request: flask.Request) -> flask.Response:
         partial(publish_request, sink),
         partial(announce_to_matcher, sink),
     )
+    count_report(report)
     summary = report.summary()
     logger.info("sweeper: ping handled: %s", summary)
     if report.failed:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import flask
 import functions_framework
 
+from amtd.edge.metrics import count_results, set_ingest_source
 from amtd.edge.pinging import serve_ping
 from amtd.edge.responding import RESULT_HEADER
 from amtd.edge.workers import start_function
@@ -25,7 +26,8 @@ from amtd.kube.connecting import connect_cluster
 from amtd.schedule.intervals import read_interval_key
 from amtd.schedule.triggering import trigger_due_pods
 
-start_function(os.environ)
+start_function(os.environ, "timer")
+set_ingest_source("timer")  # its SecurityEvents count as alerts of source timer
 logger = logging.getLogger("timer")
 INTERVAL_KEY = read_interval_key(os.environ)
 
@@ -39,5 +41,6 @@ def trigger_timed_events(request: flask.Request) -> flask.Response:
 def trigger(request: flask.Request) -> flask.Response:
     """Evaluate every annotated pod (the ping is checked) → answer with the counts."""
     report = trigger_due_pods(connect_cluster(), datetime.now(UTC), INTERVAL_KEY)
+    count_results(report.counts)
     logger.info("timer: ping handled: %s", report.summary() or "no annotated pods")
     return flask.Response(status=204, headers={RESULT_HEADER: report.summary()})

@@ -34,7 +34,7 @@ from support.builders import (
     kubearmor_alert,
 )
 from support.cloudevents import as_binary, as_structured, read_reply
-from support.executors import create_decided_event, event_of
+from support.executors import completed_event, create_decided_event, event_of
 from support.funcpack import (
     PackBuild,
     build_with_poetry,
@@ -45,7 +45,7 @@ from support.funcpack import (
     write_injected_project,
 )
 from support.ingesting import TOKEN, bearer
-from support.receivers import SinkReceiver
+from support.receivers import Answer, Receiver, SinkReceiver, answers
 from support.signing import matcher_key_environment
 from support.standins import (
     connect,
@@ -77,6 +77,7 @@ class World:
     url: str
     cluster: Cluster
     sink: SinkReceiver
+    hook: Receiver  # notify's generic webhook
 
 
 @pytest.fixture(scope="session")
@@ -127,9 +128,11 @@ def test_funcs_service_passes_readiness_through_and_answers_a_real_event(
 ) -> None:  # fmt: skip
     build, definition = pack_builds(name), FUNCTIONS[name]
     sink = SinkReceiver()  # the sweeper's K_SINK
+    hook = Receiver(answers(Answer(204)))  # notify's webhook
     request.addfinalizer(sink.stop)
+    request.addfinalizer(hook.stop)
     function_kubeconfig = tmp_path / "function.kubeconfig"  # written once it runs
-    env = service_env(name, function_kubeconfig, sink)
+    env = service_env(name, function_kubeconfig, sink, hook)
     with serve_service(build, env, tmp_path / "service.log") as url:
         user = definition.service_account  # its ServiceAccount's identity
         check_probes(
@@ -137,11 +140,11 @@ def test_funcs_service_passes_readiness_through_and_answers_a_real_event(
         )
         cluster = connect(kubeconfig)
         install_crds(cluster, ("amtd-system", "shop"))
-        SCENARIOS[name](World(url, cluster, sink))
+        SCENARIOS[name](World(url, cluster, sink, hook))
     assert user in {record.user for record in apiserver.requests}  # it acted as itself
 
 
-def service_env(name: str, kubeconfig: Path, sink: SinkReceiver) -> dict[str, str]:
+def service_env(name: str, kubeconfig: Path, sink: SinkReceiver, hook: Receiver) -> dict[str, str]:
     """func.yaml's run.envs (the ingest token's Secret: TOKEN) plus what the test points at."""
     definition = FUNCTIONS[name]
     overrides = {
@@ -151,6 +154,9 @@ def service_env(name: str, kubeconfig: Path, sink: SinkReceiver) -> dict[str, st
     }  # the matcher's Secret, the executors' ConfigMap
     if name == "sweeper":  # bound to the sink (a SinkBinding's K_SINK), no grace period
         overrides |= {"K_SINK": sink.url, "SWEEP_GRACE_SECONDS": "0"}
+    if name == "notify":  # the Secret amtd-notify: a generic webhook
+        overrides |= {"NOTIFY_KIND": "webhook", "NOTIFY_URL": hook.url, "NOTIFY_TEMPLATE": "",
+                      "NOTIFY_TOKEN": ""}  # fmt: skip
     return build_environment(definition, lambda *_: TOKEN, overrides, clean_env())
 
 
@@ -301,6 +307,18 @@ def check_debug(world: World) -> None:
     assert [item["image"] for item in found["spec"]["ephemeralContainers"]] == ["busybox"]
 
 
+def check_notify(world: World) -> None:
+    """notify: a recorded execution becomes one webhook post naming the pod and the result."""
+    attributes, data = completed_event(world.cluster, "sev-notify")
+    answer = post_event(world.url, as_binary(attributes, data))
+    assert answer.status_code == 204, answer.text
+    (posted,) = world.hook.requests
+    (fields,) = json.loads(posted.body)["notifications"]
+    assert (fields["pod"], fields["action"], fields["result"]) == (
+        "sev-notify-pod", "delete", "Succeeded",
+    )  # fmt: skip
+
+
 SCENARIOS: dict[str, Callable[[World], None]] = {
     "matcher": check_matcher,
     "ingest-falco": lambda world: check_ingest(world, falco_alert(), "FalcoIntegrator"),
@@ -312,6 +330,7 @@ SCENARIOS: dict[str, Callable[[World], None]] = {
     "executor-delete": check_delete,
     "executor-quarantine": check_quarantine,
     "executor-debug": check_debug,
+    "notify": check_notify,
 }
 
 

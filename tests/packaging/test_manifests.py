@@ -35,6 +35,7 @@ SCHEMAS = Path(__file__).with_name("schemas")  # upstream schemas, copied (see i
 EditDocuments = Callable[[Path, Callable[[list[dict[str, Any]]], None]], None]
 KNATIVE_KINDS = {"Broker", "Trigger", "ApiServerSource", "PingSource", "SinkBinding"}
 TOKEN_TEMPLATE = ROOT / "knative" / "ingest-token-secret.yaml"
+NOTIFY_TEMPLATE = ROOT / "knative" / "notify-secret.yaml"
 YAML_BLOCK = re.compile(r"```ya?ml\n(.*?)```", re.DOTALL)
 
 
@@ -65,7 +66,11 @@ def test_every_manifest_file_is_in_the_kustomization(manifests: list[Manifest]) 
     listed = {m.path.resolve() for m in manifests}
     files = {p.resolve() for p in (ROOT / "knative").rglob("*.yaml")}
     kustomizations = {p.resolve() for p in (ROOT / "knative").rglob("kustomization.yaml")}
-    assert files - listed - kustomizations == {TOKEN_TEMPLATE.resolve()}
+    optional = {p.resolve() for p in (ROOT / "knative" / "monitoring").rglob("*.yaml")}  # 9.1
+    assert files - listed - kustomizations - optional == {
+        TOKEN_TEMPLATE.resolve(),
+        NOTIFY_TEMPLATE.resolve(),
+    }
 
 
 def test_token_secret_is_a_template_outside_the_kustomization(manifests: list[Manifest]) -> None:
@@ -74,6 +79,20 @@ def test_token_secret_is_a_template_outside_the_kustomization(manifests: list[Ma
     assert secret["stringData"] == {"token": "REPLACE-WITH-A-RANDOM-TOKEN"}
     assert not [m for m in manifests if m.kind == "Secret"]  # an apply never resets a token
     assert check_builtin_kinds([Manifest(secret, TOKEN_TEMPLATE)]).problems == []
+
+
+def test_notify_secret_template_holds_every_key_the_function_reads() -> None:
+    (secret,) = yaml.safe_load_all(NOTIFY_TEMPLATE.read_text())
+    assert identify(secret) == ("Secret", "amtd-system", "amtd-notify")
+    assert secret["stringData"]["kind"] == "none"  # applied as it is: notifications off
+    func = yaml.safe_load((ROOT / "functions" / "notify" / "func.yaml").read_text())
+    keys = {
+        match.group(1)
+        for env in func["run"]["envs"]
+        if (match := re.fullmatch(r"\{\{ secret:amtd-notify:(\w+) \}\}", str(env["value"])))
+    }
+    assert keys == set(secret["stringData"])  # a missing key would stop the pod from starting
+    assert check_builtin_kinds([Manifest(secret, NOTIFY_TEMPLATE)]).problems == []
 
 
 def test_builtin_kinds_are_valid_and_knative_kinds_not_counted(manifests: list[Manifest]) -> None:

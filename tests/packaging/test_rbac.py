@@ -37,7 +37,11 @@ SECURITY_EVENTS = ("amtd.r6security.com", "securityevents", "")
 # Where a function's namespaces known only at run time can be. dead-letters writes its Event next
 # to the involved object: the Broker (its own namespace, AMTD_NAMESPACE) or, for a cluster-scoped
 # SecurityEvent, default (tests/functions/test_dead_letters.py shows both).
-RUNTIME_NAMESPACES = {"dead-letters": ("amtd-system", "default")}
+# notify reads the DeadLetter Event a notice names, in those same two (refusing any other).
+RUNTIME_NAMESPACES = {
+    "dead-letters": ("amtd-system", "default"),
+    "notify": ("amtd-system", "default"),
+}
 
 
 def describe(permissions: set[Permission]) -> list[str]:

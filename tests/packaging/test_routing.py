@@ -21,6 +21,7 @@ from amtd.model.actionevents import (
     to_completion_attributes,
     to_request_attributes,
 )
+from amtd.notify.deadletternotices import NOTICE_TYPE, make_notice
 from amtd_stack.eventing.filtering import is_match
 from amtd_stack.running.planning import SERVICE, StackPlan, plan_stack
 
@@ -93,6 +94,7 @@ def test_every_emitted_type_is_routed_or_documented_terminal(plan: StackPlan) ->
         "com.r6security.amtd.action.completed.v1": to_completion_attributes(
             "id-1", "delete", REF.name
         ),
+        NOTICE_TYPE: make_notice({"metadata": {"namespace": "default", "name": "se.0a1b"}})[0],
     }
     assert emitted_types() == set(samples)
     events_doc = (ROOT / "docs" / "events.md").read_text()
@@ -101,6 +103,17 @@ def test_every_emitted_type_is_routed_or_documented_terminal(plan: StackPlan) ->
         if not routes(plan, attributes):
             section = events_doc[events_doc.index(f"`{event_type}`") :][:1500]
             assert "terminal" in section.lower(), f"{event_type}: routed nowhere, not documented"
+
+
+def test_completions_and_dead_letter_notices_reach_notify(plan: StackPlan) -> None:
+    completed = to_completion_attributes("id-1", "quarantine", REF.name)
+    assert routes(plan, completed) == {"notify"}
+    notice = make_notice({"metadata": {"namespace": "default", "name": "se.0a1b"}})[0]
+    assert routes(plan, notice) == {"notify"}
+    assert routes(plan, {**notice, "source": "/elsewhere"}) == set()
+    (trigger,) = [t for t in plan.triggers if t.name == "notify-dead-letters"]
+    # a notice that cannot be notified must never be dead-lettered into another notice
+    assert trigger.delivery is not None and trigger.delivery.dead_letter_sink is None
 
 
 def test_sources_reach_their_functions(plan: StackPlan) -> None:

@@ -17,6 +17,7 @@ from amtd.decide.signing import sign_decisions
 from amtd.kube import api as kubeapi
 from amtd.kube.api import SECURITY_EVENTS, Cluster
 from amtd.model.actionevents import (
+    ACTION_COMPLETED,
     ActionRequest,
     ActionStep,
     SecurityEventRef,
@@ -141,3 +142,35 @@ def wait_for_events_about(
         return events if len(events) >= count else None
 
     return wait_for(enough, f"{count} Events about {namespace}/{name}")
+
+
+NOW = "2026-12-03T13:00:00Z"
+
+
+def completed_event(
+    cluster: Cluster, name: str, result: str = "Succeeded", record: bool = True
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """A decided delete on ``demo/<name>-pod``, its Execution recorded (unless ``record`` is
+    False) as executor-delete records it; the ``action.completed`` event (attributes, data)."""
+    request = create_decided_event(cluster, name, [], "delete", targets=[f"demo/{name}-pod"])
+    step = request.steps[0]
+    execution = {
+        "stepId": step.step_id, "target": step.target, "action": "delete", "result": result,
+        "reason": "PodDeleted", "message": "pod deleted", "executor": "executor-delete",
+        "time": NOW, "podUid": step.pod_uid,
+    }  # fmt: skip
+    if record:
+        cluster.mutate_status(SECURITY_EVENTS, name, lambda now: add_execution(now, execution))
+    attributes = {
+        "type": ACTION_COMPLETED, "source": "/amtd/executors/delete", "subject": name,
+        "id": f"{request.security_event.uid}/1/{step.target}/delete", "securityevent": name,
+        "action": "delete", "datacontenttype": "application/json",
+    }  # fmt: skip
+    data = {"securityEvent": request.security_event.model_dump(), "executions": [execution]}
+    return attributes, data
+
+
+def add_execution(current: dict[str, Any], execution: dict[str, Any]) -> dict[str, Any]:
+    """The status with one more Execution, phase Completed."""
+    status = dict(current.get("status") or {})
+    return {**status, "phase": "Completed", "executions": [execution]}

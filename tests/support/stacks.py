@@ -20,7 +20,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -32,7 +32,7 @@ from amtd.model.objects import Object
 from amtd_stack.apiserver import RequestRecord
 from amtd_stack.eventing.delivering import DeliveryAttempt
 from amtd_stack.running.stack import Stack
-from support.builders import KUBEARMOR_ALERT
+from support.builders import KUBEARMOR_ALERT, SHELL_RULE, create_policy, falco_alert
 from support.functions import ROOT
 from support.standins import connect, create_deployment, ensure_namespace, list_pods, wait_for_pods
 from support.waiting import wait_for as wait_for  # re-exported: the e2e tests poll with it
@@ -116,10 +116,13 @@ def run_command(command: Sequence[str], stdin: str | None) -> subprocess.Complet
 
 
 @contextlib.contextmanager
-def run_stack(state_dir: Path) -> Iterator[LiveStack]:
-    """Start the project's stack with a fresh ingest token; stopped when the block ends."""
+def run_stack(state_dir: Path, env: Mapping[str, str] | None = None) -> Iterator[LiveStack]:
+    """Start the project's stack with a fresh ingest token (and ``env`` for every function);
+    stopped when the block ends."""
     token = secrets.token_urlsafe(24)
-    overrides = {name: {"INGEST_TOKEN": token} for name in INGESTERS}
+    overrides: dict[str, Mapping[str, str]] = {name: {"INGEST_TOKEN": token} for name in INGESTERS}
+    if env:
+        overrides["*"] = dict(env)
     with Stack(ROOT, state_dir, env_overrides=overrides) as stack:
         yield LiveStack(stack, connect(stack.kubeconfig), token)
 
@@ -134,6 +137,21 @@ def create_workload(
     """Phoenix's sample Deployment shape in ``namespace`` (made if need be); its Running pods."""
     ensure_namespace(cluster, namespace)
     return create_deployment(cluster, namespace, name, replicas, annotations)
+
+
+def delete_by_falco_alert(live: LiveStack, namespace: str) -> Object:
+    """A workload and a delete policy in ``namespace``, then a Falco alert about one of its pods:
+    the SecurityEvent once the pod's deletion is recorded (the pod gone)."""
+    victim = create_workload(live.cluster, namespace, "web")[0]["metadata"]["name"]
+    create_policy(live.cluster, namespace, [({"type": SHELL_RULE}, "delete")])
+    answer = live.post_alert(
+        "ingest-falco", json.dumps(falco_alert(namespace, victim, at=datetime.now(UTC)))
+    )
+    assert answer.status_code == 201, answer.text
+    event = wait_for_security_event(live.cluster, f"{namespace}/{victim}")
+    wait_for_executions(live.cluster, event["metadata"]["name"])
+    assert is_gone(live.cluster, namespace, victim)
+    return event
 
 
 def running_pods(cluster: Cluster, namespace: str, app: str) -> list[Object]:

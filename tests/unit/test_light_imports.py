@@ -28,6 +28,7 @@ LIGHT_FUNCTIONS = (
     "ingest-alertmanager",
     "timer",
     "dead-letters",
+    "notify",
 )
 
 

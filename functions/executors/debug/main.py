@@ -28,7 +28,7 @@ from amtd.edge.workers import start_function
 SERVED = (ACTIONS["debugger"], ACTIONS["customAction"])
 EXECUTOR = "executor-debug"
 
-start_function(os.environ)
+start_function(os.environ, EXECUTOR)
 
 
 @functions_framework.http

@@ -25,7 +25,7 @@ from amtd.edge.workers import start_function
 ACTION = ACTIONS["delete"]  # KeyError at start-up if it is not registered
 EXECUTOR = "executor-delete"
 
-start_function(os.environ)
+start_function(os.environ, EXECUTOR)
 
 
 @functions_framework.http

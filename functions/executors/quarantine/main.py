@@ -26,7 +26,7 @@ from amtd.edge.workers import start_function
 ACTION = ACTIONS["quarantine"]  # KeyError at start-up if it is not registered
 EXECUTOR = "executor-quarantine"
 
-start_function(os.environ)
+start_function(os.environ, EXECUTOR)
 
 
 @functions_framework.http

@@ -94,14 +94,17 @@ class PolicyIndexes:
         self.watcher.start()
 
     def watch_forever(self, connect: Callable[[], Cluster]) -> None:
-        """Watch every namespace's AMTDs, session after session, until :meth:`stop`."""
+        """Watch every namespace's AMTDs, session after session, until :meth:`stop`; a failure
+        is logged when it differs from the one before (a cluster that stays away logs once)."""
+        last = ""
         while not self.stopping.is_set():
             try:
                 self.watch_session(connect())
-            except ApiError as error:
-                logger.warning("AMTD watch interrupted (%s): deciding from fresh lists", error)
-            except Exception:  # never let the cache outlive its watch silently
-                logger.exception("AMTD watch failed: deciding from fresh lists")
+                last = ""
+            except Exception as error:  # never let the cache outlive its watch silently
+                if str(error) != last:
+                    logger.warning("AMTD watch interrupted (%s): deciding from fresh lists", error)
+                last = str(error)
             finally:
                 self.close_session()
             self.stopping.wait(RETRY_DELAY_S)

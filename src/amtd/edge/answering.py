@@ -18,7 +18,15 @@ from pydantic import ValidationError
 from amtd.act.actions import ExecutableAction
 from amtd.act.executing import execute_request, make_settings
 from amtd.act.verifying import UnverifiedStepError, verify_steps
+from amtd.edge.metrics import count_executions
 from amtd.edge.responding import BadRequestError, cloudevent_response, decode_cloudevent, no_content
+from amtd.edge.tracing import (
+    SpanLike,
+    current_trace_extensions,
+    note_span,
+    read_parent,
+    trace_span,
+)
 from amtd.kube.api import SECURITY_EVENTS, shared_cluster
 from amtd.kube.deferring import shared_deferrer
 from amtd.kube.names import InvalidNameError
@@ -59,8 +67,22 @@ def answer_action_requests(
     the actions that had steps, comma-separated (``debugger``, or ``debugger,customAction``).
     """
     event = decode_cloudevent(request)
+    parent = read_parent(event.get_attributes())  # the matcher's span, when the event names it
+    with trace_span("amtd.execute", parent, {"amtd.executor": executor}, "SERVER") as span:
+        return execute_and_reply(event, actions, executor, env, span)
+
+
+def execute_and_reply(
+    event: CloudEvent, actions: Sequence[ExecutableAction], executor: str,
+    env: Mapping[str, str], span: SpanLike,
+) -> flask.Response:  # fmt: skip
+    """The body of :func:`answer_action_requests` once the event is decoded (traced)."""
     action_request = read_request(event)
     ours = [action for action in actions if action_request.steps_for(action.name)]
+    steps = [step for action in ours for step in action_request.steps_for(action.name)]
+    names = [action.name for action in ours]
+    note_span(span, {"amtd.securityevent": action_request.security_event.name,
+                     "amtd.actions": names, "amtd.steps": len(steps)})  # fmt: skip
     if not ours:
         LOG.info("event %s has no %s step: nothing to do", event["id"],
                  " or ".join(action.name for action in actions))  # fmt: skip
@@ -77,6 +99,9 @@ def answer_action_requests(
         ]
     except UnverifiedStepError as error:  # not the matcher's: refused, nothing read or written
         raise BadRequestError(error.reason, error.detail, 403) from None
+    count_executions(executions, now)
+    note_span(span, {"amtd.results": [execution.result for execution in executions],
+                     "amtd.reasons": [execution.reason for execution in executions]})  # fmt: skip
     completion = ActionCompletion(security_event=ref, executions=executions)
     return reply_completion(event["id"], ",".join(action.name for action in ours), completion)
 
@@ -84,6 +109,7 @@ def answer_action_requests(
 def reply_completion(event_id: str, action: str, completion: ActionCompletion) -> flask.Response:
     """The ``action.completed`` CloudEvent answering request ``event_id``."""
     attributes = to_completion_attributes(event_id, action, completion.security_event.name)
+    attributes.update(current_trace_extensions())  # the executor's span, for notify and beyond
     data = completion.model_dump(by_alias=True, exclude_none=True, mode="json")
     return cloudevent_response(attributes, data)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import flask
 
-from amtd.edge.receiving import handle_refusals
+from amtd.edge.receiving import handle_refusals, trace_request
 from amtd.edge.responding import BadRequestError, Handler, read_body, serve
 from amtd.ingest.envelopes import is_cloudevent, read_envelope
 
@@ -32,10 +32,14 @@ def check_ping(request: flask.Request) -> None:
 
 
 def serve_ping(request: flask.Request, handle: Handler) -> flask.Response:
-    """A ping-driven function's entry: probes, else check the ping and ``handle`` it."""
+    """A ping-driven function's entry: probes, else check the ping and ``handle`` it (traced:
+    what it publishes to ``K_SINK`` carries the span)."""
 
     def handle_ping(pinged: flask.Request) -> flask.Response:
         check_ping(pinged)
         return handle(pinged)
 
-    return serve(request, handle_ping, guard=handle_refusals)
+    return serve(
+        request, handle_ping,
+        guard=lambda handler: trace_request(request, "amtd.ping", lambda: handle_refusals(handler)),
+    )  # fmt: skip

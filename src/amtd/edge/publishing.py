@@ -12,13 +12,16 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
 
-from amtd.model.actionevents import ActionRequest, to_request_attributes
+from amtd.edge.tracing import current_trace_extensions
+
+if TYPE_CHECKING:  # pydantic models: the dead-letters function publishes without loading them
+    from amtd.model.actionevents import ActionRequest
 
 SINK_ENV = "K_SINK"
 OVERRIDES_ENV = "K_CE_OVERRIDES"
@@ -63,8 +66,9 @@ def read_overrides(text: str) -> dict[str, str]:
 
 
 def publish_event(sink: Sink, attributes: Mapping[str, str], data: Any) -> None:
-    """POST one CloudEvent (binary mode) to the sink; PublishError unless it answers 2xx."""
-    event = CloudEvent({**attributes, **sink.extensions}, data)
+    """POST one CloudEvent (binary mode) to the sink, with the current span's trace context
+    unless ``attributes`` carry one; PublishError unless it answers 2xx."""
+    event = CloudEvent({**current_trace_extensions(), **attributes, **sink.extensions}, data)
     headers, body = to_binary(event)
     try:
         answer = requests.post(sink.url, data=body, headers=dict(headers), timeout=TIMEOUT_S)
@@ -78,6 +82,8 @@ def publish_event(sink: Sink, attributes: Mapping[str, str], data: Any) -> None:
 def publish_action_request(sink: Sink, request: ActionRequest, source: str) -> str:
     """One ``action.requested`` event to the sink, with the matcher's id (executors deduplicate
     by step, so a re-published request does nothing twice); returns the id."""
+    from amtd.model.actionevents import to_request_attributes  # only its callers load pydantic
+
     attributes = {**to_request_attributes(request), "source": source}
     publish_event(sink, attributes, request.model_dump(by_alias=True, mode="json"))
     return attributes["id"]

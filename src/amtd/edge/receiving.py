@@ -18,6 +18,7 @@ from typing import Any
 
 import flask
 
+from amtd.edge.metrics import count_alert, count_refused, set_ingest_source
 from amtd.edge.responding import (
     HEALTH_PATHS,
     RESULT_HEADER,
@@ -28,6 +29,14 @@ from amtd.edge.responding import (
     error_response,
     read_body,
     serve,
+)
+from amtd.edge.tracing import (
+    current_trace_annotations,
+    function_name,
+    note_http_status,
+    note_span,
+    read_request_parent,
+    trace_span,
 )
 from amtd.edge.workers import start_function
 from amtd.ingest.alerts import Alert, Ignored, IngestOutcome
@@ -78,8 +87,9 @@ class Delivery:
 
 def start_ingest(ingested_by: str, env: Mapping[str, str]) -> AlertRecorder:
     """An ingest function's start: logs and read deadlines, its recorder, the auth warning."""
-    start_function(env)
-    recorder = AlertRecorder.from_env(ingested_by, env)
+    start_function(env, ingested_by)
+    set_ingest_source(ingested_by)
+    recorder = AlertRecorder.from_env(ingested_by, env, annotate=current_trace_annotations)
     warn_if_open(env)
     return recorder
 
@@ -104,10 +114,27 @@ def answer_ingest_health(request: flask.Request, env: Mapping[str, str]) -> flas
 def serve_ingest(request: flask.Request, handle: Handler, env: Mapping[str, str]) -> flask.Response:
     """An ingest function's entry: :func:`answer_ingest_health`, else ``handle`` the request.
 
-    Its refusals are answered by :func:`handle_refusals`.
+    Its refusals are answered by :func:`handle_refusals`; the answer is traced (amtd.edge.tracing).
     """
     take_path_token(request)
-    return serve(request, handle, lambda probed: answer_ingest_health(probed, env), handle_refusals)
+    return serve(
+        request, handle, lambda probed: answer_ingest_health(probed, env),
+        lambda handler: trace_request(request, "amtd.ingest.request",
+                                      lambda: handle_refusals(handler)),
+    )  # fmt: skip
+
+
+def trace_request(
+    request: flask.Request, name: str, answer: Callable[[], flask.Response]
+) -> flask.Response:
+    """``answer`` in a server span ``name`` whose parent is the request's ``traceparent``
+    header, if valid (the ping-driven functions' entry uses it too)."""
+    attributes = {"amtd.source": function_name(), "http.request.method": request.method}
+    with trace_span(name, read_request_parent(dict(request.headers)), attributes,
+                    kind="SERVER") as span:  # fmt: skip
+        response = answer()
+        note_http_status(span, response.status_code)
+        return response
 
 
 def take_path_token(request: flask.Request) -> None:
@@ -184,6 +211,18 @@ def not_configured_detail() -> str:
 
 
 def process_item(
+    parse: Callable[[], Alert | Ignored], record: Callable[[Alert], IngestOutcome], label: str
+) -> IngestOutcome:
+    """Parse and record one item (counted, traced); every failure becomes an IngestOutcome."""
+    with trace_span("amtd.ingest.alert", attributes={"amtd.source": function_name()}) as span:
+        outcome = settle_item(parse, record, label)
+        note_span(span, {"amtd.result": outcome.result, "amtd.securityevent": outcome.name,
+                         "amtd.reason": outcome.reason})  # fmt: skip
+    count_alert(outcome.result)
+    return outcome
+
+
+def settle_item(
     parse: Callable[[], Alert | Ignored], record: Callable[[Alert], IngestOutcome], label: str
 ) -> IngestOutcome:
     """Parse and record one item; every failure becomes an IngestOutcome, never an exception."""
@@ -263,22 +302,29 @@ def outcome_headers(outcome: IngestOutcome) -> dict[str, str]:
 
 
 def handle_refusals(handler: Callable[[], flask.Response]) -> flask.Response:
-    """Run an ingest handler, turning refusals into their answers."""
+    """Run an ingest handler, turning refusals into their answers (counted)."""
     try:
         return handler()
     except BadRequestError as error:
-        response = error_response(error.status, error.error, clip(error.detail))
+        response = refuse(error.status, error.error, error.detail)
         if error.status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="amtd-ingest"'
         return response
     except InvalidFieldError as error:
-        return error_response(400, "InvalidField", clip(str(error)))
+        return refuse(400, "InvalidField", str(error))
     except UnsupportedMediaError as error:
-        return error_response(415, "UnsupportedMediaType", clip(str(error)))
+        return refuse(415, "UnsupportedMediaType", str(error))
     except TooManyDocumentsError as error:
-        return error_response(413, "PayloadTooLarge", clip(str(error)))
+        return refuse(413, "PayloadTooLarge", str(error))
     except ApiError as error:
+        count_refused(type(error).__name__)  # TransientError, InvalidError, ...: our classes
         return api_error_response(error)
+
+
+def refuse(status: int, error: str, detail: str) -> flask.Response:
+    """The answer to a refused request, counted by its error name."""
+    count_refused(error)
+    return error_response(status, error, clip(detail))
 
 
 def clip(text: str) -> str:

@@ -3,13 +3,15 @@
 Status codes follow what a Knative Broker does with them (docs/events.md): 2xx done, 5xx and
 404/408/409/429 retried, any other 4xx final (the event goes to the dead-letter sink). A Kubernetes
 404/409 is never passed through: the broker would retry it. :func:`serve` is every function's entry:
-probes first, then the handler, its refusals and API failures answered.
+scrapes (``GET /metrics``) and probes first, then the handler, its refusals and API failures
+answered.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -27,6 +29,7 @@ from amtd.edge.inflating import (
     inflate,
     read_encoding,
 )
+from amtd.edge.metrics import answer_metrics, is_metrics_request, observe_request
 from amtd.kube.api import ApiError, InvalidError, TransientError, is_configurable
 from amtd.kube.names import InvalidNameError
 from amtd.model.texts import UNENCODABLE, find_unencodable
@@ -185,12 +188,18 @@ def serve(
     request: flask.Request, handle: Handler, probe: Probe = answer_cluster_health,
     guard: Guard = handle_errors,
 ) -> flask.Response:  # fmt: skip
-    """A function's entry: answer its probes, else ``handle`` the request under ``guard``."""
+    """A function's entry: answer its probes and scrapes (``GET /metrics``), else ``handle`` the
+    request under ``guard`` (timed, amtd.edge.metrics)."""
+    started = time.perf_counter()
     try:
+        if is_metrics_request(request):
+            return answer_metrics()
         health = probe(request)
         if health is not None:
             return health
-        return guard(lambda: handle(request))
+        response = guard(lambda: handle(request))
+        observe_request(response.status_code, started)
+        return response
     finally:
         stop_reading(request)
 

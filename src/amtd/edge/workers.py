@@ -28,6 +28,8 @@ from gunicorn.http.unreader import SocketUnreader  # type: ignore[import-untyped
 from gunicorn.workers import gthread  # type: ignore[import-untyped]
 
 from amtd.edge.logs import configure_logging
+from amtd.edge.metrics import start_metrics
+from amtd.edge.tracing import start_tracing
 
 logger = logging.getLogger(__name__)
 
@@ -142,9 +144,12 @@ def read_timeout_s(env: Mapping[str, str]) -> float:
     return value
 
 
-def start_function(env: Mapping[str, str]) -> None:
-    """What every ``functions/*/main.py`` does first: JSON-lines logs, then read deadlines."""
+def start_function(env: Mapping[str, str], name: str = "") -> None:
+    """What every ``functions/*/main.py`` does first: JSON-lines logs, the metrics' mode, the
+    tracing settings (spans named as function ``name``), then read deadlines."""
     configure_logging(env)
+    start_metrics(env)  # before gunicorn forks its workers
+    start_tracing(name, env)
     serve_with_read_deadlines(env)  # before functions-framework starts gunicorn
 
 

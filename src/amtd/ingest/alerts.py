@@ -103,12 +103,16 @@ def make_security_event_name(alert: Alert, received_at: float, window: int) -> s
     return f"{alert.tool}-{prefix}-{digest}"
 
 
-def build_alert_manifest(alert: Alert, name: str, ingested_by: str) -> Object:
-    """The alert's SecurityEvent: Phoenix's spec, its own time as an annotation when it says."""
-    annotations = (
-        {ALERT_TIME_ANNOTATION: format_unix_time(alert.observed_at)}
-        if alert.observed_at is not None else None
-    )  # fmt: skip
+def build_alert_manifest(
+    alert: Alert, name: str, ingested_by: str, extra: Mapping[str, str] | None = None
+) -> Object:
+    """The alert's SecurityEvent: Phoenix's spec, its own time as an annotation when it says,
+    and the ``extra`` annotations (the trace context, amtd.model.traces)."""
+    annotations = {
+        **({ALERT_TIME_ANNOTATION: format_unix_time(alert.observed_at)}
+           if alert.observed_at is not None else {}),
+        **(extra or {}),
+    }  # fmt: skip
     description = shorten(alert.description, MAX_DESCRIPTION_LENGTH)
     return build_security_event_manifest(
         name, alert.target, alert.rule, description,

@@ -21,7 +21,7 @@ import itertools
 import logging
 import secrets
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from amtd.ingest.alerts import (
@@ -132,31 +132,43 @@ class OccurrenceCounter:
             self.known_until.pop(name, None)
 
 
+def annotate_nothing() -> Mapping[str, str]:
+    """No annotations of the caller's: the default of :class:`AlertRecorder`."""
+    return {}
+
+
 @dataclass(frozen=True)
 class AlertRecorder:
-    """How an ingest function records alerts: as ``ingested_by``, repeats counted in ``counter``."""
+    """How an ingest function records alerts: as ``ingested_by``, repeats counted in ``counter``;
+    ``annotate`` gives the annotations of the work in progress (the edge's trace context)."""
 
     ingested_by: str
     counter: OccurrenceCounter
+    annotate: Callable[[], Mapping[str, str]] = annotate_nothing
 
     @classmethod
-    def from_env(cls, ingested_by: str, env: Mapping[str, str]) -> AlertRecorder:
+    def from_env(
+        cls, ingested_by: str, env: Mapping[str, str],
+        annotate: Callable[[], Mapping[str, str]] = annotate_nothing,
+    ) -> AlertRecorder:  # fmt: skip
         """A recorder whose counter flushes every ``OCCURRENCES_FLUSH_SECONDS``."""
-        return cls(ingested_by, OccurrenceCounter(read_flush_seconds(env)))
+        return cls(ingested_by, OccurrenceCounter(read_flush_seconds(env)), annotate)
 
     def record(self, alert: Alert, received_at: float, env: Mapping[str, str]) -> IngestOutcome:
         """:func:`record_alert` on the shared connection, in the configured dedup window."""
         window = read_window_seconds(env)
         return record_alert(
-            connect_cluster(), alert, received_at, window, self.ingested_by, self.counter
-        )
+            connect_cluster(), alert, received_at, window, self.ingested_by, self.counter,
+            annotations=self.annotate(),
+        )  # fmt: skip
 
 
 def record_alert(
     cluster: Cluster, alert: Alert, received_at: float, window: int, ingested_by: str,
-    counter: OccurrenceCounter | None = None,
+    counter: OccurrenceCounter | None = None, annotations: Mapping[str, str] | None = None,
 ) -> IngestOutcome:  # fmt: skip
-    """Create the alert's SecurityEvent; created, duplicate, or rejected (the API refused it).
+    """Create the alert's SecurityEvent (with ``annotations`` too); created, duplicate, or
+    rejected (the API refused it).
 
     TransientError propagates: the caller answers 503 so the sender retries, and the retry is
     safe because the name is deterministic.
@@ -165,7 +177,7 @@ def record_alert(
     if counter is not None and counter.is_known(cluster, name, received_at):
         return record_duplicate(cluster, alert, name, received_at, counter, ingested_by)
     try:
-        created = create_security_event(cluster, alert, name, ingested_by)
+        created = create_security_event(cluster, alert, name, ingested_by, annotations)
     except InvalidError as error:
         return reject_alert(name, error)
     if counter is not None:
@@ -177,10 +189,13 @@ def record_alert(
     return IngestOutcome("created", name=name)
 
 
-def create_security_event(cluster: Cluster, alert: Alert, name: str, ingested_by: str) -> bool:
+def create_security_event(
+    cluster: Cluster, alert: Alert, name: str, ingested_by: str,
+    annotations: Mapping[str, str] | None = None,
+) -> bool:  # fmt: skip
     """Create the SecurityEvent; False when it exists already (409: this window's duplicate)."""
     try:
-        cluster.create(SECURITY_EVENTS, build_alert_manifest(alert, name, ingested_by))
+        cluster.create(SECURITY_EVENTS, build_alert_manifest(alert, name, ingested_by, annotations))
     except ConflictError:
         return False
     return True

@@ -10,14 +10,17 @@ server, not assumed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import secrets
 import shutil
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,6 +28,7 @@ import requests
 import yaml
 
 from amtd.kube.api import NETWORK_POLICIES, PODS, POLICIES, SECURITY_EVENTS, Cluster, Resource
+from amtd_stack.running.scraping import scrape_all, summarize
 from amtd_stack.running.stack import Stack
 
 NAMESPACE = "demo"
@@ -35,6 +39,57 @@ DEPLOYMENTS = Resource("apps", "v1", "deployments", namespaced=True)
 T = TypeVar("T")
 # The functions whose func.yaml reads the ingest token Secret, which the demo stands in for.
 INGEST_FUNCTIONS = ("ingest-falco", "ingest-kubearmor", "ingest-alertmanager")
+
+
+class ChatReceiver(ThreadingHTTPServer):
+    """A stand-in for a Slack incoming webhook on loopback: keeps each message's text."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), ChatHandler)
+        self.texts: list[str] = []
+        self.daemon_threads = True
+
+    @property
+    def url(self) -> str:
+        """The webhook URL notify is given (through the Secret amtd-notify)."""
+        return f"http://127.0.0.1:{self.server_port}/services/demo"
+
+
+class ChatHandler(BaseHTTPRequestHandler):
+    """Accept a POSTed ``{"text": ...}`` as Slack does (200 ``ok``)."""
+
+    server: ChatReceiver
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.texts.append(str(json.loads(body).get("text", "")))
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args: object) -> None:  # the demo narrates; no access log
+        pass
+
+
+@contextlib.contextmanager
+def run_chat_receiver() -> Iterator[ChatReceiver]:
+    """A :class:`ChatReceiver` serving in a thread until the block ends."""
+    receiver = ChatReceiver()
+    thread = threading.Thread(target=receiver.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        receiver.shutdown()
+        receiver.server_close()
+        thread.join(5)
+
+
+def show_notification(receiver: ChatReceiver, pod: str) -> None:
+    """Wait for notify's message about ``pod`` and print it as the chat got it."""
+    text = wait_for("the notification", lambda: next((t for t in receiver.texts if pod in t), None))
+    say(f"   notify → chat webhook: {text}")
 
 
 def say(text: str) -> None:
@@ -165,8 +220,8 @@ def follow_execution(cluster: Cluster, name: str) -> dict[str, Any]:
     return status
 
 
-def act_delete(stack: Stack, cluster: Cluster, token: str) -> None:
-    """Act 1: Falco alert → delete → the Deployment replaces the pod."""
+def act_delete(stack: Stack, cluster: Cluster, token: str, chat: ChatReceiver) -> None:
+    """Act 1: Falco alert → delete → the Deployment replaces the pod → a chat message."""
     before = {pod["metadata"]["name"] for pod in running_pods(cluster)}
     victim = min(before)
     say(f"\n1. Falco: 'Terminal shell in container' in pod {victim}")
@@ -177,6 +232,7 @@ def act_delete(stack: Stack, cluster: Cluster, token: str) -> None:
     replacement = wait_for("a replacement pod", lambda: replacement_of(cluster, before))
     say(f"   replacement pod {replacement} is Running — the target moved")
     follow_execution(cluster, name)
+    show_notification(chat, victim)
 
 
 def act_quarantine(stack: Stack, cluster: Cluster, token: str) -> None:
@@ -245,13 +301,22 @@ def show_kubectl(stack: Stack) -> None:
     say(subprocess.run(command, capture_output=True, text=True, timeout=30, check=True).stdout)
 
 
+def function_urls(stack: Stack) -> dict[str, str]:
+    """Every function's base URL, by name."""
+    return {name: str(url) for name, url in stack.endpoints()["functions"].items()}
+
+
 def run_demo(state_dir: Path) -> None:
     """Start, set up, attack three times, show, stop."""
     token = secrets.token_urlsafe(24)
     overrides = {name: {"INGEST_TOKEN": token} for name in INGEST_FUNCTIONS}
     say("Starting the embedded stack (API server stand-in, local Knative Eventing, functions)…")
     started = time.monotonic()
-    with Stack(ROOT, state_dir, env_overrides=overrides) as stack:
+    with (
+        run_chat_receiver() as chat,
+        Stack(ROOT, state_dir, env_overrides=overrides,
+              notify={"kind": "slack", "url": chat.url}) as stack,
+    ):  # fmt: skip
         say(f"   up in {time.monotonic() - started:.1f} s; broker {stack.broker_url()}")
         cluster = Cluster.connect(str(stack.kubeconfig))
         say("\nApplying examples/demo/: namespace demo, Deployment nginx (2 pods), the AMTD policy")
@@ -260,10 +325,12 @@ def run_demo(state_dir: Path) -> None:
             "2 Running pods", lambda: running_pods(cluster)[1:] and running_pods(cluster)
         )
         say(f"   pods Running: {', '.join(pod['metadata']['name'] for pod in pods)}")
-        act_delete(stack, cluster, token)
+        say(f"   notify posts to a Slack-style webhook on {chat.url} (the Secret amtd-notify)")
+        act_delete(stack, cluster, token, chat)
         act_quarantine(stack, cluster, token)
         act_debug(stack, cluster, token)
         show_kubectl(stack)
+        say(f"metrics (each function's /metrics): {summarize(scrape_all(function_urls(stack)))}")
     say("Stopped. To look around yourself:")
     say("   .venv/bin/amtd up --state-dir .state/up        # then, in another shell:")
     say("   kubectl --kubeconfig .state/up/kubeconfig get securityevents,amtd -A")

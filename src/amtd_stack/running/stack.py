@@ -45,6 +45,7 @@ from amtd_stack.running.supervising import Degradation, RestartPolicy, Superviso
 LOG = logging.getLogger(__name__)
 SYSTEM_NAMESPACE = "amtd-system"
 ALL_FUNCTIONS = "*"
+NOTIFY_SECRET = "amtd-notify"
 
 
 class Stack:
@@ -54,7 +55,8 @@ class Stack:
     win over func.yaml, e.g. ``{"ingest-falco": {"INGEST_AUTH": "disabled"}}``. A variable some
     func.yaml fills from a Secret reaches, through ``"*"`` or the parent's environment, only the
     functions whose func.yaml names it (as on a cluster). A function process that crashes is
-    restarted within ``restart_policy`` (see ``amtd_stack.running.supervising``).
+    restarted within ``restart_policy`` (see ``amtd_stack.running.supervising``). ``notify``
+    fills the Secret amtd-notify (e.g. ``{"kind": "webhook", "url": ...}``; default: off).
     """
 
     def __init__(
@@ -63,8 +65,10 @@ class Stack:
         state_dir: Path,
         env_overrides: Mapping[str, Mapping[str, str]] | None = None,
         restart_policy: RestartPolicy | None = None,
+        notify: Mapping[str, str] | None = None,
     ) -> None:
         self.root = Path(root)
+        self.notify = dict(notify or {})
         self.state_dir = Path(state_dir)
         self.env_overrides = dict(env_overrides or {})
         self.plan = StackPlan()
@@ -126,16 +130,27 @@ class Stack:
         return self.apiserver
 
     def _start_apiserver(self) -> None:
-        self.apiserver = start_apiserver(host="127.0.0.1", port=0, workloads=True)
+        # RBAC enforced: each function holds only its ServiceAccount's rights, as on a cluster.
+        self.apiserver = start_apiserver(host="127.0.0.1", port=0, workloads=True,
+                                         authorization=True)  # fmt: skip
         self.apiserver.write_kubeconfig(self.kubeconfig, user="admin")
         apply_objects(self.kubeconfig, [(m.obj, str(m.path)) for m in self.plan.objects])
         self._create_signing_keys()
+        self._create_notify_secret()
 
     def _create_signing_keys(self) -> None:
         """A fresh matcher key pair per stack, stored as on a cluster (docs/DEPLOY.md) before
         any function starts: the func.yaml references resolve to it."""
         manifests = make_key_manifests(generate_signing_key(), SYSTEM_NAMESPACE)
         apply_objects(self.kubeconfig, [(obj, "the stack's signing keys") for obj in manifests])
+
+    def _create_notify_secret(self) -> None:
+        """The Secret amtd-notify (knative/notify-secret.yaml) before any function starts:
+        notifications off unless ``notify`` gives its keys (``kind``, ``url``...)."""
+        data = {"kind": "none", "url": "", "template": "", "token": "", **self.notify}
+        secret = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "stringData": data,
+                  "metadata": {"name": NOTIFY_SECRET, "namespace": SYSTEM_NAMESPACE}}  # fmt: skip
+        apply_objects(self.kubeconfig, [(secret, "the stack's notify settings")])
 
     def _start_broker(self) -> None:
         """The router starts without routes: they need the ingress and function URLs."""
@@ -180,10 +195,11 @@ class Stack:
             definition, self._read_secret, overrides, base, self._read_config_map
         )
 
-    def _write_identity(self, filename: str, user: str) -> Path:
-        """A kubeconfig acting as ``user``, at ``kubeconfigs/<filename>.yaml``."""
+    def _write_identity(self, filename: str, service_account: str) -> Path:
+        """A kubeconfig with its own token for ServiceAccount amtd-system/``service_account``,
+        at ``kubeconfigs/<filename>.yaml``."""
         path = self.state_dir / "kubeconfigs" / f"{filename}.yaml"
-        return self._api().write_kubeconfig(path, user)
+        return self._api().write_kubeconfig(path, service_account, SYSTEM_NAMESPACE)
 
     def _read_secret(self, namespace: str, name: str, key: str) -> str:
         return read_secret_value(self.kubeconfig, namespace, name, key)
