@@ -19,7 +19,7 @@ from amtd.kube.api import POLICIES, Cluster
 from support.builders import create_security_event, make_policy
 from support.functions import load_function_client
 from support.matching import decide
-from support.standins import install_phoenix_sample, list_pods, open_world
+from support.standins import list_pods, open_phoenix_sample
 from support.waiting import wait_for
 
 POD_LABELS = {"app": "nginx", "mtdSecured": "true"}
@@ -27,9 +27,8 @@ POD_LABELS = {"app": "nginx", "mtdSecured": "true"}
 
 @pytest.fixture
 def cluster(apiserver: Any, kubeconfig: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
-    """Phoenix's sample installed; functions connect as ``matcher``."""
-    with open_world(apiserver, kubeconfig, "matcher", monkeypatch, ("amtd-system", "shop")) as own:
-        install_phoenix_sample(own)
+    """Phoenix's sample installed (both pods running); the matcher connects as ``matcher``."""
+    with open_phoenix_sample(apiserver, kubeconfig, "matcher", monkeypatch) as own:
         yield own
 
 

@@ -150,9 +150,11 @@ def test_strict_validation_names_the_field(kubectl_run: KubectlRun) -> None:
     assert done.returncode != 0 and 'unknown field "spec.replicaz"' in done.stderr
 
 
-def test_server_side_apply_says_what_to_use(kubectl_run: KubectlRun) -> None:
-    done = kubectl_run("apply", "--server-side", "-f", "-", stdin=deployment(), check=False)
-    assert done.returncode != 0 and "without --server-side" in done.stderr
+def test_server_side_apply(kubectl_run: KubectlRun) -> None:
+    done = kubectl_run("apply", "--server-side", "-f", "-", stdin=deployment())
+    assert "deployment.apps/web serverside-applied" in done.stdout
+    kubectl_run("apply", "--server-side", "-f", "-", stdin=deployment(replicas=4))
+    assert jsonpath(kubectl_run, "{.spec.replicas}", "deploy/web") == "4"
 
 
 def test_label_and_select(kubectl_run: KubectlRun) -> None:

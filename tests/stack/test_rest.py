@@ -159,10 +159,9 @@ def test_patch_types(core: client.CoreV1Api, apiserver: ApiServer) -> None:
     smp = raw(apiserver.url, "PATCH", path, body, "application/strategic-merge-patch+json")
     assert smp.status_code == 200
     assert core.read_namespaced_config_map("c", "default").data["e"] == "5"
-    for content_type in ("application/apply-patch+yaml", "text/plain"):
-        refused = raw(apiserver.url, "PATCH", path, body, content_type)
-        assert refused.status_code == 415, content_type
-        assert refused.json()["reason"] == "UnsupportedMediaType"
+    refused = raw(apiserver.url, "PATCH", path, body, "text/plain")
+    assert refused.status_code == 415
+    assert refused.json()["reason"] == "UnsupportedMediaType"
     bogus = [{"op": "bogus", "path": "/x"}]
     answer = raw(apiserver.url, "PATCH", path, bogus, "application/json-patch+json")
     assert answer.status_code == 400 and answer.json()["kind"] == "Status"

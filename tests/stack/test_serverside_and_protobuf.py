@@ -1,4 +1,5 @@
-"""`kubectl apply --server-side` is a clear 415; kubectl's protobuf generators are decoded."""
+"""`kubectl apply --server-side` of a pod (more in test_serverside_apply.py); kubectl's protobuf
+generators are decoded."""
 
 from __future__ import annotations
 
@@ -27,27 +28,26 @@ def get_json(kubectl_run: KubectlRun, *what: str) -> Any:
     return json.loads(kubectl_run("get", *what, "-o", "json").stdout)
 
 
-def test_server_side_apply_is_refused_with_what_to_use(kubectl_run: KubectlRun) -> None:
-    done = kubectl_run("apply", "--server-side", "-f", "-", stdin=json.dumps(POD), check=False)
-    assert done.returncode != 0
-    assert "Server-side apply not available on the server" in done.stderr
-    assert "without --server-side" in done.stderr
+def test_server_side_apply_of_a_pod(kubectl_run: KubectlRun) -> None:
     diff = kubectl_run("diff", "--server-side", "-f", "-", stdin=json.dumps(POD), check=False)
-    assert diff.returncode > 1 and "UnsupportedMediaType" in diff.stderr
-    assert kubectl_run("get", "pod", "p", check=False).returncode != 0  # nothing was written
-    assert "pod/p created" in kubectl_run("apply", "-f", "-", stdin=json.dumps(POD)).stdout
+    assert diff.returncode == 1 and "+  name: p" in diff.stdout, diff.stderr
+    assert kubectl_run("get", "pod", "p", check=False).returncode != 0  # diff wrote nothing
+    done = kubectl_run("apply", "--server-side", "-f", "-", stdin=json.dumps(POD))
+    assert "pod/p serverside-applied" in done.stdout
+    again = kubectl_run("diff", "--server-side", "-f", "-", stdin=json.dumps(POD), check=False)
+    assert again.returncode == 0, again.stdout
 
 
-def test_apply_patch_is_415_before_the_object_is_looked_up(apiserver: ApiServer) -> None:
+def test_apply_patch_without_field_manager_is_422_before_the_lookup(apiserver: ApiServer) -> None:
     answer = raw(
         apiserver.url,
         "PATCH",
-        "/api/v1/namespaces/default/pods/none?fieldManager=x",
+        "/api/v1/namespaces/default/pods/none",
         POD,
         content_type="application/apply-patch+yaml",
     )
-    assert answer.status_code == 415
-    assert answer.json()["reason"] == "UnsupportedMediaType"
+    assert answer.status_code == 422
+    assert "fieldManager: Required value" in answer.json()["message"]
 
 
 def test_create_deployment_generator(kubectl_run: KubectlRun) -> None:

@@ -20,6 +20,7 @@ import pytest
 import yaml
 from kubernetes import config
 
+from amtd.decide.indexing import reset_warm_policy_indexes
 from amtd.kube import api as kubeapi
 from amtd.kube.api import PODS, POLICIES, SECURITY_EVENTS, Cluster, ConflictError, Resource
 from amtd.model.objects import Object
@@ -88,11 +89,18 @@ def connect_functions(
     monkeypatch.setenv("KUBECONFIG", str(path))
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     give_matcher_keys(monkeypatch)
-    kubeapi.reset_shared_cluster()
+    reset_connections()
     try:
         yield path
     finally:
-        kubeapi.reset_shared_cluster()
+        reset_connections()
+
+
+def reset_connections() -> None:
+    """Forget the in-process functions' shared connection and the matcher's AMTD watch (it
+    would go on with whatever identity the next test gives the process)."""
+    kubeapi.reset_shared_cluster()
+    reset_warm_policy_indexes()
 
 
 @dataclass
@@ -162,6 +170,17 @@ def open_world(
         stand.connect_functions(user, monkeypatch),
     ):
         yield stand.cluster
+
+
+@contextlib.contextmanager
+def open_phoenix_sample(
+    server: ApiServer, kubeconfig: Path, user: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Cluster]:
+    """:func:`open_world` (namespaces amtd-system and shop too) with Phoenix's sample installed,
+    its two pods running."""
+    with open_world(server, kubeconfig, user, monkeypatch, ("amtd-system", "shop")) as own:
+        install_phoenix_sample(own)
+        yield own
 
 
 @contextlib.contextmanager

@@ -140,3 +140,12 @@ def warm_policy_indexes(
             _WARM.append(PolicyIndexes(list_policies))
     _WARM[0].start_watching(connect)
     return _WARM[0]
+
+
+def reset_warm_policy_indexes() -> None:
+    """Stop this process's warm indexes and forget them: the next use starts afresh, on the
+    connection of that moment (as :func:`amtd.kube.api.reset_shared_cluster` does for calls)."""
+    with _WARM_LOCK:
+        for warm in _WARM:
+            warm.stop()
+        _WARM.clear()

@@ -242,11 +242,15 @@ class Dispatcher:
     def execute(self, request: Request, verb: str, target: Target) -> Response:
         """Run one verb and shape its answer."""
         args, api = request.args, self.api
-        options = write_options(args)
+        options = dataclasses.replace(
+            write_options(args),
+            manager=serverside.manager_of(args, request.headers.get("User-Agent", "")),
+            force=args.get("force") == "true",
+        )
         if verb == "watch":
             return self._watch(request, target)
         if verb == "patch":
-            serverside.check_patch_type(request.mimetype)
+            serverside.check_patch_options(args, request.mimetype)
         if target.subresource == scaling.SUBRESOURCE:
             body = None if verb == "get" else decode_body(request)
             return json_response(
@@ -256,20 +260,27 @@ class Dispatcher:
             return self._read(request, verb, target)
         if verb == "create" and target.subresource:  # pods/eviction
             return json_response(*evicting.evict(api, target, decode_body(request)))
-        if verb == "create":
-            created = api.create(target, decode_body(request), options)
-            return json_response(201, created, warning_headers(options))
-        if verb == "update":
-            updated = api.update(target, decode_body(request), options)
-            return json_response(200, updated, warning_headers(options))
-        if verb == "patch":
-            body = api.patch(target, decode_body(request), request.mimetype, options)
-            return json_response(200, body, warning_headers(options))
+        if verb in ("create", "update", "patch"):
+            return self._write(request, verb, target, options)
         delete_options = self._delete_options(request)
         if verb == "delete":
             return json_response(*api.delete(target, delete_options))
         labels, fields = args.get("labelSelector", ""), args.get("fieldSelector", "")
         return json_response(200, api.delete_collection(target, labels, fields, delete_options))
+
+    def _write(
+        self, request: Request, verb: str, target: Target, options: WriteOptions
+    ) -> Response:
+        body, api = decode_body(request), self.api
+        if verb == "create":
+            return json_response(201, api.create(target, body, options), warning_headers(options))
+        if verb == "update":
+            return json_response(200, api.update(target, body, options), warning_headers(options))
+        if request.mimetype == serverside.APPLY_PATCH:  # 201 when the apply created it
+            created, applied = api.apply(target, body, options)
+            return json_response(201 if created else 200, applied, warning_headers(options))
+        patched = api.patch(target, body, request.mimetype, options)
+        return json_response(200, patched, warning_headers(options))
 
     @staticmethod
     def _delete_options(request: Request) -> Object:

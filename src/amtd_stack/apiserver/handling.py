@@ -6,7 +6,9 @@ never change them (stored objects are only ever replaced, so a view stays consis
 Every read-modify-write runs under the store lock. Status subresource rules: writes to the main
 resource keep the stored `.status`; writes to `/status` change only `.status` (and never bump
 generation). Create keeps a client-supplied status for built-ins (handy for fixtures) but drops it
-for custom resources with a status subresource, as the real server does.
+for custom resources with a status subresource, as the real server does. Every write with a
+field manager records its managedFields entry (managedfields.py); an apply patch is merged by
+serverside.py, then admitted and stored like any other write.
 """
 
 from __future__ import annotations
@@ -17,28 +19,33 @@ from typing import Any
 
 from amtd.model.objects import Object
 
-from . import definitions, deleting, ephemeralcontainers, paging
+from . import definitions, deleting, ephemeralcontainers, managedfields, paging, serverside
 from .admitting import admit
 from .apierrors import ApiError, already_exists, bad_request, conflict, not_found, success_status
 from .paging import WHOLE, Page
 from .patching import apply_patch
 from .resources import SUBRESOURCE_PATHS, Registry, ResourceType
 from .selectors import is_selected, parse_field_selector, parse_label_selector
-from .stamping import check_update_target, stamp_created, stamp_updated
+from .stamping import check_update_target, now_rfc3339, stamp_created, stamp_updated
 from .storing import KindKey, Store
 
 
 @dataclass(frozen=True)
 class WriteOptions:
-    """Query options of a write: dryRun, and fieldValidation (Strict, Warn or Ignore)."""
+    """Query options of a write: dryRun, fieldValidation (Strict, Warn or Ignore), and the
+    field manager (fieldManager or the User-Agent; "" records no managedFields entry) and force
+    (server-side apply)."""
 
     dry_run: bool = False
     strict: bool = False
     # fieldValidation=Warn: the unknown fields dropped, for Warning headers (None: Ignore)
     warnings: list[str] | None = field(default=None, compare=False)
+    manager: str = ""
+    force: bool = False
 
 
 NO_OPTIONS = WriteOptions()
+Entries = list[Object]  # managedFields (an alias: Api.list shadows `list` in the class)
 
 # Kinds whose DELETE answers with the object (as upstream's registries do), not a Status.
 RETURNS_DELETED = frozenset({"Pod", "Service", "ServiceAccount", "ResourceQuota"})
@@ -137,8 +144,12 @@ class Api:
                 "Forbidden",
             )
 
-    def create(self, target: Target, body: Any, options: WriteOptions = NO_OPTIONS) -> Object:
-        """POST: 201 semantics; 409 AlreadyExists, 404 if the namespace is missing."""
+    def create(
+        self, target: Target, body: Any, options: WriteOptions = NO_OPTIONS,
+        entries: Entries | None = None,
+    ) -> Object:  # fmt: skip
+        """POST: 201 semantics; 409 AlreadyExists, 404 if the namespace is missing. The
+        managedFields are `entries` (an apply's) or the manager's Update of every field set."""
         rtype = target.rtype
         obj = _check_body(rtype, body)
         if rtype.is_custom and "status" in rtype.subresources:
@@ -154,6 +165,13 @@ class Api:
                     raise already_exists(rtype.plural, obj["metadata"]["name"], rtype.group)
                 break
             obj = admit(rtype, obj, options.strict, options.warnings)
+            if entries is None and options.manager:
+                who = (options.manager, rtype.api_version, "")
+                entries = managedfields.record_update(
+                    [], {}, obj, who, now_rfc3339(), rtype.is_custom
+                )
+            if entries:
+                obj["metadata"]["managedFields"] = entries
             if not options.dry_run:
                 obj = self.store.write(target.kind_key, obj)
                 self._after_write(rtype, obj)
@@ -199,7 +217,10 @@ class Api:
     def patch(
         self, target: Target, patch: Any, content_type: str, options: WriteOptions = NO_OPTIONS
     ) -> Object:
-        """PATCH with merge, JSON or strategic-merge (see patching.py); 415 for other types."""
+        """PATCH with merge, JSON or strategic-merge (see patching.py), or an apply patch (see
+        :meth:`apply`, which also answers whether it created); 415 for other types."""
+        if content_type == serverside.APPLY_PATCH:
+            return self.apply(target, patch, options)[1]
         with self.store.lock:
             old = self._existing(target)
             new = apply_patch(present(target.rtype, old), patch, content_type)
@@ -207,8 +228,33 @@ class Api:
             _check_body(target.rtype, new)
             return self._replace(target, old, new, options)
 
-    def _replace(self, target: Target, old: Object, new: Object, options: WriteOptions) -> Object:
+    def apply(self, target: Target, body: Any, options: WriteOptions) -> tuple[bool, Object]:
+        """Server-side apply (serverside.py): (whether it created the object, the object)."""
         rtype = target.rtype
+        applied = _check_body(rtype, serverside.check_applied(body))
+        check_update_target(rtype, copy.deepcopy(applied), target.namespace, target.name)
+        has_status = "status" in rtype.subresources
+        applied = serverside.applied_part(applied, target.subresource, has_status)
+        applier = serverside.Applier(
+            options.manager, rtype.api_version, options.force, rtype.is_custom, target.subresource
+        )
+        with self.store.lock:
+            old = self.store.get(target.kind_key, target.namespace, target.name)
+            live = None if old is None else present(rtype, old)
+            new, entries = serverside.apply_configuration(live, applied, applier, now_rfc3339())
+            new = check_update_target(rtype, new, target.namespace, target.name)
+            if old is None and target.subresource:
+                raise not_found(rtype.plural, target.name, rtype.group)
+            if old is None:
+                return True, self.create(target, new, options, entries)
+            return False, self._replace(target, old, new, options, entries)
+
+    def _replace(
+        self, target: Target, old: Object, new: Object, options: WriteOptions,
+        entries: Entries | None = None,
+    ) -> Object:  # fmt: skip
+        rtype = target.rtype
+        sent = managedfields.entries_of(new) if "managedFields" in new["metadata"] else None
         sent_rv = new["metadata"].get("resourceVersion")
         if sent_rv and sent_rv != old["metadata"]["resourceVersion"]:
             raise conflict(rtype.plural, target.name, rtype.group)
@@ -223,12 +269,30 @@ class Api:
                 new.pop("status")
         new = admit(rtype, stamp_updated(rtype, old, new), options.strict, options.warnings)
         new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+        if entries is None:
+            entries = self._recorded(target, old, new, options, sent)
+        if entries:
+            new["metadata"]["managedFields"] = entries
         if new == old or options.dry_run:
             return view(rtype, new)  # a no-op write keeps the resourceVersion, as upstream
         stored, exists = deleting.finalize_or_write(self.store, self.registry, target.kind_key, new)
         if exists:
             self._after_write(rtype, stored)
         return view(rtype, stored)
+
+    @staticmethod
+    def _recorded(
+        target: Target, old: Object, new: Object, options: WriteOptions, sent: Entries | None
+    ) -> Entries:
+        """The managedFields after a non-apply write: the sent ones (as upstream, `[]` resets
+        them), else the stored ones, with the manager's Update of what the write changed."""
+        entries = managedfields.entries_of(old) if sent is None else sent
+        if not options.manager:
+            return entries
+        who = (options.manager, target.rtype.api_version, target.subresource)
+        return managedfields.record_update(
+            entries, old, new, who, now_rfc3339(), target.rtype.is_custom
+        )
 
     def delete(self, target: Target, options: dict[str, Any]) -> tuple[int, Object]:
         """DELETE one object: 200 with the object if finalizers keep it (or the kind always
