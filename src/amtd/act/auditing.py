@@ -13,8 +13,12 @@ The builders are pure; :func:`record_execution_status`, :func:`announce_executio
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
 from amtd.act.verdicts import StepVerdict
 from amtd.kube.api import EVENTS, SECURITY_EVENTS, ApiError, Cluster, ConflictError, NotFoundError
@@ -103,14 +107,65 @@ def record_executions_status(
         written, standing[:] = record_executions(status, attempts)
         return written
 
-    try:
-        cluster.mutate_status(
-            SECURITY_EVENTS, name, mutate, current=current, attempts=RECORD_ATTEMPTS
-        )
-    except NotFoundError:
-        LOG.warning("SecurityEvent %s is gone: %d execution(s) not recorded", name, len(attempts))
-        return None
+    with LATEST.writing(name) as latest:
+        try:
+            written = cluster.mutate_status(
+                SECURITY_EVENTS, name, mutate, current=latest.get() or current,
+                attempts=RECORD_ATTEMPTS,
+            )  # fmt: skip
+        except NotFoundError:
+            LOG.warning("SecurityEvent %s is gone: %d execution(s) not recorded", name,
+                        len(attempts))  # fmt: skip
+            latest.set(None)
+            return None
+        latest.set(written)
     return standing
+
+
+@dataclass
+class Latest:
+    """One SecurityEvent's newest copy this process wrote, while its writer holds the lock."""
+
+    obj: Object | None = None
+
+    def get(self) -> Object | None:
+        """The copy (None: none kept)."""
+        return self.obj
+
+    def set(self, obj: Object | None) -> None:
+        """Keep ``obj`` (None: forget it)."""
+        self.obj = obj
+
+
+class LatestWrites:
+    """Status writes to one SecurityEvent, one at a time in this process, each based on the
+    copy the one before wrote.
+
+    The parts of a split request reach an executor at once and all record on the same, large
+    SecurityEvent: written concurrently, each would meet a 409, read the object again and
+    retry, so the reads grow with the square of the parts. In turn, and based on the last copy
+    written, each part is one write; a copy made stale by another process still meets a 409
+    (the write is conditional) and is read again, so nothing rests on it.
+    """
+
+    def __init__(self, keep: int = 16) -> None:  # copies kept: a large status is ~1 MB
+        self.keep = keep
+        self.lock = threading.Lock()
+        self.entries: OrderedDict[str, tuple[threading.Lock, Latest]] = OrderedDict()
+
+    @contextlib.contextmanager
+    def writing(self, name: str) -> Iterator[Latest]:
+        """Hold the SecurityEvent's write turn; its latest copy to read and replace."""
+        with self.lock:
+            entry = self.entries.pop(name, None) or (threading.Lock(), Latest())
+            self.entries[name] = entry
+            while len(self.entries) > self.keep:
+                self.entries.popitem(last=False)
+        with entry[0]:
+            yield entry[1]
+
+
+LATEST = LatestWrites()
 
 
 def publish_events(cluster: Cluster, events: Iterable[Object]) -> None:
