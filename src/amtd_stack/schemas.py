@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -215,7 +216,7 @@ def compile_check(json_schema: Any) -> Callable[[Any], bool]:
     formats) the Draft 4 validator decides; a schema it cannot compile always goes there."""
     try:
         check = fastjsonschema.compile(json_schema, use_default=False)
-    except fastjsonschema.JsonSchemaDefinitionException:
+    except (fastjsonschema.JsonSchemaDefinitionException, re.error):  # e.g. a Go-only regex
         return lambda value: False
 
     def is_valid(value: Any) -> bool:

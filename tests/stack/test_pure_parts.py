@@ -140,3 +140,8 @@ def test_validation_messages_are_worded_as_the_real_server_words_them(
 ) -> None:
     (cause,) = validation_causes({"x": value}, {"type": "object", "properties": {"x": schema}})
     assert wording in cause["message"]
+
+
+def test_a_pattern_python_cannot_compile_falls_back_to_the_full_validator() -> None:
+    schema = {"type": "object", "properties": {"x": {"type": "string", "pattern": "(?<n>a)"}}}
+    assert [c["field"] for c in validation_causes({"x": 5}, schema)] == ["x"]
