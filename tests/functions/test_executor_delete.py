@@ -371,3 +371,23 @@ def test_a_decided_step_with_altered_guards_is_refused(stand: Stand, client: Fla
 
     assert (reply.status_code, reply.get_json()["error"]) == (403, "InvalidSignature")
     assert stand.cluster.find(PODS, "lonely", "shop") is not None
+
+
+def test_a_step_that_fails_for_now_leaves_the_others_recorded(
+    stand: Stand, client: FlaskClient
+) -> None:
+    pods = create_deployment(stand.cluster, "shop", "web", 3)
+    request = create_decided_event(stand.cluster, "sev-partial", pods, "delete")
+    failing = pods[1]["metadata"]["name"]
+    stand.server.inject_faults(1.0, statuses=(503,), match=lambda r: r.verb == "delete"
+                               and r.resource == "pods" and r.name == failing)  # fmt: skip
+    assert post_event(client, request).status_code == 503  # the Broker retries
+    recorded = {item.target: item.reason for item in read_status(stand.cluster, "sev-partial")
+                .executions}  # fmt: skip
+    others = {f"shop/{pod['metadata']['name']}" for pod in pods} - {f"shop/{failing}"}
+    assert recorded == dict.fromkeys(others, "PodDeleted")  # acted, so recorded before the 503
+    stand.server.clear_faults()
+    assert post_event(client, request).status_code == 200  # the retry does only what is left
+    status = read_status(stand.cluster, "sev-partial")
+    assert sorted(item.reason for item in status.executions) == ["PodDeleted"] * 3
+    assert len([r for r in pod_deletes(stand) if r.status == 200]) == 3

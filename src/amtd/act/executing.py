@@ -124,8 +124,8 @@ def execute_request(
     UnverifiedStepError, before anything is read, when a step is not signed by the matcher.
     New steps are settled concurrently (at most ``settings.concurrency`` at a time) and recorded
     in one status write, against the SecurityEvent as read here (a read fewer; if it changed
-    meanwhile the write is refused with a 409 and retried on a fresh read). A TransientError of
-    one step is raised only once the others' executions are recorded.
+    meanwhile the write is refused with a 409 and retried on a fresh read). An error of one
+    step (a TransientError: 503) is raised only once the others' executions are recorded.
     """
     ref = request.security_event
     steps = request.steps_for(settings.action.name)
@@ -152,17 +152,18 @@ def execute_request(
 def settle_steps(
     cluster: Cluster, ref: SecurityEventRef, steps: Sequence[ActionStep],
     settings: ExecutorSettings, now: str,
-) -> tuple[list[Outcome], TransientError | None]:  # fmt: skip
+) -> tuple[list[Outcome], Exception | None]:  # fmt: skip
     """Settle the steps, at most ``settings.concurrency`` at a time; their outcomes, and the
-    first TransientError met (its step stays unsettled, for the Broker's retry)."""
+    first error met (its step stays unsettled, for the Broker's retry). Any error is held until
+    the others' outcomes are recorded: a step that acted must never go unrecorded."""
     if not steps:
         return [], None
-    failures: list[TransientError] = []
+    failures: list[Exception] = []
 
     def settle(step: ActionStep) -> Outcome | None:
         try:
             return settle_outcome(cluster, ref, step, settings, now)
-        except TransientError as error:
+        except Exception as error:  # raised by the caller once the rest is recorded
             failures.append(error)
             return None
 
