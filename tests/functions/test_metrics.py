@@ -29,6 +29,7 @@ from support.cloudevents import as_binary
 from support.executors import create_decided_event, event_of
 from support.functions import ROOT, serve_function
 from support.ingesting import PING, TOKEN, bearer
+from support.matching import apiserver_event
 from support.standins import (
     Stand,
     create_deployment,
@@ -115,7 +116,7 @@ def test_the_matcher_counts_triages_and_new_decisions(stand: Stand) -> None:
     install_phoenix_sample(stand.cluster)
     pod = list_pods(stand.cluster, "demo", "app=nginx")[0]
     obj = create_security_event(stand.cluster, pods=[pod], rule_type="network-attack")
-    headers, body = as_binary(*announce(obj))
+    headers, body = as_binary(*apiserver_event(obj))
     with serve_function("matcher", {"KUBECONFIG": str(stand.kubeconfig("matcher"))}) as url:
         first = requests.post(url, headers=headers, data=body, timeout=30)
         again = requests.post(url, headers=headers, data=body, timeout=30)  # a redelivery
@@ -126,18 +127,6 @@ def test_the_matcher_counts_triages_and_new_decisions(stand: Stand) -> None:
     decisions = "amtd_matcher_decisions_total"
     assert total(samples, decisions, outcome="Matched", action="quarantine") == 1
     assert total(samples, decisions) == 1  # the redelivery decided nothing anew
-
-
-def announce(obj: dict[str, Any]) -> tuple[dict[str, str], Any]:
-    """The ApiServerSource's event (Resource mode) about a new SecurityEvent."""
-    name = obj["metadata"]["name"]
-    attributes = {
-        "type": "dev.knative.apiserver.resource.add", "source": "https://10.96.0.1:443",
-        "id": f"add-{name}", "subject": f"/apis/amtd.r6security.com/v1beta1/securityevents/{name}",
-        "datacontenttype": "application/json", "kind": obj["kind"],
-        "apiversion": obj["apiVersion"], "name": name,
-    }  # fmt: skip
-    return attributes, obj
 
 
 def test_an_executor_counts_each_step_once(stand: Stand) -> None:
