@@ -14,6 +14,7 @@ from support.cloudevents import read_reply
 from support.executors import (
     create_decided_event,
     event_of,
+    list_events_about,
     only_execution,
     post_event,
     read_status,
@@ -63,20 +64,30 @@ def test_deletes_the_pod_and_the_workload_replaces_it(stand: Stand, client: Flas
     assert [item.reason for item in status.executions] == ["PodDeleted"]
 
 
-def test_writes_events_on_the_pod_and_the_security_event(stand: Stand, client: FlaskClient) -> None:
+def test_events_go_on_the_pod_and_only_warnings_on_the_security_event(
+    stand: Stand, client: FlaskClient
+) -> None:  # fmt: skip
     pod, _ = create_deployment(stand.cluster, "shop", "web")
-    request = create_decided_event(stand.cluster, "sev-events", [pod], "delete")
+    done = create_decided_event(stand.cluster, "sev-done", [pod], "delete")
+    lonely = create_pod(stand.cluster, "shop", "lonely", {"app": "lonely"})  # no controller
+    not_done = create_decided_event(stand.cluster, "sev-warn", [lonely], "delete")
 
-    assert post_event(client, request).status_code == 200
+    assert only_execution(post_event(client, done))["reason"] == "PodDeleted"
+    assert only_execution(post_event(client, not_done))["reason"] == "StandalonePod"
 
     (on_pod,) = wait_for_events_about(stand.cluster, "shop", pod["metadata"]["name"])
     assert on_pod["involvedObject"]["uid"] == pod["metadata"]["uid"]
     assert (on_pod["reason"], on_pod["type"]) == ("PodDeleted", "Normal")
-    (on_event,) = wait_for_events_about(stand.cluster, "default", "sev-events")
+    assert "delete Succeeded" in on_pod["message"]
+    (on_event,) = wait_for_events_about(stand.cluster, "default", "sev-warn")
+    assert (on_event["reason"], on_event["type"]) == ("StandalonePod", "Warning")
     assert on_event["involvedObject"]["kind"] == "SecurityEvent"
     assert on_event["involvedObject"]["apiVersion"] == "amtd.r6security.com/v1beta1"
-    assert on_event["involvedObject"]["uid"] == request.security_event.uid
-    assert "delete Succeeded" in on_event["message"]
+    assert on_event["involvedObject"]["uid"] == not_done.security_event.uid
+    (warned,) = wait_for_events_about(stand.cluster, "shop", "lonely")
+    assert (warned["reason"], warned["type"]) == ("StandalonePod", "Warning")
+    # one worker writes Events in order: sev-done's would be there by now; the status tells it
+    assert list_events_about(stand.cluster, "default", "sev-done") == []
 
 
 def test_a_duplicate_has_one_effect_and_one_record(stand: Stand, client: FlaskClient) -> None:
@@ -89,7 +100,7 @@ def test_a_duplicate_has_one_effect_and_one_record(stand: Stand, client: FlaskCl
     assert {only_execution(reply)["reason"] for reply in replies} == {"PodDeleted"}
     assert len(pod_deletes(stand)) == 1
     assert len(read_status(stand.cluster, "sev-dup").executions) == 1
-    assert len(wait_for_events_about(stand.cluster, "default", "sev-dup")) == 1
+    assert len(wait_for_events_about(stand.cluster, "shop", pod["metadata"]["name"])) == 1
 
 
 def test_a_replay_after_restart_does_nothing(
@@ -99,7 +110,7 @@ def test_a_replay_after_restart_does_nothing(
     request = create_decided_event(stand.cluster, "sev-replay", [pod], "delete")
     assert post_event(client, request).status_code == 200
     wait_for_pods(stand.cluster, "shop", "app=web", 2)
-    wait_for_events_about(stand.cluster, "default", "sev-replay")  # the last write of the first
+    wait_for_events_about(stand.cluster, "shop", pod["metadata"]["name"])  # the first's last write
     stand.server.clear_requests()
 
     with stand.connect_functions(USER, monkeypatch):  # a new connection, a freshly loaded function

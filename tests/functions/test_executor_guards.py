@@ -347,7 +347,8 @@ def test_events_have_stable_names_and_the_right_type() -> None:
     assert first["message"] == "delete Skipped: why"
     assert build_event(pod, done, "shop")["type"] == "Normal"
     security_event = {"kind": "SecurityEvent", "name": "sev", "uid": "u"}
-    on_pod, on_event = build_step_events(done, pod, security_event, "shop")
+    assert build_step_events(done, pod, security_event, "shop") == [build_event(pod, done, "shop")]
+    on_pod, on_event = build_step_events(skipped, pod, security_event, "shop")
     assert on_pod["metadata"]["namespace"] == "shop"
     assert on_event["metadata"]["namespace"] == "default"
     assert on_pod["metadata"]["name"] != on_event["metadata"]["name"]

@@ -151,7 +151,7 @@ def test_a_duplicate_has_one_effect_and_one_record(stand: Stand, client: FlaskCl
     assert [record.status for record in creates] == [201]
     assert len(policies_of(stand, "shop")) == 1
     assert len(read_status(stand.cluster, "sev-dup").executions) == 1
-    assert len(wait_for_events_about(stand.cluster, "default", "sev-dup")) == 1
+    assert len(wait_for_events_about(stand.cluster, "shop", pod["metadata"]["name"])) == 1
 
 
 def test_a_retry_after_a_partial_attempt_completes(stand: Stand, client: FlaskClient) -> None:

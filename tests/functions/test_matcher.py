@@ -88,9 +88,23 @@ def test_network_attack_quarantines_the_pod(matcher: FlaskClient, cluster: Clust
     assert (status["phase"], status["action"], status["observedGeneration"]) == (
         "Decided", "quarantine", obj["metadata"]["generation"],
     )  # fmt: skip
-    [event] = wait_for_events_about(cluster, obj)
+
+
+def test_only_a_decision_leaving_a_target_unmatched_is_told_in_an_event(
+    matcher: FlaskClient, cluster: Cluster, pods: Any
+):
+    target = f"demo/{pods[0]['metadata']['name']}"
+    matched = create_security_event(cluster, targets=[target], rule_type="network-attack")
+    partly = create_security_event(
+        cluster, targets=[target, "demo/not-there"], rule_type="network-attack"
+    )
+    assert decide(matcher, matched)[0] == 200
+    assert decide(matcher, partly)[0] == 200
+    [event] = wait_for_events_about(cluster, partly)
     assert (event["reason"], event["type"]) == ("Decided", "Normal")
-    assert target in event["message"] and "quarantine" in event["message"]
+    assert "quarantine by" in event["message"] and "demo/not-there: PodNotFound" in event["message"]
+    # one worker writes the Events in order: the matched one's would be there by now
+    assert events_about(cluster, matched) == []  # its status and the executor's pod Event tell it
 
 
 def test_threat_level_rule_in_structured_reference_mode(
@@ -174,7 +188,7 @@ def test_status_update_is_not_decided_again(
     obj = create_security_event(cluster, pods=pods[:1], rule_type="x")
     assert decide(matcher, obj)[0] == 204
     decided = cluster.get(SECURITY_EVENTS, obj["metadata"]["name"])  # what the update announces
-    wait_for_events_about(cluster, obj)  # the decision's last write
+    assert status_of(cluster, obj["metadata"]["name"])["decisions"][0]["outcome"] == "Matched"
     apiserver.clear_requests()
     assert decide(matcher, decided, verb="update")[0] == 204
     assert decide(matcher, decided, verb="update", mode="ref")[0] == 204
@@ -186,8 +200,7 @@ def test_redelivered_add_repeats_the_same_event(
     matcher: FlaskClient, cluster: Cluster, pods: Any, apiserver: Any
 ):
     obj = create_security_event(cluster, pods=pods[:1], rule_type="network-attack")
-    _, first, first_data = decide(matcher, obj)
-    wait_for_events_about(cluster, obj)  # the decision's last write
+    _, first, first_data = decide(matcher, obj)  # matched: no Event written after the reply
     apiserver.clear_requests()
     code, again, again_data = decide(matcher, obj, mode="ref")
     assert code == 200 and again["id"] == first["id"] and again_data == first_data
@@ -318,7 +331,10 @@ def test_a_concurrent_decision_recorded_first_is_adopted(
     matcher: FlaskClient, cluster: Cluster, pods: Any
 ):
     """Two matchers decide one generation; the second to write uses the first one's record."""
-    obj = create_security_event(cluster, pods=pods[:1], rule_type="network-attack")
+    target = f"demo/{pods[0]['metadata']['name']}"
+    obj = create_security_event(  # a target left unmatched: the decision has an Event
+        cluster, targets=[target, "demo/not-there"], rule_type="network-attack"
+    )
     ref = read_ref(obj)
     ours = decide_security_event(cluster, obj, ref, now="2000-01-01T00:00:00Z")
     _, first, _ = decide(matcher, obj)  # the other matcher wins the race
@@ -326,13 +342,16 @@ def test_a_concurrent_decision_recorded_first_is_adopted(
     assert triage.outcome == "DecidedElsewhere" and triage.request is not None
     assert to_request_attributes(triage.request)["id"] == first["id"]
     assert triage.decisions[0].decided_at != "2000-01-01T00:00:00Z"  # theirs, not ours
-    [decision] = status_of(cluster, obj["metadata"]["name"])["decisions"]
+    decision = status_of(cluster, obj["metadata"]["name"])["decisions"][0]
     assert decision["decidedAt"] != "2000-01-01T00:00:00Z"
     assert len(wait_for_events_about(cluster, obj)) == 1
 
 
 def test_a_decision_for_an_outdated_spec_is_not_written(cluster: Cluster, pods: Any):
-    obj = create_security_event(cluster, pods=pods[:1], rule_type="network-attack")
+    target = f"demo/{pods[0]['metadata']['name']}"
+    obj = create_security_event(  # a target left unmatched: the decision has an Event
+        cluster, targets=[target, "demo/not-there"], rule_type="network-attack"
+    )
     ref = read_ref(obj)
     ours = decide_security_event(cluster, obj, ref, now="2000-01-01T00:00:00Z")
     patch = {"spec": {"rule": {"type": "filesystem-corruption"}}}
@@ -346,14 +365,18 @@ def test_a_decision_for_an_outdated_spec_is_not_written(cluster: Cluster, pods: 
 def test_kubectl_describe_shows_the_decision(
     matcher: FlaskClient, cluster: Cluster, pods: Any, kubeconfig: Path
 ):
-    obj = create_security_event(cluster, pods=pods[:1], rule_type="network-attack")
+    target = f"demo/{pods[0]['metadata']['name']}"
+    obj = create_security_event(
+        cluster, targets=[target, "demo/not-there"], rule_type="network-attack"
+    )
     assert decide(matcher, obj)[0] == 200
     wait_for_events_about(cluster, obj)
     command = ["kubectl", "--kubeconfig", str(kubeconfig), "describe", "securityevent"]
     shown = subprocess.run(
         [*command, obj["metadata"]["name"]], capture_output=True, text=True, timeout=60, check=True
     ).stdout
-    events = shown.split("Events:", 1)[1]
+    status, events = shown.split("Status:", 1)[1].split("Events:", 1)
+    assert "Decisions:" in status and SAMPLE_POLICY in status and target in status
     assert "Decided" in events and "amtd-matcher" in events and "quarantine by" in events
 
 

@@ -69,7 +69,7 @@ def test_release_deletes_the_isolated_pod_and_its_policy(
     assert release_record.step_id == f"{status.executions[0].step_id}/release"
     assert release_record.pod_uid == quarantined["metadata"]["uid"]
     assert status.phase == "Completed"
-    events = wait_for_events_about(stand.cluster, "default", "sev-q", count=2)
+    events = wait_for_events_about(stand.cluster, "shop", name, count=2)
     reasons = {event["reason"] for event in events}
     assert reasons == {"PodQuarantined", "Released"}
 

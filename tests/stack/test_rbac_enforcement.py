@@ -234,7 +234,7 @@ def test_kubectl_auth_can_i_list_and_whoami(enforcing: tuple[ApiServer, Path]) -
 
     rows = {line.split()[0]: re.findall(r"\[([^]]*)\]", line)[-1].split()
             for line in listed.splitlines()[1:]}  # fmt: skip
-    assert sorted(rows["pods"]) == ["delete", "get", "patch"]
+    assert sorted(rows["pods"]) == ["delete", "get"]
     assert rows["pods/eviction"] == ["create"] and "networkpolicies.networking.k8s.io" not in rows
     assert f"Username    {account('matcher')}" in whoami
     assert "system:serviceaccounts:amtd-system" in whoami

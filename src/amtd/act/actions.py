@@ -32,3 +32,7 @@ class ExecutableAction:
     judge_gone: Callable[[str], StepVerdict]  # the target pod is gone or terminating
     # whether it may act on a pod amtd quarantined (else Skipped / PodQuarantined: evidence kept)
     acts_on_quarantined: bool = False
+    # whether its effect outlives the step on a pod that stays (a quarantine): then it claims the
+    # pod first (amtd.act.claiming). A delete ends the pod: it claims nothing, its call is made
+    # conditional on the resourceVersion read, so a claim written since is a 409 all the same.
+    leaves_claim: bool = True

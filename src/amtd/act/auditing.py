@@ -3,7 +3,9 @@
 Each step ends with one :class:`Execution` in the SecurityEvent's status (conflict-safe: two
 executors may write at once; a step that already has one is never recorded twice, except that the
 attempt that acted replaces a racing duplicate's "already gone") and a core/v1 Event
-(:mod:`amtd.kube.events`) on the pod and on the SecurityEvent, so ``kubectl describe`` shows it.
+(:mod:`amtd.kube.events`) on the pod, where its owners look (``kubectl get events -n``); a Warning
+(Skipped, Failed) also on the SecurityEvent. A success is in the SecurityEvent's status already:
+one Event per effect keeps a storm of 1 000 alerts from writing 3 000 Events.
 Event names derive from the step and its reason, so a retried write is a 409 ("already
 recorded"), not a second Event.
 
@@ -64,19 +66,25 @@ def build_event(involved: Mapping[str, str], execution: Execution, namespace: st
         # the reason too: a record replacing a duplicate's (record_execution_status) is told too
         key=f"{involved.get('uid', '')}/{execution.step_id}/{execution.action}/{execution.reason}",
         component=execution.executor, now=execution.time, action=execution.action,
-        event_type="Warning" if execution.result in ("Skipped", "Failed") else "Normal",
+        event_type="Warning" if is_warning(execution) else "Normal",
     )  # fmt: skip
+
+
+def is_warning(execution: Execution) -> bool:
+    """Whether the execution needs an operator's attention (it did not do what was decided)."""
+    return execution.result in ("Skipped", "Failed")
 
 
 def build_step_events(
     execution: Execution, pod: Mapping[str, str], security_event: Mapping[str, str],
     namespace: str,
 ) -> list[Object]:  # fmt: skip
-    """The Events for one execution: on the pod (its namespace) and on the SecurityEvent. Pure."""
-    return [
-        build_event(pod, execution, namespace),
-        build_event(security_event, execution, CLUSTER_SCOPED_EVENTS_NAMESPACE),
-    ]
+    """The Events for one execution: on the pod (its namespace), and on the SecurityEvent too
+    when it is a Warning. Pure."""
+    on_pod = build_event(pod, execution, namespace)
+    if not is_warning(execution):
+        return [on_pod]
+    return [on_pod, build_event(security_event, execution, CLUSTER_SCOPED_EVENTS_NAMESPACE)]
 
 
 def record_execution_status(
@@ -183,7 +191,7 @@ def publish_events(cluster: Cluster, events: Iterable[Object]) -> None:
 def announce_execution(
     cluster: Cluster, execution: Execution, security_event: str, uid: str | None
 ) -> None:
-    """The Events of a newly recorded execution: on its pod and on the SecurityEvent."""
+    """The Events of a newly recorded execution (:func:`build_step_events`)."""
     target = parse_target(execution.target)
     pod = refer_to_pod(target.namespace, target.name, execution.pod_uid)
     involved = refer_to_security_event(security_event, uid)

@@ -4,7 +4,9 @@ Delivery is at-least-once and two SecurityEvents may ask for different actions o
 once (delete + quarantine). Before acting, an executor merge-patches its claim onto the pod
 together with the resourceVersion it read: the API server answers 409 if anyone wrote the pod in
 between, so exactly one claimant wins. A retry of the same step finds its own claim and carries
-on; any other step finds a standing claim and is skipped.
+on; any other step finds a standing claim and is skipped. An action whose effect ends the pod
+(delete, evict) claims nothing: its call carries the resourceVersion it read as a precondition,
+which excludes a racing claimant just as well, and there is no pod left for a claim to guard.
 
 The claim (annotation ``claimed-by``) is JSON naming the SecurityEvent, the step and the pod's
 uid. Anyone who can write a pod template or a pod can write that annotation too, so a claim

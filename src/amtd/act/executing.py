@@ -236,7 +236,8 @@ def settle_or_fail(
 def settle_step(
     cluster: Cluster, step: ActionStep, settings: ExecutorSettings, name: str
 ) -> tuple[StepVerdict, bool]:
-    """Guard, claim and act, re-reading the pod whenever it changed underneath.
+    """Guard, claim (if the action leaves a claim) and act, re-reading the pod whenever it
+    changed underneath.
 
     Returns the verdict and whether it is the action's own (it acted), not a guard's.
     """
@@ -255,7 +256,7 @@ def settle_step(
         if verdict is not None:
             return verdict, False
         try:
-            claimed = claim_pod(cluster, step, pod, name)
+            claimed = claim_pod(cluster, step, pod, name) if settings.action.leaves_claim else pod
             return settings.action.perform(cluster, step, claimed, name, settings.env), True
         except ConflictError:
             pod = cluster.find(PODS, target.name, target.namespace)

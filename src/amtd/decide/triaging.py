@@ -8,8 +8,10 @@ conflict-safe status write, and return the steps executors must perform.
 Status writes fire ``update`` events of their own; they never re-decide, because a generation
 already recorded (``status.observedGeneration``) is not decided again. Only a redelivery (the
 caller says ``may_replay``) of a decided generation re-emits the recorded, unexecuted steps.
-The decision's Kubernetes Event is best effort and handed to ``defer`` (the matcher writes it
-after its reply, :mod:`amtd.kube.deferring`); by default it is written at once.
+A decision with a target left unmatched gets a Kubernetes Event on the SecurityEvent (no executor
+will write one for that target); a fully matched one is told by its status and by the executors'
+Events on the pods. The Event is best effort and handed to ``defer`` (the matcher writes it after
+its reply, :mod:`amtd.kube.deferring`); by default it is written at once.
 """
 
 from __future__ import annotations
@@ -227,7 +229,8 @@ def record_and_request(
         return adopt_recorded(cluster, ref)
     for decision in decisions:
         logger.info("SecurityEvent %s decided %s", ref.name, explain_decision(decision))
-    defer(partial(emit_decision_event, cluster, ref, written, tuple(decisions), now))
+    if not all(decision.outcome == "Matched" for decision in decisions):
+        defer(partial(emit_decision_event, cluster, ref, written, tuple(decisions), now))
     return Triage("Decided", make_action_request(ref, decisions, executions), tuple(decisions))
 
 
@@ -254,7 +257,8 @@ def emit_decision_event(
     cluster: Cluster, ref: SecurityEventRef, written: Object, decisions: Sequence[Decision],
     now: str,
 ) -> None:  # fmt: skip
-    """A Kubernetes Event (reason Decided or Unmatched) on the SecurityEvent; best effort."""
+    """A Kubernetes Event on the SecurityEvent: reason Unmatched (no target matched, Warning) or
+    Decided (some did); best effort."""
     unmatched = (written.get("status") or {}).get("phase") == "Unmatched"
     reason = "Unmatched" if unmatched else "Decided"
     involved = refer_to_security_event(ref.name, ref.uid)

@@ -333,11 +333,14 @@ class Cluster:
     def delete(
         self, resource: Resource, name: str, namespace: str | None = None,
         uid: str | None = None, grace_period_seconds: int | None = None,
+        resource_version: str | None = None,
     ) -> Object:  # fmt: skip
-        """Delete an object; with ``uid``, only that incarnation (else ConflictError)."""
+        """Delete an object; with ``uid`` (and ``resource_version``), only that incarnation (and
+        version), else ConflictError."""
         options: Object = {"kind": "DeleteOptions", "apiVersion": "v1"}
-        if uid:
-            options["preconditions"] = {"uid": uid}
+        preconditions = {"uid": uid, "resourceVersion": resource_version}
+        if any(preconditions.values()):
+            options["preconditions"] = {key: value for key, value in preconditions.items() if value}
         if grace_period_seconds is not None:
             options["gracePeriodSeconds"] = grace_period_seconds
         return self.request("DELETE", resource.path(namespace, name), options)

@@ -1,5 +1,10 @@
 """Performing a delete: exactly this incarnation of the pod (uid precondition), once.
 
+The delete is also conditional on the pod's resourceVersion as the executor read and judged it:
+a delete leaves no claim on the pod (:mod:`amtd.act.claiming`), so this precondition is what
+makes a claim, label or any other write since then a 409, after which the executor reads the pod
+again and judges it anew.
+
 With ``eviction: true`` the pod is evicted instead (policy/v1 ``Eviction``, same uid
 precondition), so the API server honours its PodDisruptionBudget. A budget that allows no
 disruption now answers 429: the step is left open and the request answered 503, so the Broker
@@ -49,8 +54,10 @@ def delete_pod(
         return evict_pod(cluster, step, pod, security_event)
     meta = pod["metadata"]
     grace = step.parameters.get("gracePeriodSeconds")
-    cluster.delete(PODS, meta["name"], meta["namespace"], uid=meta["uid"],
-                   grace_period_seconds=grace)  # fmt: skip
+    cluster.delete(
+        PODS, meta["name"], meta["namespace"], uid=meta["uid"], grace_period_seconds=grace,
+        resource_version=meta["resourceVersion"],
+    )  # fmt: skip
     message = f"deleted pod {meta['namespace']}/{meta['name']} (uid {meta['uid']})"
     return StepVerdict("Succeeded", "PodDeleted", message)
 
@@ -58,7 +65,9 @@ def delete_pod(
 def build_eviction(pod: Pod, grace: int | None) -> Object:
     """The policy/v1 Eviction of exactly this incarnation of the pod."""
     meta = pod["metadata"]
-    options: Object = {"preconditions": {"uid": meta["uid"]}}
+    options: Object = {
+        "preconditions": {"uid": meta["uid"], "resourceVersion": meta["resourceVersion"]}
+    }
     if grace is not None:
         options["gracePeriodSeconds"] = grace
     return {
@@ -102,4 +111,4 @@ def judge_gone_pod(target: str) -> StepVerdict:
     return StepVerdict("Succeeded", "PodAlreadyGone", f"pod {target} is already gone")
 
 
-DELETE = ExecutableAction("delete", delete_pod, describe_delete, judge_gone_pod)
+DELETE = ExecutableAction("delete", delete_pod, describe_delete, judge_gone_pod, leaves_claim=False)
