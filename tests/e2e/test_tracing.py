@@ -12,8 +12,9 @@ from collections.abc import Iterator
 import pytest
 
 from amtd.model.traces import TRACEPARENT_ANNOTATION
+from amtd_stack.running.traces import read_ids, tracing_env
 from support.stacks import LiveStack, delete_by_falco_alert, run_stack, wait_for
-from support.traces import ReceivedSpan, TraceReceiver, read_ids, run_trace_receiver, tracing_env
+from support.traces import TraceReceiver, run_trace_receiver
 
 pytestmark = pytest.mark.e2e
 
@@ -28,13 +29,8 @@ def receiver() -> Iterator[TraceReceiver]:
 @pytest.fixture(scope="module")
 def live(receiver: TraceReceiver, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     """A stack of its own whose functions all trace (named ``live``: failures carry its logs)."""
-    with run_stack(tmp_path_factory.mktemp("e2e-traced"), tracing_env(receiver)) as running:
+    with run_stack(tmp_path_factory.mktemp("e2e-traced"), tracing_env(receiver.url)) as running:
         yield running
-
-
-def spans_of(receiver: TraceReceiver, trace_id: str) -> list[ReceivedSpan]:
-    """The spans received so far of one trace."""
-    return [span for span in receiver.spans() if span.trace_id == trace_id]
 
 
 def test_one_alert_that_deletes_a_pod_is_one_trace(
@@ -43,9 +39,9 @@ def test_one_alert_that_deletes_a_pod_is_one_trace(
     event = delete_by_falco_alert(live, "traced-delete")
     trace_id = read_ids(event["metadata"]["annotations"][TRACEPARENT_ANNOTATION])[:32]
     wanted = {"amtd.ingest.request", "amtd.ingest.alert", "amtd.decide", "amtd.execute"}
-    wait_for(lambda: wanted <= {span.name for span in spans_of(receiver, trace_id)} or None,
+    wait_for(lambda: wanted <= {span.name for span in receiver.spans_of(trace_id)} or None,
              f"spans {sorted(wanted)} in trace {trace_id}")  # fmt: skip
-    spans = spans_of(receiver, trace_id)
+    spans = receiver.spans_of(trace_id)
     by_name = {span.name: span for span in spans}
     assert {span.service for span in spans} >= {"ingest-falco", "matcher", "executor-delete"}
     (root,) = [span for span in spans if span.parent_span_id == ""]  # one trace, one root

@@ -19,7 +19,8 @@ from cloudevents.http import CloudEvent
 from amtd_stack.eventing.brokers import TriggerRoute
 from amtd_stack.eventing.deliveries import DeliverySpec
 from amtd_stack.eventing.filtering import compile_trigger_filter
-from support.receivers import Answer, Receiver, Recorded, answers
+from amtd_stack.running.receivers import Received
+from support.receivers import Answer, Receiver, answers
 from support.waiting import wait_until
 
 from .conftest import RunningBroker
@@ -284,7 +285,7 @@ def test_accepted_202_with_body_is_not_a_reply(
     assert len(accepting.requests) == 1 and running.router.dead_letters == []
 
 
-def numbered_reply(recorded: Recorded, number: int) -> Answer:
+def numbered_reply(received: Received, number: int) -> Answer:
     """Reply with the subscribed type (a loop), a new id each time: r-1, r-2, ..."""
     return ce_reply(TYPE, f"r-{number}")
 

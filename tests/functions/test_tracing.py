@@ -17,6 +17,7 @@ import requests
 from amtd.kube.api import SECURITY_EVENTS
 from amtd.model.actionevents import to_request_attributes
 from amtd.model.traces import TRACEPARENT_ANNOTATION
+from amtd_stack.running.traces import ReceivedSpan, read_ids, tracing_env
 from support.builders import FALCO_ALERT, falco_alert, kubearmor_alert, make_security_event
 from support.cloudevents import as_binary, read_reply
 from support.executors import create_decided_event
@@ -24,13 +25,7 @@ from support.functions import ROOT, serve_function
 from support.ingesting import PING, TOKEN, bearer, security_events
 from support.matching import apiserver_event
 from support.standins import Stand, create_deployment, install_phoenix_sample, list_pods
-from support.traces import (
-    ReceivedSpan,
-    TraceReceiver,
-    read_ids,
-    run_trace_receiver,
-    tracing_env,
-)
+from support.traces import TraceReceiver, run_trace_receiver
 
 SERVER_KIND = 2  # OTLP SPAN_KIND_SERVER
 FORGED = [
@@ -65,7 +60,7 @@ def assert_child_of(span: ReceivedSpan, parent: tuple[str, str], service: str) -
 def ingest_env(stand: Stand, receiver: TraceReceiver) -> dict[str, str]:
     """ingest-falco's environment, traced to ``receiver``."""
     kubeconfig = str(stand.kubeconfig("ingest-falco"))
-    return {"KUBECONFIG": kubeconfig, "INGEST_TOKEN": TOKEN, **tracing_env(receiver)}
+    return {"KUBECONFIG": kubeconfig, "INGEST_TOKEN": TOKEN, **tracing_env(receiver.url)}
 
 
 def test_ingest_continues_the_callers_trace_and_annotates_the_security_event(
@@ -102,7 +97,7 @@ def test_each_alert_of_a_batch_is_a_span_of_the_request(stand: Stand) -> None:
               kubearmor_alert(Type="SystemEvent", PolicyName=None)]  # fmt: skip
     with (
         run_trace_receiver() as receiver,
-        serve_function("ingest-kubearmor", {**env, **tracing_env(receiver)}) as url,
+        serve_function("ingest-kubearmor", {**env, **tracing_env(receiver.url)}) as url,
     ):
         body = "\n".join(json.dumps(alert) for alert in alerts)
         headers = {**bearer(), "Content-Type": "application/x-ndjson"}
@@ -166,7 +161,7 @@ def post_traced(
     headers, body = event
     with (
         run_trace_receiver() as receiver,
-        serve_function(function, {**env, **tracing_env(receiver)}) as url,
+        serve_function(function, {**env, **tracing_env(receiver.url)}) as url,
     ):
         answer = requests.post(url, headers=headers, data=body, timeout=60)
         return answer, only(receiver.wait_for_spans(span))

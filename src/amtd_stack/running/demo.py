@@ -5,22 +5,20 @@ A Phoenix sample Deployment and policy, then three real alerts: Falco reports a 
 another (the policy says quarantine: it keeps running, isolated, and is replaced in its workload)
 and Prometheus Alertmanager reports a crypto miner in a third (the policy says debugger: an
 ephemeral container is added to the pod for a look inside). Every step is read back from the API
-server, not assumed.
+server, not assumed. The first alert's trace is printed as the functions exported it (each traces
+to the demo's loopback OTLP collector), and every function's metrics at the end.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import secrets
 import shutil
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,8 +26,17 @@ import requests
 import yaml
 
 from amtd.kube.api import NETWORK_POLICIES, PODS, POLICIES, SECURITY_EVENTS, Cluster, Resource
+from amtd.model.traces import read_annotated_traceparent
+from amtd_stack.running.receivers import LoopbackReceiver, Received, Reply
 from amtd_stack.running.scraping import scrape_all, summarize
-from amtd_stack.running.stack import Stack
+from amtd_stack.running.stack import ALL_FUNCTIONS, Stack
+from amtd_stack.running.traces import (
+    ReceivedSpan,
+    TraceCollector,
+    read_ids,
+    render_trace,
+    tracing_env,
+)
 
 NAMESPACE = "demo"
 ROOT = Path(__file__).resolve().parents[3]
@@ -39,57 +46,51 @@ DEPLOYMENTS = Resource("apps", "v1", "deployments", namespaced=True)
 T = TypeVar("T")
 # The functions whose func.yaml reads the ingest token Secret, which the demo stands in for.
 INGEST_FUNCTIONS = ("ingest-falco", "ingest-kubearmor", "ingest-alertmanager")
+# The spans one Falco alert that deletes a pod leaves, one per hop (docs/tracing.md §3).
+TRACED_HOPS = frozenset({"amtd.ingest.request", "amtd.ingest.alert", "amtd.decide", "amtd.execute"})
 
 
-class ChatReceiver(ThreadingHTTPServer):
+class ChatReceiver(LoopbackReceiver):
     """A stand-in for a Slack incoming webhook on loopback: keeps each message's text."""
 
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), ChatHandler)
+        super().__init__()
         self.texts: list[str] = []
-        self.daemon_threads = True
 
     @property
     def url(self) -> str:
         """The webhook URL notify is given (through the Secret amtd-notify)."""
-        return f"http://127.0.0.1:{self.server_port}/services/demo"
+        return f"{super().url}/services/demo"
 
-
-class ChatHandler(BaseHTTPRequestHandler):
-    """Accept a POSTed ``{"text": ...}`` as Slack does (200 ``ok``)."""
-
-    server: ChatReceiver
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.server.texts.append(str(json.loads(body).get("text", "")))
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, *args: object) -> None:  # the demo narrates; no access log
-        pass
-
-
-@contextlib.contextmanager
-def run_chat_receiver() -> Iterator[ChatReceiver]:
-    """A :class:`ChatReceiver` serving in a thread until the block ends."""
-    receiver = ChatReceiver()
-    thread = threading.Thread(target=receiver.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield receiver
-    finally:
-        receiver.shutdown()
-        receiver.server_close()
-        thread.join(5)
+    def accept(self, received: Received) -> Reply:
+        """Accept a POSTed ``{"text": ...}`` as Slack does (200 ``ok``)."""
+        self.texts.append(str(json.loads(received.body).get("text", "")))
+        return Reply(200, body=b"ok")
 
 
 def show_notification(receiver: ChatReceiver, pod: str) -> None:
     """Wait for notify's message about ``pod`` and print it as the chat got it."""
     text = wait_for("the notification", lambda: next((t for t in receiver.texts if pod in t), None))
     say(f"   notify → chat webhook: {text}")
+
+
+def show_trace(cluster: Cluster, collector: TraceCollector, name: str) -> None:
+    """Print the trace of SecurityEvent ``name``'s alert, found by the trace context ingest
+    annotated it with, once every hop's span has been exported."""
+    traceparent = read_annotated_traceparent(cluster.get(SECURITY_EVENTS, name))
+    if traceparent is None:  # tracing turned off from outside (OTEL_SDK_DISABLED=true, say)
+        say("   (no trace: the SecurityEvent carries no trace context)")
+        return
+    trace_id = read_ids(traceparent)[:32]
+
+    def complete() -> list[ReceivedSpan] | None:
+        spans = collector.spans_of(trace_id)
+        return spans if {span.name for span in spans} >= TRACED_HOPS else None
+
+    spans = wait_for("the alert's spans", complete)
+    say("   one trace (OpenTelemetry, exported by each function to the stack's OTLP receiver):")
+    for line in render_trace(spans):
+        say(f"     {line}")
 
 
 def say(text: str) -> None:
@@ -220,8 +221,11 @@ def follow_execution(cluster: Cluster, name: str) -> dict[str, Any]:
     return status
 
 
-def act_delete(stack: Stack, cluster: Cluster, token: str, chat: ChatReceiver) -> None:
-    """Act 1: Falco alert → delete → the Deployment replaces the pod → a chat message."""
+def act_delete(
+    stack: Stack, cluster: Cluster, token: str, chat: ChatReceiver, collector: TraceCollector
+) -> None:
+    """Act 1: Falco alert → delete → the Deployment replaces the pod → a chat message → the
+    alert's trace."""
     before = {pod["metadata"]["name"] for pod in running_pods(cluster)}
     victim = min(before)
     say(f"\n1. Falco: 'Terminal shell in container' in pod {victim}")
@@ -233,6 +237,7 @@ def act_delete(stack: Stack, cluster: Cluster, token: str, chat: ChatReceiver) -
     say(f"   replacement pod {replacement} is Running — the target moved")
     follow_execution(cluster, name)
     show_notification(chat, victim)
+    show_trace(cluster, collector, name)
 
 
 def act_quarantine(stack: Stack, cluster: Cluster, token: str) -> None:
@@ -306,15 +311,21 @@ def function_urls(stack: Stack) -> dict[str, str]:
     return {name: str(url) for name, url in stack.endpoints()["functions"].items()}
 
 
+def function_overrides(token: str, collector: TraceCollector) -> dict[str, dict[str, str]]:
+    """Every function traces to ``collector``; the ingest functions also take ``token``."""
+    ingest = {name: {"INGEST_TOKEN": token} for name in INGEST_FUNCTIONS}
+    return {ALL_FUNCTIONS: tracing_env(collector.url), **ingest}
+
+
 def run_demo(state_dir: Path) -> None:
     """Start, set up, attack three times, show, stop."""
     token = secrets.token_urlsafe(24)
-    overrides = {name: {"INGEST_TOKEN": token} for name in INGEST_FUNCTIONS}
     say("Starting the embedded stack (API server stand-in, local Knative Eventing, functions)…")
     started = time.monotonic()
     with (
-        run_chat_receiver() as chat,
-        Stack(ROOT, state_dir, env_overrides=overrides,
+        ChatReceiver() as chat,
+        TraceCollector() as collector,
+        Stack(ROOT, state_dir, env_overrides=function_overrides(token, collector),
               notify={"kind": "slack", "url": chat.url}) as stack,
     ):  # fmt: skip
         say(f"   up in {time.monotonic() - started:.1f} s; broker {stack.broker_url()}")
@@ -326,7 +337,7 @@ def run_demo(state_dir: Path) -> None:
         )
         say(f"   pods Running: {', '.join(pod['metadata']['name'] for pod in pods)}")
         say(f"   notify posts to a Slack-style webhook on {chat.url} (the Secret amtd-notify)")
-        act_delete(stack, cluster, token, chat)
+        act_delete(stack, cluster, token, chat, collector)
         act_quarantine(stack, cluster, token)
         act_debug(stack, cluster, token)
         show_kubectl(stack)
