@@ -14,7 +14,8 @@ from amtd.model.objects import Object
 
 from .deleting import request_deletion
 from .storing import KindKey
-from .workloads import PODS, Workloads, controller_uid
+from .workloads import Workloads
+from .workqueues import PODS, controller_uid
 
 JOBS: KindKey = ("batch", "jobs")
 UID_LABEL = "batch.kubernetes.io/controller-uid"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from .apierrors import bad_request
@@ -114,6 +115,15 @@ def is_selected(
 ) -> bool:
     """Whether an object passes both a label and a field selector."""
     return labels(obj.get("metadata", {}).get("labels") or {}) and fields(obj)
+
+
+def compile_label_selector(selector: Mapping[str, Any]) -> Callable[[Mapping[str, str]], bool]:
+    """:func:`match_label_selector_object` for one selector, as a predicate on labels; a
+    matchLabels-only selector (the common case) is one C-level subset test per pod."""
+    if selector.get("matchExpressions"):
+        return partial(match_label_selector_object, selector)
+    wanted = dict(selector.get("matchLabels") or {}).items()
+    return lambda labels: wanted <= labels.items()
 
 
 def match_label_selector_object(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:

@@ -14,7 +14,7 @@ import copy
 import hashlib
 import itertools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from amtd.model.objects import Object
@@ -23,14 +23,20 @@ from .defaulting import default_pod
 from .deleting import request_deletion
 from .resources import Registry
 from .revisions import record_revision, surplus_replicasets
-from .selectors import match_label_selector_object
+from .selectors import compile_label_selector
 from .stamping import now_rfc3339, random_suffix, stamp_created
 from .storing import KindKey, Store, StoreEvent
+from .workqueues import (
+    DEPLOYMENTS,
+    NAMESPACES,
+    PODS,
+    REPLICASETS,
+    PodIndex,
+    controller_uid,
+    queue_changes,
+    queue_everything,
+)
 
-DEPLOYMENTS: KindKey = ("apps", "deployments")
-REPLICASETS: KindKey = ("apps", "replicasets")
-PODS: KindKey = ("", "pods")
-NAMESPACES: KindKey = ("", "namespaces")
 # Kinds the other controllers (jobs.py, daemonsets.py) read, so their changes mean work too.
 OTHER_CONTROLLED: tuple[KindKey, ...] = (("batch", "jobs"), ("apps", "daemonsets"), ("", "nodes"))
 HASH_LABEL = "pod-template-hash"
@@ -66,14 +72,6 @@ def controller_ref(owner: Object) -> Object:
     }
 
 
-def controller_uid(obj: Object) -> str | None:
-    """The uid of the object's controller, if it has one."""
-    for ref in obj["metadata"].get("ownerReferences") or []:
-        if ref.get("controller"):
-            return str(ref.get("uid"))
-    return None
-
-
 def is_workload_change(event: StoreEvent) -> bool:
     """Whether a change can give the workload controller work: other kinds never do, nor a
     pod change the controllers do not read (an annotation, such as an executor's claim)."""
@@ -104,17 +102,22 @@ class Workloads:
         self.registry = registry
         self._ips = itertools.count(2)
         self.extras: list[Callable[[], None]] = []  # more reconcilers, run after these
+        self.pods = PodIndex(store)
 
-    def reconcile(self) -> None:
-        """One pass over every deployment, replicaset and unstarted pod."""
+    def reconcile(self, changes: Sequence[StoreEvent] | None = None) -> None:
+        """Sync the deployments, replicasets and unstarted pods the changes affect (None:
+        every one; :mod:`.workqueues`), then the extra reconcilers."""
         with self.store.lock:
-            for deployment in self.store.items(DEPLOYMENTS):
+            queue = queue_everything(self.store) if changes is None else queue_changes(
+                self.store, changes
+            )  # fmt: skip
+            for deployment in queue.objects(self.store, DEPLOYMENTS):
                 if not deployment["metadata"].get("deletionTimestamp"):
                     self._reconcile_deployment(deployment)
-            for replicaset in self.store.items(REPLICASETS):
+            for replicaset in queue.objects(self.store, REPLICASETS):
                 if not replicaset["metadata"].get("deletionTimestamp"):
                     self._reconcile_replicaset(replicaset)
-            for pod in self.store.items(PODS):
+            for pod in queue.objects(self.store, PODS):
                 if not (pod.get("status") or {}).get("phase"):
                     self._run_pod(pod)
             for extra in self.extras:
@@ -210,7 +213,7 @@ class Workloads:
         if namespace is None or namespace["metadata"].get("deletionTimestamp"):
             return  # the namespace is going away: no new pods
         owned = self._scale_pods(replicaset, self._claim_pods(replicaset, selector))
-        ready = sum(1 for p in owned if _is_ready(p))
+        ready = len([pod for pod in owned if self.pods.facts(pod).ready])
         status = {
             "replicas": len(owned),
             "fullyLabeledReplicas": len(owned),
@@ -235,15 +238,18 @@ class Workloads:
     def _claim_pods(self, replicaset: Object, selector: Object) -> list[Object]:
         """Pods this replicaset keeps: orphan non-matching ones, adopt matching orphans."""
         uid, owned = replicaset["metadata"]["uid"], []
-        for pod in self.store.items(PODS, replicaset["metadata"]["namespace"]):
-            if pod["metadata"].get("deletionTimestamp"):
+        orphans = self.pods.orphans_in(replicaset["metadata"]["namespace"])
+        selects = compile_label_selector(selector)
+        for facts in self.pods.controlled_by(uid) + orphans:
+            if facts.deleting:
                 continue
-            matches = match_label_selector_object(selector, _labels(pod))
-            owner = controller_uid(pod)
-            if owner == uid and not matches:
-                self._set_owner(pod, None, uid)
-            elif owner == uid or (owner is None and matches):
-                owned.append(pod if owner else self._set_owner(pod, replicaset, uid))
+            if facts.owner is None:
+                if selects(facts.labels):
+                    owned.append(self._set_owner(facts.pod, replicaset, uid))
+            elif selects(facts.labels):
+                owned.append(facts.pod)
+            else:
+                self._set_owner(facts.pod, None, uid)
         return owned
 
     def _set_owner(self, pod: Object, owner: Object | None, uid: str) -> Object:
@@ -327,11 +333,6 @@ def _with_status(obj: Object, status: Object) -> Object:
 
 def _labels(obj: Object) -> dict[str, str]:
     return obj["metadata"].get("labels") or {}
-
-
-def _is_ready(pod: Object) -> bool:
-    conditions = (pod.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
 def _conditions(deployment: Object, status: Object) -> list[Object]:
