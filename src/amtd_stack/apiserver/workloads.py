@@ -103,6 +103,8 @@ class Workloads:
         self._ips = itertools.count(2)
         self.extras: list[Callable[[], None]] = []  # more reconcilers, run after these
         self.pods = PodIndex(store)
+        # the selector each replicaset's pods were last looked at against, by its uid
+        self._selectors: dict[str, Object] = {}
 
     def reconcile(self, changes: Sequence[StoreEvent] | None = None) -> None:
         """Sync the deployments, replicasets and unstarted pods the changes affect (None:
@@ -212,45 +214,52 @@ class Workloads:
         namespace = self.store.get(NAMESPACES, "", meta["namespace"])
         if namespace is None or namespace["metadata"].get("deletionTimestamp"):
             return  # the namespace is going away: no new pods
-        owned = self._scale_pods(replicaset, self._claim_pods(replicaset, selector))
-        ready = len([pod for pod in owned if self.pods.facts(pod).ready])
+        uid = meta["uid"]
+        self._claim_pods(replicaset, selector)
+        self._scale_pods(replicaset)
+        live, ready = self.pods.count_live(uid), self.pods.count_ready(uid)
         status = {
-            "replicas": len(owned),
-            "fullyLabeledReplicas": len(owned),
+            "replicas": live,
+            "fullyLabeledReplicas": live,
             "readyReplicas": ready,
             "availableReplicas": ready,
             "observedGeneration": meta.get("generation", 1),
         }
         _write_if_changed(self.store, REPLICASETS, replicaset, _with_status(replicaset, status))
 
-    def _scale_pods(self, replicaset: Object, owned: list[Object]) -> list[Object]:
-        """Create or delete (newest first) pods to reach spec.replicas; returns the kept pods."""
-        missing = int((replicaset.get("spec") or {}).get("replicas", 1)) - len(owned)
+    def _scale_pods(self, replicaset: Object) -> None:
+        """Create or delete (newest first) pods to reach spec.replicas."""
+        uid = replicaset["metadata"]["uid"]
+        missing = int((replicaset.get("spec") or {}).get("replicas", 1)) - self.pods.count_live(uid)
+        for _ in range(missing):
+            self._create_pod(replicaset)
         if missing >= 0:
-            return owned + [self._create_pod(replicaset) for _ in range(missing)]
+            return
         by_age = sorted(
-            owned, key=lambda p: (p["metadata"]["creationTimestamp"], p["metadata"]["name"])
+            (facts.pod for facts in self.pods.live(uid)),
+            key=lambda p: (p["metadata"]["creationTimestamp"], p["metadata"]["name"]),
         )
         for pod in by_age[missing:]:
             request_deletion(self.store, self.registry, PODS, pod)
-        return by_age[:missing]
 
-    def _claim_pods(self, replicaset: Object, selector: Object) -> list[Object]:
-        """Pods this replicaset keeps: orphan non-matching ones, adopt matching orphans."""
-        uid, owned = replicaset["metadata"]["uid"], []
-        orphans = self.pods.orphans_in(replicaset["metadata"]["namespace"])
+    def _claim_pods(self, replicaset: Object, selector: Object) -> None:
+        """Orphan the replicaset's pods whose labels stopped matching, adopt matching orphans.
+
+        Its pods already looked at against this very selector are not looked at again (the
+        index notes which came under it or changed labels since): a sync costs the changes.
+        """
+        uid = replicaset["metadata"]["uid"]
+        unchecked = self.pods.take_unchecked(uid)
+        if self._selectors.get(uid) != selector:  # new, or changed: look at every pod
+            unchecked = self.pods.controlled_by(uid)
+            self._selectors[uid] = copy.deepcopy(selector)
         selects = compile_label_selector(selector)
-        for facts in self.pods.controlled_by(uid) + orphans:
-            if facts.deleting:
-                continue
-            if facts.owner is None:
-                if selects(facts.labels):
-                    owned.append(self._set_owner(facts.pod, replicaset, uid))
-            elif selects(facts.labels):
-                owned.append(facts.pod)
-            else:
+        for facts in unchecked:
+            if not facts.deleting and not selects(facts.labels):
                 self._set_owner(facts.pod, None, uid)
-        return owned
+        for facts in self.pods.orphans_in(replicaset["metadata"]["namespace"]):
+            if not facts.deleting and selects(facts.labels):
+                self._set_owner(facts.pod, replicaset, uid)
 
     def _set_owner(self, pod: Object, owner: Object | None, uid: str) -> Object:
         new = copy.deepcopy(pod)
