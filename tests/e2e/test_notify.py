@@ -84,7 +84,11 @@ def test_a_deleted_pod_is_notified_with_pod_rule_policy_action_and_result(
     assert fields["securityEvent"] == name
     assert body["id"] == got.headers["idempotency-key"]
     assert victim in body["text"] and SHELL_RULE in body["text"]
-    [attempt] = [a for a in live.stack.attempts if a.subscriber == "amtd-system/notify-completed"]
+    # notify posts before it answers: the Broker logs the attempt a moment after the post
+    [attempt] = wait_for(
+        lambda: [a for a in live.stack.attempts if a.subscriber == "amtd-system/notify-completed"],
+        "the Broker's delivery to notify",
+    )
     assert attempt.status == 204
 
 
