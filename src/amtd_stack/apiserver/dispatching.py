@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import yaml
-from werkzeug.datastructures import Headers
+from werkzeug.datastructures import Headers, ImmutableMultiDict
 from werkzeug.wrappers import Request, Response
 
 from amtd.model.objects import Object
@@ -93,6 +93,22 @@ def _until_client_gone(lines: Iterator[bytes], sock: socket.socket | None) -> It
 FIELD_VALIDATIONS = ("Strict", "Warn", "Ignore")
 
 
+class QueryParameters(ImmutableMultiDict[str, str]):
+    """Query parameters whose ``get`` of a missing key returns the default at once: werkzeug's
+    raises and catches an HTTP exception for it, and every API request asks for several absent
+    parameters (a few per cent of the stand-in's time in an alert storm)."""
+
+    def get(self, key: str, default: Any = None, type: Any = None) -> Any:  # type: ignore[override]
+        """As ``MultiDict.get``."""
+        return super().get(key, default, type) if key in self else default
+
+
+class ApiRequest(Request):
+    """A werkzeug Request with :class:`QueryParameters`."""
+
+    parameter_storage_class = QueryParameters
+
+
 def write_options(args: Mapping[str, str]) -> WriteOptions:
     """dryRun and fieldValidation of a write (Warn when unset, as upstream); 400 for others."""
     validation = args.get("fieldValidation") or "Warn"
@@ -128,7 +144,7 @@ class Dispatcher:
         self.openapi = Documents(api.registry)
 
     def __call__(self, environ: Any, start_response: Any) -> Iterable[bytes]:
-        request = Request(environ)
+        request = ApiRequest(environ)
         request.max_content_length = MAX_BODY_BYTES
         try:
             response = self.dispatch(request)

@@ -36,7 +36,7 @@ from amtd_stack.eventing.delivering import (
 )
 from amtd_stack.eventing.filtering import Filter, is_match
 from amtd_stack.eventing.messages import EventError, copy_event, event_attributes, parse_event
-from amtd_stack.serving import RunningServer
+from amtd_stack.serving import QuietHandler, RunningServer
 
 LOG = logging.getLogger(__name__)
 TTL = "knativebrokerttl"
@@ -228,7 +228,8 @@ class BrokerIngress:
 
     def __init__(self, router: EventRouter, host: str = "127.0.0.1", port: int = 0) -> None:
         self.router = router
-        self._server = RunningServer(self._app, host, port).start()
+        # no access log: every delivery is in the attempt log (a line per POST cost a storm ~5%)
+        self._server = RunningServer(self._app, host, port, handler=QuietHandler).start()
         router.address_of = self.broker_url  # dead letters of refused replies name this ingress
 
     @property
