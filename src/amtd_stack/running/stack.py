@@ -20,7 +20,7 @@ from cloudevents.http import CloudEvent
 from amtd.model.signatures import generate_signing_key, make_key_manifests
 from amtd_stack.apiserver import ApiServer, start_apiserver
 from amtd_stack.errors import StackError
-from amtd_stack.eventing.apiserversources import ApiServerSourceDefinition, ApiServerSourceRunner
+from amtd_stack.eventing.apiserversources import ApiServerSourceDefinition
 from amtd_stack.eventing.brokers import BrokerIngress, DeadLetter, EventRouter, TriggerRoute
 from amtd_stack.eventing.deliveries import Destination, select_delivery
 from amtd_stack.eventing.delivering import DeliveryAttempt
@@ -28,6 +28,7 @@ from amtd_stack.eventing.pingsources import PingSourceDefinition, PingSourceRunn
 from amtd_stack.eventing.sinkbindings import SinkBindingDefinition, sink_environment
 from amtd_stack.eventing.sources import EmittedLog, SourceContext, make_sink_sender
 from amtd_stack.eventing.triggers import BrokerDefinition, TriggerDefinition
+from amtd_stack.running.adapters import AdapterProcess, AdapterSpec
 from amtd_stack.running.definitions import (
     build_environment,
     read_secret_variables,
@@ -80,7 +81,7 @@ class Stack:
         self.supervisor: Supervisor | None = None  # kept after stop(): its records stay readable
         self.emitted: dict[str, EmittedLog] = {}
         self._pings: dict[tuple[str, str], PingSourceRunner] = {}
-        self._watchers: list[ApiServerSourceRunner] = []
+        self._watchers: list[AdapterProcess] = []
         self._stopping = threading.Event()
 
     @property
@@ -232,17 +233,24 @@ class Stack:
 
     def _start_sources(self) -> None:
         for source in self.plan.apiserversources:
-            context = self._source_context(source, source.service_account)
-            self._watchers.append(ApiServerSourceRunner(source, context))
-            self._watchers[-1].start()
+            self._watchers.append(self._adapter(source).start())
         for ping in self.plan.pingsources:
             pinger = PingSourceRunner(ping, self._source_context(ping, "default"))
             self._pings[(ping.namespace, ping.name)] = pinger
             pinger.start()
 
-    def _source_context(
-        self, source: ApiServerSourceDefinition | PingSourceDefinition, service_account: str
-    ) -> SourceContext:
+    def _adapter(self, source: ApiServerSourceDefinition) -> AdapterProcess:
+        """The adapter process of an ApiServerSource (:mod:`amtd_stack.running.adapters`)."""
+        name = f"source-{source.namespace}-{source.name}"
+        identity = self._write_identity(f"source-{source.service_account}", source.service_account)
+        journal = self.state_dir / "sources" / f"{name}.jsonl"
+        journal.parent.mkdir(parents=True, exist_ok=True)
+        spec = AdapterSpec(source, identity, self._api().url, self._resolve(source.sink), journal)
+        log = self.state_dir / "logs" / f"{name}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        return AdapterProcess(spec, journal.with_suffix(".spec"), log)
+
+    def _source_context(self, source: PingSourceDefinition, service_account: str) -> SourceContext:
         assert self.router is not None
         identity = self._write_identity(f"source-{service_account}", service_account)
         label = f"{source.namespace}/{source.name}"
@@ -305,6 +313,9 @@ class Stack:
 
     def source_events(self, name: str, namespace: str = SYSTEM_NAMESPACE) -> list[CloudEvent]:
         """Events a source (ApiServerSource or PingSource) emitted so far."""
+        adapter = self._find_watcher(name, namespace)
+        if adapter is not None:
+            return adapter.emitted()
         log = self.emitted.get(f"{namespace}/{name}")
         return log.snapshot() if log else []
 
@@ -315,17 +326,19 @@ class Stack:
     def start_source(self, name: str, namespace: str = SYSTEM_NAMESPACE) -> None:
         """Start a stopped ApiServerSource's adapter afresh: it lists, then watches from there."""
         old = self._watcher(name, namespace)
-        fresh = ApiServerSourceRunner(old.source, old.context)
+        fresh = old.restarted()
         self._watchers[self._watchers.index(old)] = fresh
         fresh.start()
 
-    def _watcher(self, name: str, namespace: str) -> ApiServerSourceRunner:
-        found = [
-            w for w in self._watchers if (w.source.namespace, w.source.name) == (namespace, name)
-        ]
-        if not found:
+    def _watcher(self, name: str, namespace: str) -> AdapterProcess:
+        found = self._find_watcher(name, namespace)
+        if found is None:
             raise StackError(f"no ApiServerSource {namespace}/{name}")
-        return found[0]
+        return found
+
+    def _find_watcher(self, name: str, namespace: str) -> AdapterProcess | None:
+        key = (namespace, name)
+        return next((w for w in self._watchers if (w.source.namespace, w.source.name) == key), None)
 
     def stop(self) -> None:
         """Stop the supervisor (a stopping stack restarts nothing), sources, eventing, functions
