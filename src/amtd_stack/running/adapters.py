@@ -14,6 +14,7 @@ in its own state directory (never anyone else's file).
 
 from __future__ import annotations
 
+import os
 import pickle
 import select
 import signal
@@ -35,6 +36,7 @@ from amtd_stack.eventing.sources import EmittedLog, SourceContext, make_sink_sen
 READY = "ready"
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 5.0
+PARENT_CHECK_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,10 @@ def run_adapter(spec: AdapterSpec) -> None:
     runner = ApiServerSourceRunner(spec.source, context)
     runner.start()
     print(READY, flush=True)
-    stopping.wait()
+    parent = os.getppid()
+    while not stopping.wait(PARENT_CHECK_S):
+        if os.getppid() != parent:  # the stack died without stopping us: do not watch on alone
+            break
     runner.stop()
 
 
