@@ -11,28 +11,15 @@ import json
 import pytest
 import yaml
 
+from support.builders import build_deployment
+
 from .conftest import KubectlRun
 from .helpers import poll
 
 
 def deployment(name: str = "web", replicas: int = 2, image: str = "nginx:1.27") -> str:
     """A Deployment manifest as JSON."""
-    labels = {"app": name}
-    return json.dumps(
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": name, "labels": labels},
-            "spec": {
-                "replicas": replicas,
-                "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {"containers": [{"name": "app", "image": image}]},
-                },
-            },
-        }
-    )
+    return json.dumps(build_deployment(name, replicas, {"name": "app", "image": image}))
 
 
 def apply(kubectl_run: KubectlRun, manifest: str) -> str:

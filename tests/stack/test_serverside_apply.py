@@ -10,6 +10,7 @@ import yaml
 from kubernetes import client
 
 from amtd_stack.apiserver import ApiServer
+from support.builders import build_deployment
 
 from .conftest import KubectlRun
 from .helpers import CRD_DIR, raw
@@ -20,20 +21,7 @@ DEPLOYMENTS = "/apis/apps/v1/namespaces/default/deployments"
 
 def deployment(replicas: int = 2, image: str = "nginx:1.27", **labels: str) -> dict[str, Any]:
     """A Deployment applied configuration."""
-    selector = {"app": "web"}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "web", "labels": {**selector, **labels}},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": selector},
-            "template": {
-                "metadata": {"labels": selector},
-                "spec": {"containers": [{"name": "nginx", "image": image}]},
-            },
-        },
-    }
+    return build_deployment("web", replicas, {"name": "nginx", "image": image}, labels=labels)
 
 
 def ssa(kubectl_run: KubectlRun, manifest: dict[str, Any], *flags: str, check: bool = True) -> Any:

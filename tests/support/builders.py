@@ -268,3 +268,30 @@ def change_copy(document: Mapping[str, Any], changes: Mapping[str, Any]) -> Obje
 def drop_none(mapping: Mapping[str, Any]) -> Object:
     """The items whose value is not None."""
     return {key: value for key, value in mapping.items() if value is not None}
+
+
+def build_deployment(
+    name: str, replicas: int = 2, container: Object | None = None, *,
+    labels: Mapping[str, str] | None = None, pod_labels: Mapping[str, str] | None = None,
+    pod_annotations: Mapping[str, str] | None = None, namespace: str | None = None,
+) -> Object:  # fmt: skip
+    """An apps/v1 Deployment selecting ``app=<name>``, with one container (default nginx:1.27);
+    ``labels`` and ``pod_labels`` add to ``app=<name>`` on the Deployment and its pods."""
+    selector = {"app": name}
+    metadata: Object = {"name": name, "labels": {**selector, **(labels or {})}}
+    if namespace is not None:
+        metadata["namespace"] = namespace
+    template_meta: Object = {"labels": {**selector, **(pod_labels or {})}}
+    if pod_annotations:
+        template_meta["annotations"] = dict(pod_annotations)
+    pod_spec = {"containers": [container or {"name": "nginx", "image": "nginx:1.27"}]}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata,
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": selector},
+            "template": {"metadata": template_meta, "spec": pod_spec},
+        },
+    }

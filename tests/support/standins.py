@@ -27,7 +27,7 @@ from amtd.model.objects import Object
 from amtd_stack.apiserver import ApiServer, start_apiserver
 from amtd_stack.manifests import load_manifests
 from amtd_stack.running.kubeclients import apply_objects
-from support.builders import create_policy
+from support.builders import build_deployment, create_policy
 from support.functions import ROOT
 from support.signing import give_matcher_keys
 from support.waiting import wait_for
@@ -220,19 +220,10 @@ def create_deployment(
     annotations: Mapping[str, str] | None = None,
 ) -> list[Object]:  # fmt: skip
     """Phoenix's sample Deployment shape (``app=<name>``, ``mtdSecured``); its Running pods."""
-    template_meta: Object = {"labels": {"app": name, "mtdSecured": "true"}}
-    if annotations:
-        template_meta["annotations"] = dict(annotations)
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {"metadata": template_meta, "spec": {"containers": [nginx()]}},
-        },
-    }
+    deployment = build_deployment(
+        name, replicas, nginx(), pod_labels={"mtdSecured": "true"}, pod_annotations=annotations,
+        namespace=namespace,
+    )  # fmt: skip
     cluster.create(DEPLOYMENTS, deployment, namespace)
     return wait_for_pods(cluster, namespace, f"app={name}", replicas)
 
