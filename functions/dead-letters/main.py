@@ -34,7 +34,8 @@ from amtd.edge.responding import (
 )
 from amtd.edge.workers import start_function
 from amtd.kube import api as kubeapi
-from amtd.kube.api import EVENTS, SECURITY_EVENTS, Cluster, ConflictError, NotFoundError
+from amtd.kube.api import EVENTS, SECURITY_EVENTS, Cluster
+from amtd.kube.apierrors import ConflictError, NotFoundError
 from amtd.kube.events import refer_to_security_event
 from amtd.model.timestamps import format_now
 

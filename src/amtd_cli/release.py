@@ -33,7 +33,8 @@ def fail(code: int, message: str) -> int:
 def run(args: argparse.Namespace) -> int:
     """Release the pod; see the module docstring for exit codes."""
     from amtd.act.quarantine.releasing import NotQuarantinedError, release_pod
-    from amtd.kube.api import ApiError, Cluster
+    from amtd.kube.api import Cluster
+    from amtd.kube.apierrors import ApiError
     from amtd.model.targets import parse_target
     from amtd.model.timestamps import format_now
 

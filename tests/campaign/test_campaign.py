@@ -17,7 +17,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from amtd.kube.api import NETWORK_POLICIES, PODS, POLICIES, SECURITY_EVENTS, InvalidError
+from amtd.kube.api import NETWORK_POLICIES, PODS, POLICIES, SECURITY_EVENTS
+from amtd.kube.apierrors import InvalidError
 from amtd.model.securityevents import SecurityEventStatus
 from support.builders import SHELL_RULE, create_policy, create_security_event
 from support.cloudevents import as_binary

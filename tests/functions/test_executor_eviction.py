@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from amtd.kube.api import PODS, ConflictError, Resource, TransientError
+from amtd.kube.api import PODS, Resource
+from amtd.kube.apierrors import ConflictError, TransientError
 from support.executors import (
     create_decided_event,
     list_events_about,

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from amtd.kube.api import EVENTS, SECURITY_EVENTS, Cluster, InvalidError
+from amtd.kube.api import EVENTS, SECURITY_EVENTS, Cluster
+from amtd.kube.apierrors import InvalidError
 from amtd.kube.events import CLUSTER_SCOPED_EVENTS_NAMESPACE
 from amtd_stack.apiserver import ApiServer, start_apiserver
 from amtd_stack.running.kubeclients import apply_objects

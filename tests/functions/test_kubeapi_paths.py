@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
-from amtd.kube import api as kubeapi
-from amtd.kube.api import EVENTS, PODS, SECURITY_EVENTS, Cluster, Timeouts, TransientError
+from amtd.kube.api import EVENTS, PODS, SECURITY_EVENTS, Cluster, Timeouts
+from amtd.kube.apierrors import InvalidError, TransientError
 from amtd.kube.names import InvalidNameError
 from amtd.model.actionevents import ActionRequest, ActionStep, SecurityEventRef
 from amtd_stack.apiserver import ApiServer
@@ -103,7 +103,7 @@ def test_selectors_travel_as_query_parameters_and_nothing_else_does(stand: Stand
     stand.server.clear_requests()
 
     pods = stand.cluster.list(PODS, "shop", label_selector="app=web")
-    with pytest.raises(kubeapi.InvalidError):  # one odd selector, not a watch, not a hang
+    with pytest.raises(InvalidError):  # one odd selector, not a watch, not a hang
         stand.cluster.list(PODS, "shop", label_selector="app=web&watch=true")
     with pytest.raises(TypeError):
         stand.cluster.list(PODS, "shop", watch="true")

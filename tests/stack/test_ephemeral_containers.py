@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from amtd.kube.api import PODS, InvalidError, NotFoundError
+from amtd.kube.api import PODS
+from amtd.kube.apierrors import InvalidError, NotFoundError
 from support.standins import Stand, create_pod
 
 DEBUG = {"name": "dbg", "image": "busybox", "stdin": True}

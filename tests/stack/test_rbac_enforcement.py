@@ -21,7 +21,8 @@ import pytest
 import requests
 import yaml
 
-from amtd.kube.api import EVENTS, PODS, Cluster, InvalidError, Resource
+from amtd.kube.api import EVENTS, PODS, Cluster, Resource
+from amtd.kube.apierrors import InvalidError
 from amtd_stack.apiserver import ApiServer, start_apiserver
 from amtd_stack.apiserver.authenticating import master_user, service_account_user
 from amtd_stack.apiserver.authorizing import Attributes, build_index, decide

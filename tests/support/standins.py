@@ -22,7 +22,8 @@ from kubernetes import config
 
 from amtd.decide.indexing import reset_warm_policy_indexes
 from amtd.kube import api as kubeapi
-from amtd.kube.api import PODS, POLICIES, SECURITY_EVENTS, Cluster, ConflictError, Resource
+from amtd.kube.api import PODS, POLICIES, SECURITY_EVENTS, Cluster, Resource
+from amtd.kube.apierrors import ConflictError
 from amtd.model.objects import Object
 from amtd_stack.apiserver import ApiServer, start_apiserver
 from amtd_stack.manifests import load_manifests

@@ -23,7 +23,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from amtd.act.verdicts import StepVerdict
-from amtd.kube.api import EVENTS, SECURITY_EVENTS, ApiError, Cluster, ConflictError, NotFoundError
+from amtd.kube.api import EVENTS, SECURITY_EVENTS, Cluster
+from amtd.kube.apierrors import ApiError, ConflictError, NotFoundError
 from amtd.kube.events import (
     CLUSTER_SCOPED_EVENTS_NAMESPACE,
     make_kube_event,

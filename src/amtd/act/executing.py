@@ -48,15 +48,8 @@ from amtd.act.guarding import (
 )
 from amtd.act.verdicts import StepVerdict
 from amtd.act.verifying import Verifier, read_verifier, verify_steps
-from amtd.kube.api import (
-    PODS,
-    SECURITY_EVENTS,
-    Cluster,
-    ConflictError,
-    InvalidError,
-    NotFoundError,
-    TransientError,
-)
+from amtd.kube.api import PODS, SECURITY_EVENTS, Cluster
+from amtd.kube.apierrors import ConflictError, InvalidError, NotFoundError, TransientError
 from amtd.kube.deferring import Defer, run_now
 from amtd.model.actionevents import (
     ActionRequest,

@@ -20,7 +20,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from amtd.decide.matching import PolicyIndex
-from amtd.kube.api import POLICIES, ApiError, Cluster
+from amtd.kube.api import POLICIES, Cluster
+from amtd.kube.apierrors import ApiError
 from amtd.model.policies import Policy
 
 logger = logging.getLogger(__name__)

@@ -34,16 +34,8 @@ from amtd.decide.deciding import (
 from amtd.decide.indexing import PolicyIndexes
 from amtd.decide.matching import PolicyIndex
 from amtd.decide.signing import sign_decisions
-from amtd.kube.api import (
-    EVENTS,
-    PODS,
-    POLICIES,
-    SECURITY_EVENTS,
-    ApiError,
-    Cluster,
-    ConflictError,
-    NotFoundError,
-)
+from amtd.kube.api import EVENTS, PODS, POLICIES, SECURITY_EVENTS, Cluster
+from amtd.kube.apierrors import ApiError, ConflictError, NotFoundError
 from amtd.kube.deferring import Defer, run_now
 from amtd.kube.events import (
     CLUSTER_SCOPED_EVENTS_NAMESPACE,

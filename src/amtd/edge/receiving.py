@@ -55,7 +55,7 @@ from amtd.ingest.documents import TooManyDocumentsError, UnsupportedMediaError, 
 from amtd.ingest.envelopes import Envelope, Payload, is_cloudevent, read_envelope
 from amtd.ingest.fields import InvalidFieldError
 from amtd.ingest.ingesting import AlertRecorder
-from amtd.kube.api import ApiError, TransientError
+from amtd.kube.apierrors import ApiError, TransientError
 
 logger = logging.getLogger(__name__)
 

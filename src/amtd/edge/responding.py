@@ -30,7 +30,8 @@ from amtd.edge.inflating import (
     read_encoding,
 )
 from amtd.edge.metrics import answer_metrics, is_metrics_request, observe_request
-from amtd.kube.api import ApiError, InvalidError, TransientError, is_configurable
+from amtd.kube.api import is_configurable
+from amtd.kube.apierrors import ApiError, InvalidError, TransientError
 from amtd.kube.names import InvalidNameError
 from amtd.model.texts import UNENCODABLE, find_unencodable
 

@@ -31,15 +31,8 @@ from amtd.ingest.alerts import (
     make_security_event_name,
     read_window_seconds,
 )
-from amtd.kube.api import (
-    EVENTS,
-    SECURITY_EVENTS,
-    ApiError,
-    Cluster,
-    ConflictError,
-    InvalidError,
-    NotFoundError,
-)
+from amtd.kube.api import EVENTS, SECURITY_EVENTS, Cluster
+from amtd.kube.apierrors import ApiError, ConflictError, InvalidError, NotFoundError
 from amtd.kube.connecting import connect_cluster
 from amtd.kube.events import (
     CLUSTER_SCOPED_EVENTS_NAMESPACE,

@@ -5,17 +5,20 @@ TLS, connection pooling); responses are read as plain JSON dicts, which is all t
 need and much cheaper than the client's model classes. ``kubernetes`` is imported on first
 connect, not at import time, so functions that never reach the API do not pay for it.
 
-Errors come back as the small hierarchy below, so callers can tell "already gone"
-(NotFoundError), "already there / changed underneath" (ConflictError), "can never work"
-(InvalidError) and "try again" (TransientError) apart without knowing the client's exceptions.
+Errors come back as the small hierarchy of :mod:`amtd.kube.apierrors`; calls the server turned
+away without carrying them out are repeated as :mod:`amtd.kube.retrying` decides. (The client's
+own ``client_go_retries`` repeats only reads, and up to ten times a Retry-After: longer than a
+delivery's timeout, and nothing for the status write that records a delete.)
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from amtd import GROUP, VERSION
+from amtd.kube.apierrors import ConflictError, NotFoundError, TransientError, translate_error
 from amtd.kube.names import (
     DNS1123_LABEL,
     DNS1123_SUBDOMAIN,
@@ -30,9 +34,10 @@ from amtd.kube.names import (
     InvalidNameError,
     NameRule,
 )
+from amtd.kube.retrying import compute_wait, is_repeatable
 from amtd.model.objects import Object
 
-RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
+LOG = logging.getLogger(__name__)
 REFRESH_INTERVAL_S = 1.0  # how often credentials are re-applied (the loaders: every request)
 # Bounds of one API call (env AMTD_API_CONNECT_TIMEOUT_S, AMTD_API_TIMEOUT_S; docs/events.md).
 CONNECT_TIMEOUT_S = 5.0
@@ -41,32 +46,6 @@ READ_CHUNK_BYTES = 1 << 16
 WATCH_TIMEOUT_S = 240.0  # a watch the server ends after this is opened again
 WATCH_IDLE_S = 30.0  # beyond it, a watch that sends nothing is broken
 SELECTORS = {"label_selector": "labelSelector", "field_selector": "fieldSelector"}
-
-
-class ApiError(Exception):
-    """An answer from the API server that is not a success."""
-
-    def __init__(self, status: int, reason: str, message: str) -> None:
-        super().__init__(f"{status} {reason}: {message}")
-        self.status = status
-        self.reason = reason
-        self.message = message
-
-
-class NotFoundError(ApiError):
-    """404: the object (or its namespace, or its kind) does not exist."""
-
-
-class ConflictError(ApiError):
-    """409: AlreadyExists on create, or a stale resourceVersion / uid precondition."""
-
-
-class InvalidError(ApiError):
-    """400/403/422: the request can never succeed as it is."""
-
-
-class TransientError(ApiError):
-    """5xx, 429 or no answer at all: worth retrying later."""
 
 
 @dataclass(frozen=True)
@@ -211,9 +190,24 @@ class Cluster:
         """One API call; returns the decoded JSON answer or raises an :class:`ApiError`.
 
         ``path`` comes from a :class:`Resource` (checked, encoded names), ``options["query"]``
-        are sent as encoded query parameters. The whole call, answer read to its end, takes at
-        most the connect bound plus the total bound (else TransientError): no read can hang.
+        are sent as encoded query parameters. An answer that says the call was not carried out
+        is repeated here a few times (:mod:`amtd.kube.retrying`); each try, answer read to its
+        end, takes at most the connect bound plus the total bound (else TransientError).
         """
+        repeats = 0
+        while True:
+            try:
+                return self.request_once(method, path, body, **options)
+            except TransientError as error:
+                if not is_repeatable(method, path, error.status, repeats):
+                    raise
+                wait = compute_wait(repeats, error.retry_after_s, random.random())
+                LOG.info("%s %s answered %s; repeated in %.2f s", method, path, error, wait)
+                time.sleep(wait)
+                repeats += 1
+
+    def request_once(self, method: str, path: str, body: Any = None, **options: Any) -> Object:
+        """One try of :meth:`request`, never repeated."""
         from urllib3.exceptions import HTTPError
 
         deadline = time.monotonic() + self.timeouts.connect_s + self.timeouts.total_s
@@ -223,7 +217,8 @@ class Cluster:
         except HTTPError as error:
             raise TransientError(0, "Unreachable", str(error)) from None
         if not 200 <= response.status <= 299:
-            raise translate_error(response.status, response.reason or "", data)
+            retry_after = response.headers.get("Retry-After")
+            raise translate_error(response.status, response.reason or "", data, retry_after)
         answer: Object = json.loads(data or b"{}")
         return answer
 
@@ -419,38 +414,3 @@ def read_within(response: Any, deadline: float) -> bytes:
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)
-
-
-def translate_error(status: int, reason: str, body: Any) -> ApiError:
-    """Map an HTTP error answer to the matching :class:`ApiError` subclass."""
-    message = read_status_message(body) or reason
-    if status == 404:
-        return NotFoundError(status, "NotFound", message)
-    if status == 409:
-        return ConflictError(status, "Conflict", message)
-    if status in RETRIED_STATUSES or status == 0:
-        return TransientError(status, reason or "Unavailable", message)
-    return InvalidError(status, reason or "Invalid", message)
-
-
-def read_status_message(body: Any) -> str:
-    """The ``message`` of a Kubernetes Status body, when there is one."""
-    try:
-        decoded = json.loads(body) if body else {}
-    except (TypeError, ValueError):
-        return str(body or "")[:300]
-    if not isinstance(decoded, dict):
-        return ""
-    message = str(decoded.get("message", ""))
-    # an eviction's 429 names its PodDisruptionBudget only in a cause: keep what adds to it
-    extra = [text for text in read_cause_messages(decoded) if text not in message]
-    return "; ".join([message, *extra])
-
-
-def read_cause_messages(status: Mapping[str, Any]) -> list[str]:
-    """The messages of a Status's ``details.causes`` (whatever shape a server sends)."""
-    details = status.get("details")
-    causes = details.get("causes") if isinstance(details, dict) else None
-    if not isinstance(causes, list):
-        return []
-    return [str(c["message"]) for c in causes if isinstance(c, dict) and c.get("message")]

@@ -6,7 +6,8 @@ way, and a client that cannot be configured must be a retried 503 for each of th
 
 from __future__ import annotations
 
-from amtd.kube.api import Cluster, TransientError, shared_cluster
+from amtd.kube.api import Cluster, shared_cluster
+from amtd.kube.apierrors import TransientError
 
 
 def connect_cluster() -> Cluster:

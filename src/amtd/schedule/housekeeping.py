@@ -19,7 +19,8 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 
 from amtd.decide.triaging import triage_security_event
-from amtd.kube.api import SECURITY_EVENTS, ApiError, Cluster, ConflictError, NotFoundError
+from amtd.kube.api import SECURITY_EVENTS, Cluster
+from amtd.kube.apierrors import ApiError, ConflictError, NotFoundError
 from amtd.model.actionevents import ActionRequest, SecurityEventRef
 from amtd.model.apiserverevents import InvalidEventError
 from amtd.model.timestamps import format_time

@@ -18,7 +18,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from amtd.kube.api import PODS, SECURITY_EVENTS, ApiError, Cluster, ConflictError, TransientError
+from amtd.kube.api import PODS, SECURITY_EVENTS, Cluster
+from amtd.kube.apierrors import ApiError, ConflictError, TransientError
 from amtd.model.objects import Object
 from amtd.schedule.intervals import (
     IntervalCheck,

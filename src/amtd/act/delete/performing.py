@@ -21,7 +21,8 @@ from collections.abc import Mapping
 from amtd.act.actions import ExecutableAction, Pod
 from amtd.act.auditing import publish_events
 from amtd.act.verdicts import StepVerdict
-from amtd.kube.api import PODS, Cluster, TransientError
+from amtd.kube.api import PODS, Cluster
+from amtd.kube.apierrors import TransientError
 from amtd.kube.events import make_kube_event, refer_to_pod
 from amtd.model.actionevents import ActionStep
 from amtd.model.objects import Object

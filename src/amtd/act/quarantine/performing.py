@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from amtd.act.actions import ExecutableAction, Pod
 from amtd.act.quarantine import quarantining
 from amtd.act.verdicts import StepVerdict
-from amtd.kube.api import NETWORK_POLICIES, PODS, Cluster, ConflictError
+from amtd.kube.api import NETWORK_POLICIES, PODS, Cluster
+from amtd.kube.apierrors import ConflictError
 from amtd.model.actionevents import ActionStep
 from amtd.model.objects import Object
 

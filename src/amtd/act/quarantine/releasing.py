@@ -19,16 +19,8 @@ from typing import Any
 from amtd.act import auditing
 from amtd.act.claiming import CLAIMED_BY, RELEASED, encode_released
 from amtd.act.quarantine.quarantining import QuarantineRecord, build_restore_patch, read_quarantine
-from amtd.kube.api import (
-    NETWORK_POLICIES,
-    PODS,
-    SECURITY_EVENTS,
-    Cluster,
-    ConflictError,
-    NotFoundError,
-    Resource,
-    TransientError,
-)
+from amtd.kube.api import NETWORK_POLICIES, PODS, SECURITY_EVENTS, Cluster, Resource
+from amtd.kube.apierrors import ConflictError, NotFoundError, TransientError
 from amtd.model.securityevents import Execution
 from amtd.model.targets import Target
 

@@ -1,0 +1,43 @@
+"""Retrying: which failed API calls are repeated at once, in the same process, and when. Pure.
+
+An answer that says the call was not carried out is repeated whatever the verb: 429 (API
+Priority and Fairness or max-in-flight turned it away; the API server sends Retry-After) and
+503 (the server is not serving now). client-go repeats such answers too, when they carry
+Retry-After. A read (GET) is also repeated after any other 5xx: reading twice changes nothing.
+Anything else goes back to the caller, and from a function to the Broker, which retries the
+whole delivery: a write answered 500 or 504 may have been carried out, and only its caller knows
+how to find out (a conditional write repeated is a 409, a create an AlreadyExists). Calls that
+got no answer are urllib3's to repeat (reads, PUT and DELETE), as the official client sets it.
+
+A few short waits only: every call of a delivery shares its timeout (the Broker's 10 s), and a
+server that keeps refusing is the Broker's retry to wait out, with its longer backoff.
+"""
+
+from __future__ import annotations
+
+REPEATS = 3  # after the first try
+FIRST_WAIT_S = 0.05  # doubled for each repeat
+MAX_WAIT_S = 1.0  # also the most of a Retry-After honoured
+NOT_CARRIED_OUT = frozenset({429, 503})
+READ_METHODS = frozenset({"GET", "HEAD"})
+EVICTION = "/eviction"
+
+
+def is_repeatable(method: str, path: str, status: int, repeats_done: int) -> bool:
+    """Whether a call answered ``status`` is repeated now (``repeats_done`` repeats so far)."""
+    if repeats_done >= REPEATS:
+        return False
+    if status == 429 and path.endswith(EVICTION):
+        return False  # a disruption budget's answer: its caller leaves the step for later
+    if status in NOT_CARRIED_OUT:
+        return True
+    return method.upper() in READ_METHODS and 500 <= status <= 599
+
+
+def compute_wait(repeats_done: int, retry_after_s: float | None, spread: float) -> float:
+    """Seconds before the next repeat: the server's Retry-After if it gave one, else a doubling
+    backoff; at most ``MAX_WAIT_S``. ``spread`` in [0, 1) staggers clients refused together."""
+    if retry_after_s is not None:
+        return min(retry_after_s, MAX_WAIT_S)
+    backoff = FIRST_WAIT_S * (1 << repeats_done)
+    return min(backoff * (1 + spread), MAX_WAIT_S)
