@@ -283,3 +283,29 @@ def peak_rss_bytes(group: int) -> int:
         line = next((ln for ln in status.splitlines() if ln.startswith("VmHWM:")), "VmHWM: 0 kB")
         peak = max(peak, int(line.split()[1]) * 1024)
     return peak
+
+
+def cpu_seconds_of_tree(root: int) -> float:
+    """User plus system CPU seconds used so far by process ``root`` and all its descendants
+    alive now (the stack's process, its functions' gunicorn masters and workers, its adapters)."""
+    parents, used = {}, {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        # after pid (comm): state, ppid, ..., utime and stime are the 12th and 13th
+        parents[int(entry.name)] = int(fields[1])
+        used[int(entry.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return sum(seconds for pid, seconds in used.items() if is_descendant(pid, root, parents))
+
+
+def is_descendant(pid: int, root: int, parents: dict[int, int]) -> bool:
+    """Whether ``pid`` is ``root`` or below it in the process tree ``parents`` (pid → ppid)."""
+    while pid > 1:
+        if pid == root:
+            return True
+        pid = parents.get(pid, 0)
+    return pid == root

@@ -13,6 +13,7 @@ processes after the storm.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from benching import Row, sized
 from launching import (
     Client,
+    cpu_seconds_of_tree,
     falco_request,
     install_workload,
     peak_rss_bytes,
@@ -125,8 +127,8 @@ def count_settled_writes(
     return counts
 
 
-def storm_rows(wall: float, problems: list[str], writes: dict[str, int]) -> list[Row]:
-    """Throughput (exactness in its verdict), then writes per alert."""
+def storm_rows(wall: float, problems: list[str], writes: dict[str, int], cpu_s: float) -> list[Row]:
+    """Throughput (exactness in its verdict), writes per alert, then CPU per alert."""
     rate = PODS / wall
     detail = "; ".join(problems) or "none lost, none doubled"
     verdict = "pass" if rate >= GOAL_RATE and not problems else "FAIL"
@@ -137,6 +139,8 @@ def storm_rows(wall: float, problems: list[str], writes: dict[str, int]) -> list
             wall / PODS, wall / PODS, None, f"≥ {GOAL_RATE:.0f} alerts/s", verdict),
         Row(f"API writes per handled alert ({listed})", per_alert, per_alert, None,
             f"≤ {GOAL_WRITES:.0f}", "pass" if per_alert <= GOAL_WRITES else "FAIL", "writes"),
+        Row("CPU per handled alert, every process of the box (stack, functions, adapters, "
+            "senders)", cpu_s / PODS, cpu_s / PODS, None, "-", "info"),
     ]  # fmt: skip
 
 
@@ -160,7 +164,7 @@ def measure() -> list[Row]:
         stack.apiserver.store.add_listener(deletions.note)
         stack.apiserver.clear_requests()
         port = int(stack.functions["ingest-falco"].url.rsplit(":", 1)[1])
-        started = time.perf_counter()
+        started, cpu_before = time.perf_counter(), cpu_seconds_of_tree(os.getpid())
         failures = send_storm(port, token, pods)
         if failures:
             raise RuntimeError(f"{len(failures)} alerts refused, e.g. {failures[0]}")
@@ -169,5 +173,6 @@ def measure() -> list[Row]:
         wall = max(deletions.moments.values()) - started
         stack.wait_idle(120)
         writes = count_settled_writes(stack)
+        cpu_s = cpu_seconds_of_tree(os.getpid()) - cpu_before  # the settled Events included
         problems = check_exact(stack, cluster, pods)
-        return storm_rows(wall, problems, writes) + rss_rows(stack)
+        return storm_rows(wall, problems, writes, cpu_s) + rss_rows(stack)

@@ -372,3 +372,24 @@ def test_a_request_that_keeps_failing_is_dead_lettered_then_swept(
     report_counts(swept.line("after the sweep"))
     assert swept.effected == len(pods) and swept.dead_lettered == 0  # counted for the sweep
     assert count_effects(stack, "hostile") == {pod["metadata"]["name"]: 1 for pod in pods}
+
+
+def test_an_edited_security_event_is_decided_by_the_next_sweep(
+    stack: Stack, cluster: Cluster
+) -> None:
+    first, second = deploy_defended_workload(cluster, "edited", "web", 2, "delete")
+    alerts = send_alerts(stack, [first], "edited")
+    assert settle(stack, cluster, alerts).effected == 1
+    (item,) = Audit(stack, cluster).by_target[alerts[0].target]
+    name = item["metadata"]["name"]
+    targets = [*item["spec"]["targets"], f"edited/{second['metadata']['name']}"]
+    edited = cluster.patch(SECURITY_EVENTS, name, {"spec": {"targets": targets}})
+    assert edited["metadata"]["generation"] == 2
+    assert stack.wait_idle(5.0)
+    # its update is not routed to the matcher: the new generation waits for the sweep
+    assert read_status(cluster, name).observed_generation == 1
+    stack.fire_ping("amtd-sweeper")
+    wait_for(lambda: read_status(cluster, name).observed_generation == 2 and is_finished(
+        cluster, [name]), "the new generation to be decided and executed", SETTLE_S)  # fmt: skip
+    assert count_effects(stack, "edited") == {first["metadata"]["name"]: 1,
+                                              second["metadata"]["name"]: 1}  # fmt: skip
