@@ -270,6 +270,12 @@ def test_api_faults_lose_no_alert(stack: Stack, cluster: Cluster, api_faults: An
     assert tally.effected == tally.sent == len(pods)
     assert kinds.get("status", 0) > 0 and kinds.get("drop", 0) > 0
     assert all(count <= 1 for count in count_effects(stack, "flaky").values())
+    # no one else deletes these pods: a lost answer or a retry never records our own delete as
+    # "already gone" (repeated in place, or read back)
+    reasons = {done["reason"] for item in cluster.list(SECURITY_EVENTS)
+               if item["spec"]["targets"][0].startswith("flaky/")
+               for done in (item.get("status") or {}).get("executions", [])}  # fmt: skip
+    assert reasons == {"PodDeleted"}
 
 
 def test_an_alert_storm_during_api_faults(stack: Stack, cluster: Cluster, api_faults: Any) -> None:

@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
+from amtd.act.delete.performing import read_back_outcome
 from amtd.kube.api import PODS, SECURITY_EVENTS
+from amtd.kube.apierrors import ConflictError, TransientError
 from amtd.model.actionevents import ACTION_COMPLETED, make_request_id
 from support.cloudevents import read_reply
 from support.executors import (
@@ -311,6 +313,38 @@ def test_an_unavailable_api_server_answers_503(stand: Stand, client: FlaskClient
     assert reply.json["error"] == "ApiUnavailable"
     stand.server.clear_faults()
     assert only_execution(post_event(client, request))["reason"] == "PodDeleted"
+
+
+def test_a_delete_whose_answer_is_lost_is_read_back_and_recorded_as_its_own(
+    stand: Stand, client: FlaskClient
+) -> None:
+    pod, _ = create_deployment(stand.cluster, "shop", "web")
+    request = create_decided_event(stand.cluster, "sev-lost", [pod], "delete")
+    # the stand-in carries the DELETE out, then closes the connection without an answer
+    stand.server.inject_faults(
+        1.0, statuses=(), drop=True, match=lambda r: r.user == USER and r.verb == "delete"
+    )
+
+    execution = only_execution(post_event(client, request))
+
+    assert (execution["result"], execution["reason"]) == ("Succeeded", "PodDeleted")
+    assert "answer was lost" in execution["message"]
+    assert [r.fault for r in pod_deletes(stand)] == ["drop"]  # sent once, never repeated blind
+    assert stand.cluster.find(PODS, pod["metadata"]["name"], "shop") is None
+
+
+def test_a_lost_answer_is_judged_by_what_the_pod_shows(stand: Stand) -> None:
+    pod, _ = create_deployment(stand.cluster, "shop", "web")
+    name = pod["metadata"]["name"]
+    lost = TransientError(0, "Unreachable", "connection closed without an answer")
+    with pytest.raises(TransientError):  # untouched: the call never reached it, retry later
+        read_back_outcome(stand.cluster, pod, "deleted", "PodDeleted", lost)
+    stand.cluster.patch(PODS, name, {"metadata": {"labels": {"seen": "yes"}}}, "shop")
+    with pytest.raises(ConflictError):  # changed: judged again
+        read_back_outcome(stand.cluster, pod, "deleted", "PodDeleted", lost)
+    stand.cluster.delete(PODS, name, "shop")
+    verdict = read_back_outcome(stand.cluster, pod, "deleted", "PodDeleted", lost)
+    assert (verdict.result, verdict.reason) == ("Succeeded", "PodDeleted")
 
 
 def test_health_endpoints(client: FlaskClient) -> None:

@@ -15,7 +15,13 @@ import pytest
 
 from amtd.kube.api import PODS, Cluster
 from amtd.kube.apierrors import TransientError
-from amtd.kube.retrying import MAX_WAIT_S, REPEATS, compute_wait, is_repeatable
+from amtd.kube.retrying import (
+    MAX_WAIT_S,
+    REPEATS,
+    compute_wait,
+    is_outcome_unknown,
+    is_repeatable,
+)
 from amtd_stack.apiserver.faults import RequestRecord
 from support.standins import Stand, connect, create_pod
 
@@ -124,12 +130,28 @@ def test_which_answers_are_repeated() -> None:
     assert is_repeatable("POST", pods, 429, 0) and is_repeatable("PATCH", pods, 503, 2)
     assert not is_repeatable("PATCH", pods, 503, REPEATS)
     assert is_repeatable("GET", pods, 500, 0) and is_repeatable("GET", pods, 504, 0)
-    for method in ("POST", "PUT", "PATCH", "DELETE"):
+    assert is_repeatable("PUT", f"{pods}/web", 500, 0)  # conditional: a repeat is a 409
+    for method in ("POST", "PATCH", "DELETE"):
         assert not is_repeatable(method, pods, 500, 0)
         assert not is_repeatable(method, pods, 504, 0)
     assert not is_repeatable("GET", pods, 0, 0)  # no answer: urllib3's to repeat, or a timeout
     assert not is_repeatable("POST", f"{pods}/web/eviction", 429, 0)
     assert is_repeatable("POST", f"{pods}/web/eviction", 503, 0)
+
+
+def test_which_failures_may_have_been_carried_out() -> None:
+    assert [status for status in (0, 429, 500, 502, 503, 504) if is_outcome_unknown(status)] == [
+        0, 500, 502, 504,
+    ]  # fmt: skip
+
+
+def test_a_put_needs_a_resource_version(stand: Stand) -> None:
+    pod = create_pod(stand.cluster, "shop", "web")
+    del pod["metadata"]["resourceVersion"]
+    stand.server.clear_requests()
+    with pytest.raises(ValueError, match="resourceVersion"):
+        flaky_cluster(stand).replace(PODS, pod)
+    assert stand.server.requests == []
 
 
 def test_how_long_a_repeat_waits() -> None:

@@ -34,7 +34,7 @@ from amtd.kube.names import (
     InvalidNameError,
     NameRule,
 )
-from amtd.kube.retrying import compute_wait, is_repeatable
+from amtd.kube.retrying import UNANSWERED_REPEATED_METHODS, compute_wait, is_repeatable
 from amtd.model.objects import Object
 
 LOG = logging.getLogger(__name__)
@@ -98,6 +98,7 @@ PATCH_TYPES = {
 def load_client_configuration(config_file: str | None = None) -> Any:
     """In-cluster config when running in a pod, else the kubeconfig (given, or $KUBECONFIG)."""
     from kubernetes import client, config  # deferred: ~0.5 s of imports
+    from urllib3.util.retry import Retry
 
     configuration = client.Configuration()
     if os.environ.get("KUBERNETES_SERVICE_HOST") and not config_file:
@@ -110,6 +111,7 @@ def load_client_configuration(config_file: str | None = None) -> Any:
         )
     if configuration.refresh_api_key_hook is not None:
         configuration.refresh_api_key_hook = ThrottledRefresh(configuration.refresh_api_key_hook)
+    configuration.retries = Retry(total=3, allowed_methods=UNANSWERED_REPEATED_METHODS)
     return configuration
 
 
@@ -321,9 +323,13 @@ class Cluster:
         return self.request("PATCH", path, patch, content_type=PATCH_TYPES[kind])
 
     def replace(self, resource: Resource, body: Object, sub: str = "") -> Object:
-        """PUT an object back; raises ConflictError if its resourceVersion is stale."""
+        """PUT an object back; raises ConflictError if its resourceVersion is stale. It must
+        carry one (ValueError): a conditional PUT is what makes repeating it harmless."""
         meta = body["metadata"]
-        return self.request("PUT", resource.path(meta.get("namespace"), meta["name"], sub), body)
+        path = resource.path(meta.get("namespace"), meta["name"], sub)  # names checked first
+        if not meta.get("resourceVersion"):
+            raise ValueError(f"replace of {meta['name']!r} without a resourceVersion")
+        return self.request("PUT", path, body)
 
     def delete(
         self, resource: Resource, name: str, namespace: str | None = None,

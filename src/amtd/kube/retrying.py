@@ -3,11 +3,19 @@
 An answer that says the call was not carried out is repeated whatever the verb: 429 (API
 Priority and Fairness or max-in-flight turned it away; the API server sends Retry-After) and
 503 (the server is not serving now). client-go repeats such answers too, when they carry
-Retry-After. A read (GET) is also repeated after any other 5xx: reading twice changes nothing.
-Anything else goes back to the caller, and from a function to the Broker, which retries the
-whole delivery: a write answered 500 or 504 may have been carried out, and only its caller knows
-how to find out (a conditional write repeated is a 409, a create an AlreadyExists). Calls that
-got no answer are urllib3's to repeat (reads, PUT and DELETE), as the official client sets it.
+Retry-After. A read (GET) is also repeated after any other 5xx: reading twice changes nothing;
+and so is a PUT, since every PUT here carries a resourceVersion (:meth:`Cluster.replace` insists):
+if the first was carried out after all, the repeat is a 409 its caller handles. Anything else
+goes back to the caller, and from a function to the Broker, which retries the whole delivery: a
+create, patch or delete answered 500 or 504 may have been carried out, and only its caller knows
+how to find out (:func:`is_outcome_unknown`; a delete reads the pod back).
+
+A call that got no answer at all is repeated by urllib3 (the client's connection pool) only if
+repeating it is harmless: reads, and PUT (every PUT here carries a resourceVersion, so a repeat of
+one that was carried out is a 409 its caller handles). Not DELETE, which urllib3 repeats by
+default: a repeated delete of a pod that is gone or terminating answers 404 or 409, and the
+executor would record its own delete as someone else's. A lost answer reaches the caller, which
+reads back what happened (:mod:`amtd.act.delete.performing`).
 
 A few short waits only: every call of a delivery shares its timeout (the Broker's 10 s), and a
 server that keeps refusing is the Broker's retry to wait out, with its longer backoff.
@@ -19,8 +27,9 @@ REPEATS = 3  # after the first try
 FIRST_WAIT_S = 0.05  # doubled for each repeat
 MAX_WAIT_S = 1.0  # also the most of a Retry-After honoured
 NOT_CARRIED_OUT = frozenset({429, 503})
-READ_METHODS = frozenset({"GET", "HEAD"})
+REPEATABLE_METHODS = frozenset({"GET", "HEAD", "PUT"})  # harmless to repeat, see above
 EVICTION = "/eviction"
+UNANSWERED_REPEATED_METHODS = frozenset({"GET", "HEAD", "PUT", "OPTIONS"})
 
 
 def is_repeatable(method: str, path: str, status: int, repeats_done: int) -> bool:
@@ -31,7 +40,13 @@ def is_repeatable(method: str, path: str, status: int, repeats_done: int) -> boo
         return False  # a disruption budget's answer: its caller leaves the step for later
     if status in NOT_CARRIED_OUT:
         return True
-    return method.upper() in READ_METHODS and 500 <= status <= 599
+    return method.upper() in REPEATABLE_METHODS and 500 <= status <= 599
+
+
+def is_outcome_unknown(status: int) -> bool:
+    """Whether a failed call may have been carried out: no answer (0), or a 5xx other than 503
+    (a timeout, an internal error after the write). 429 and 503 say it was not."""
+    return status == 0 or (500 <= status <= 599 and status not in NOT_CARRIED_OUT)
 
 
 def compute_wait(repeats_done: int, retry_after_s: float | None, spread: float) -> float:

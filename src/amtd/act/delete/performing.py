@@ -22,8 +22,9 @@ from amtd.act.actions import ExecutableAction, Pod
 from amtd.act.auditing import publish_events
 from amtd.act.verdicts import StepVerdict
 from amtd.kube.api import PODS, Cluster
-from amtd.kube.apierrors import TransientError
+from amtd.kube.apierrors import ConflictError, TransientError
 from amtd.kube.events import make_kube_event, refer_to_pod
+from amtd.kube.retrying import is_outcome_unknown
 from amtd.model.actionevents import ActionStep
 from amtd.model.objects import Object
 from amtd.model.timestamps import format_now
@@ -55,12 +56,43 @@ def delete_pod(
         return evict_pod(cluster, step, pod, security_event)
     meta = pod["metadata"]
     grace = step.parameters.get("gracePeriodSeconds")
-    cluster.delete(
-        PODS, meta["name"], meta["namespace"], uid=meta["uid"], grace_period_seconds=grace,
-        resource_version=meta["resourceVersion"],
-    )  # fmt: skip
+    try:
+        cluster.delete(
+            PODS, meta["name"], meta["namespace"], uid=meta["uid"], grace_period_seconds=grace,
+            resource_version=meta["resourceVersion"],
+        )  # fmt: skip
+    except TransientError as error:
+        if not is_outcome_unknown(error.status):
+            raise
+        return read_back_outcome(cluster, pod, "deleted", "PodDeleted", error)
     message = f"deleted pod {meta['namespace']}/{meta['name']} (uid {meta['uid']})"
     return StepVerdict("Succeeded", "PodDeleted", message)
+
+
+def read_back_outcome(
+    cluster: Cluster, pod: Pod, verb: str, reason: str, error: TransientError
+) -> StepVerdict:  # fmt: skip
+    """The verdict of a delete (or eviction) whose outcome is unknown (no answer, or a 5xx that
+    may come after the write), read back from the pod.
+
+    The call was conditional on the uid and resourceVersion just judged, so for anyone else to
+    have removed a pod now gone or terminating, others must have changed it and then deleted it
+    in the milliseconds between judgement and read-back: it is recorded as this step's own, its
+    message saying the answer was lost. A pod still at that version was not touched:
+    TransientError, the Broker's retry does it. Any other version: ConflictError, the executor
+    reads and judges it again.
+    """
+    meta = pod["metadata"]
+    found = cluster.find(PODS, meta["name"], meta["namespace"])
+    shown = f"pod {meta['namespace']}/{meta['name']} (uid {meta['uid']})"
+    now = (found or {}).get("metadata") or {}
+    if found is None or now.get("uid") != meta["uid"] or now.get("deletionTimestamp"):
+        LOG.warning("%s: no clear answer (%s); the pod is gone: %s", shown, error, verb)
+        message = f"{verb} {shown}; the API server's answer was lost, the pod is gone or going"
+        return StepVerdict("Succeeded", reason, message)
+    if now.get("resourceVersion") == meta["resourceVersion"]:
+        raise error
+    raise ConflictError(409, "Conflict", f"{shown} changed while its {verb} went unanswered")
 
 
 def build_eviction(pod: Pod, grace: int | None) -> Object:
@@ -86,6 +118,8 @@ def evict_pod(cluster: Cluster, step: ActionStep, pod: Pod, security_event: str)
     try:
         cluster.create(PODS, eviction, meta["namespace"], sub="eviction")
     except TransientError as error:
+        if is_outcome_unknown(error.status):
+            return read_back_outcome(cluster, pod, "evicted", "PodEvicted", error)
         if error.status != BUDGET_EXHAUSTED:
             raise
         message = f"eviction of pod {step.target} blocked: {error.message}"
