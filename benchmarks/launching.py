@@ -266,19 +266,28 @@ def run_stack() -> Iterator[tuple[Stack, str]]:
         yield stack, token
 
 
-def peak_rss_bytes(group: int) -> int:
-    """The largest peak resident set (VmHWM) among the processes of process group ``group``
-    (a function: gunicorn's master and its worker)."""
-    peak = 0
+def read_process_stats() -> Iterator[tuple[Path, list[str]]]:
+    """Each live process's /proc folder and the fields of its ``stat`` after the command name
+    (state, ppid, pgrp, ...; utime and stime are the 12th and 13th). Gone ones are skipped."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            if int(fields[2]) != group:  # after pid (comm): state, ppid, pgrp
-                continue
+            yield entry, (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+
+
+def peak_rss_bytes(group: int) -> int:
+    """The largest peak resident set (VmHWM) among the processes of process group ``group``
+    (a function: gunicorn's master and its worker)."""
+    peak = 0
+    for entry, fields in read_process_stats():
+        if int(fields[2]) != group:
+            continue
+        try:
             status = (entry / "status").read_text()
-        except (OSError, IndexError, ValueError):
+        except OSError:
             continue  # gone meanwhile
         line = next((ln for ln in status.splitlines() if ln.startswith("VmHWM:")), "VmHWM: 0 kB")
         peak = max(peak, int(line.split()[1]) * 1024)
@@ -288,18 +297,12 @@ def peak_rss_bytes(group: int) -> int:
 def cpu_seconds_of_tree(root: int) -> float:
     """User plus system CPU seconds used so far by process ``root`` and all its descendants
     alive now (the stack's process, its functions' gunicorn masters and workers, its adapters)."""
-    parents, used = {}, {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # gone meanwhile
-        # after pid (comm): state, ppid, ..., utime and stime are the 12th and 13th
+    parents, ticks = {}, {}
+    for entry, fields in read_process_stats():
         parents[int(entry.name)] = int(fields[1])
-        used[int(entry.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return sum(seconds for pid, seconds in used.items() if is_descendant(pid, root, parents))
+        ticks[int(entry.name)] = int(fields[11]) + int(fields[12])
+    used = sum(count for pid, count in ticks.items() if is_descendant(pid, root, parents))
+    return used / os.sysconf("SC_CLK_TCK")
 
 
 def is_descendant(pid: int, root: int, parents: dict[int, int]) -> bool:

@@ -34,7 +34,7 @@ from amtd.kube.names import (
     InvalidNameError,
     NameRule,
 )
-from amtd.kube.retrying import UNANSWERED_REPEATED_METHODS, compute_wait, is_repeatable
+from amtd.kube.retrying import REPEATABLE_METHODS, compute_wait, is_repeatable
 from amtd.model.objects import Object
 
 LOG = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ def load_client_configuration(config_file: str | None = None) -> Any:
         )
     if configuration.refresh_api_key_hook is not None:
         configuration.refresh_api_key_hook = ThrottledRefresh(configuration.refresh_api_key_hook)
-    configuration.retries = Retry(total=3, allowed_methods=UNANSWERED_REPEATED_METHODS)
+    configuration.retries = Retry(total=3, allowed_methods=REPEATABLE_METHODS)
     return configuration
 
 

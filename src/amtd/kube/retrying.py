@@ -11,11 +11,10 @@ create, patch or delete answered 500 or 504 may have been carried out, and only 
 how to find out (:func:`is_outcome_unknown`; a delete reads the pod back).
 
 A call that got no answer at all is repeated by urllib3 (the client's connection pool) only if
-repeating it is harmless: reads, and PUT (every PUT here carries a resourceVersion, so a repeat of
-one that was carried out is a 409 its caller handles). Not DELETE, which urllib3 repeats by
-default: a repeated delete of a pod that is gone or terminating answers 404 or 409, and the
-executor would record its own delete as someone else's. A lost answer reaches the caller, which
-reads back what happened (:mod:`amtd.act.delete.performing`).
+it is one of those harmless to repeat (:data:`REPEATABLE_METHODS`). Not DELETE, which urllib3
+repeats by default: a repeated delete of a pod that is gone or terminating answers 404 or 409,
+and the executor would record its own delete as someone else's. A lost answer reaches the
+caller, which reads back what happened (:mod:`amtd.act.delete.performing`).
 
 A few short waits only: every call of a delivery shares its timeout (the Broker's 10 s), and a
 server that keeps refusing is the Broker's retry to wait out, with its longer backoff.
@@ -29,7 +28,6 @@ MAX_WAIT_S = 1.0  # also the most of a Retry-After honoured
 NOT_CARRIED_OUT = frozenset({429, 503})
 REPEATABLE_METHODS = frozenset({"GET", "HEAD", "PUT"})  # harmless to repeat, see above
 EVICTION = "/eviction"
-UNANSWERED_REPEATED_METHODS = frozenset({"GET", "HEAD", "PUT", "OPTIONS"})
 
 
 def is_repeatable(method: str, path: str, status: int, repeats_done: int) -> bool:
