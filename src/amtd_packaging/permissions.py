@@ -38,10 +38,12 @@ CLUSTER_VERBS: dict[str, tuple[str, ...]] = {
     "replace": ("update",),
     "delete": ("delete",),
 }
+# Cluster method reading an object and writing its status -> the verb of the write.
+STATUS_WRITES = {"mutate_status": "update", "patch_status": "patch"}
 # Cluster method -> position of its ``namespace`` argument (None: read from the body at run time).
 NAMESPACE_POSITIONS: dict[str, int | None] = {
     "get": 2, "find": 2, "list": 1, "create": 2, "patch": 3, "replace": None, "delete": 2,
-    "mutate_status": 3, "collection_version": 1, "watch": 2,
+    "mutate_status": 3, "patch_status": 3, "collection_version": 1, "watch": 2,
 }  # fmt: skip
 RESOURCES = {
     name: value for name, value in vars(kubeapi).items() if isinstance(value, kubeapi.Resource)
@@ -365,8 +367,8 @@ def call_permissions(
 ) -> set[Permission]:
     """The Permissions one Cluster method call needs, in each of its scopes."""
     method = callee_name(call)
-    if method == "mutate_status":  # read the object, write its status
-        needed = [("", "get"), ("status", "update")]
+    if method in STATUS_WRITES:  # read the object, write its status
+        needed = [("", "get"), ("status", STATUS_WRITES[method])]
     else:
         sub = next((read_string(k.value) for k in call.keywords if k.arg == "sub"), "")
         needed = [(sub, CLUSTER_VERBS[method][0])]

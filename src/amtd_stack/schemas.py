@@ -24,6 +24,7 @@ _SUBSCHEMAS = ("items", "additionalProperties", "not")
 _SUBSCHEMA_LISTS = ("allOf", "anyOf", "oneOf")
 _DROPPED = ("nullable", "default", "example", "externalDocs", "description")
 _ROOT_KEPT = ("apiVersion", "kind", "metadata")
+_NOTHING: Any = object()  # no stored counterpart
 _MAX_CAUSES = 20
 # Inside a logical junctor a structural schema may only restrict values, never shape them.
 _JUNCTORS = ("allOf", "anyOf", "oneOf", "not")
@@ -62,21 +63,34 @@ def _admit_null(out: dict[str, Any]) -> None:
         out["enum"] = [*out["enum"], None]
 
 
-def prune(value: Any, schema: Any, is_root: bool = False) -> Any:
-    """Drop unknown fields and non-nullable nulls, fill defaults; returns a new value."""
+def prune(value: Any, schema: Any, is_root: bool = False, stored: Any = _NOTHING) -> Any:
+    """Drop unknown fields and non-nullable nulls, fill defaults; returns a new value, except
+    that a part which *is* (identity) the same part of ``stored``, the object as stored before
+    this write, is kept as it is: stored objects were pruned when written and are never changed
+    in place, so a large object patched in one place is not rebuilt whole."""
+    if value is stored:
+        return value
     if not isinstance(schema, Mapping):
         return copy.deepcopy(value)
     if isinstance(value, dict):
-        return _prune_object(value, schema, is_root)
+        return _prune_object(value, schema, is_root, stored)
     if isinstance(value, list) and isinstance(schema.get("items"), Mapping):
-        return [prune(item, schema["items"]) for item in value]
+        before = stored if isinstance(stored, list) else []
+        return [prune(item, schema["items"], stored=_at(before, i)) for i, item in enumerate(value)]
     return copy.deepcopy(value)
 
 
-def _prune_object(value: dict[str, Any], schema: Mapping[str, Any], is_root: bool) -> Any:
+def _at(items: list[Any], index: int) -> Any:
+    return items[index] if index < len(items) else _NOTHING
+
+
+def _prune_object(
+    value: dict[str, Any], schema: Mapping[str, Any], is_root: bool, stored: Any
+) -> Any:
     props: Mapping[str, Any] = schema.get("properties") or {}
     extra = schema.get("additionalProperties")
     keep_unknown = bool(schema.get("x-kubernetes-preserve-unknown-fields"))
+    before = stored if isinstance(stored, dict) else {}
     out: dict[str, Any] = {}
     for key, item in value.items():
         if is_root and key in _ROOT_KEPT:
@@ -87,7 +101,7 @@ def _prune_object(value: dict[str, Any], schema: Mapping[str, Any], is_root: boo
         if item is None and not is_nullable and (sub is not None or not keep_unknown):
             continue
         if sub is not None:
-            out[key] = prune(item, sub)
+            out[key] = prune(item, sub, stored=before.get(key, _NOTHING))
         elif keep_unknown or extra is True:
             out[key] = copy.deepcopy(item)
     for key, sub in props.items():
@@ -96,25 +110,30 @@ def _prune_object(value: dict[str, Any], schema: Mapping[str, Any], is_root: boo
     return out
 
 
-def unknown_fields(value: Any, schema: Any, path: tuple[Any, ...] = ()) -> list[str]:
-    """Paths of fields that pruning would drop as unknown (for fieldValidation=Strict)."""
-    if not isinstance(schema, Mapping):
+def unknown_fields(
+    value: Any, schema: Any, path: tuple[Any, ...] = (), stored: Any = _NOTHING
+) -> list[str]:
+    """Paths of fields that pruning would drop as unknown (for fieldValidation=Strict); a part
+    that is the same part of ``stored`` was checked when it was written (see :func:`prune`)."""
+    if not isinstance(schema, Mapping) or value is stored:
         return []
     if isinstance(value, list) and isinstance(schema.get("items"), Mapping):
-        items = schema["items"]
-        return [f for i, v in enumerate(value) for f in unknown_fields(v, items, (*path, i))]
+        items, earlier = schema["items"], stored if isinstance(stored, list) else []
+        return [f for i, v in enumerate(value)
+                for f in unknown_fields(v, items, (*path, i), _at(earlier, i))]  # fmt: skip
     if not isinstance(value, dict):
         return []
     props: Mapping[str, Any] = schema.get("properties") or {}
     extra = schema.get("additionalProperties")
     keep_unknown = bool(schema.get("x-kubernetes-preserve-unknown-fields")) or extra is True
+    before = stored if isinstance(stored, dict) else {}
     found: list[str] = []
     for key, item in value.items():
         if not path and key in _ROOT_KEPT:
             continue
         sub = props.get(key, extra if isinstance(extra, Mapping) else None)
         if sub is not None:
-            found.extend(unknown_fields(item, sub, (*path, key)))
+            found.extend(unknown_fields(item, sub, (*path, key), before.get(key, _NOTHING)))
         elif not keep_unknown:
             found.append(format_path((*path, key)))
     return found

@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
-from amtd.kube.api import EVENTS, PODS, SECURITY_EVENTS, Cluster, Timeouts
+from amtd.kube.api import EVENTS, PODS, SECURITY_EVENTS, Cluster
 from amtd.kube.apierrors import InvalidError, TransientError
 from amtd.kube.names import InvalidNameError
+from amtd.kube.timeouts import Timeouts
 from amtd.model.actionevents import ActionRequest, ActionStep, SecurityEventRef
 from amtd_stack.apiserver import ApiServer
 from support.builders import create_security_event

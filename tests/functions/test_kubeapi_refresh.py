@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from amtd.kube.api import Cluster, Resource, ThrottledRefresh
+from amtd.kube.api import Cluster, Resource
+from amtd.kube.credentials import ThrottledRefresh
 from amtd_stack.apiserver import ApiServer
 
 NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)

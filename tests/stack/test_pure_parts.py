@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 from amtd_stack.apiserver.apierrors import ApiError
@@ -145,3 +147,32 @@ def test_validation_messages_are_worded_as_the_real_server_words_them(
 def test_a_pattern_python_cannot_compile_falls_back_to_the_full_validator() -> None:
     schema = {"type": "object", "properties": {"x": {"type": "string", "pattern": "(?<n>a)"}}}
     assert [c["field"] for c in validation_causes({"x": 5}, schema)] == ["x"]
+
+
+def test_a_shared_patch_copies_only_what_it_changes_and_never_the_target() -> None:
+    from amtd_stack.apiserver.patching import JSON_PATCH, MERGE, apply_patch
+
+    target = {"metadata": {"name": "n", "labels": {"a": "1"}}, "spec": {"big": [1, 2]},
+              "status": {"items": [{"x": 1}], "other": {"y": 2}}}  # fmt: skip
+    before = copy.deepcopy(target)
+    ops = [{"op": "add", "path": "/status/items/-", "value": {"x": 2}}]
+    for patch, kind in ((ops, JSON_PATCH), ({"status": {"other": {"y": 3}}}, MERGE)):
+        result = apply_patch(target, patch, kind, shared=True)
+        assert target == before  # the stored object is never changed
+        assert result["spec"] is target["spec"]  # what no change reaches is shared
+        assert result["metadata"] == target["metadata"]
+        assert result["metadata"] is not target["metadata"]  # writes stamp it: always a copy
+    assert apply_patch(target, ops, JSON_PATCH, shared=True)["status"]["items"][0] is (
+        target["status"]["items"][0])  # fmt: skip
+    assert apply_patch(target, ops, JSON_PATCH)["spec"] is not target["spec"]
+
+
+def test_pruning_keeps_the_parts_shared_with_the_stored_object() -> None:
+    schema = {"type": "object", "properties": {"spec": {"type": "object", "properties": {
+        "items": {"type": "array", "items": {"type": "object", "properties": {
+            "x": {"type": "integer"}}}}}}}}  # fmt: skip
+    stored = {"spec": {"items": [{"x": 1}]}}
+    new = {"spec": {"items": [stored["spec"]["items"][0], {"x": 2, "junk": 1}]}}
+    pruned = prune(new, schema, is_root=True, stored=stored)
+    assert pruned == {"spec": {"items": [{"x": 1}, {"x": 2}]}}
+    assert pruned["spec"]["items"][0] is stored["spec"]["items"][0]

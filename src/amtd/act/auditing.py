@@ -33,8 +33,8 @@ from amtd.kube.events import (
 )
 from amtd.model.actionevents import ActionStep
 from amtd.model.objects import Object
-from amtd.model.securityevents import Execution, SecurityEventStatus
-from amtd.model.statuses import record_executions
+from amtd.model.securityevents import Execution
+from amtd.model.statuses import Op, plan_execution_records
 from amtd.model.targets import parse_target
 
 LOG = logging.getLogger(__name__)
@@ -111,15 +111,14 @@ def record_executions_status(
     """
     standing: list[Execution] = []
 
-    def mutate(current: Object) -> Object | None:
-        status = SecurityEventStatus.model_validate(current.get("status") or {})
-        written, standing[:] = record_executions(status, attempts)
-        return written
+    def plan(current: Object) -> list[Op] | None:
+        operations, standing[:] = plan_execution_records(current.get("status"), attempts)
+        return operations
 
     with LATEST.writing(name) as latest:
         try:
-            written = cluster.mutate_status(
-                SECURITY_EVENTS, name, mutate, current=latest.get() or current,
+            written = cluster.patch_status(
+                SECURITY_EVENTS, name, plan, current=latest.get() or current,
                 attempts=RECORD_ATTEMPTS,
             )  # fmt: skip
         except NotFoundError:

@@ -16,17 +16,17 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from amtd import GROUP, VERSION
 from amtd.kube.apierrors import ConflictError, NotFoundError, TransientError, translate_error
+from amtd.kube.credentials import ThrottledRefresh
 from amtd.kube.names import (
     DNS1123_LABEL,
     DNS1123_SUBDOMAIN,
@@ -35,16 +35,14 @@ from amtd.kube.names import (
     NameRule,
 )
 from amtd.kube.retrying import REPEATABLE_METHODS, compute_wait, is_repeatable
+from amtd.kube.timeouts import Timeouts
 from amtd.model.objects import Object
 
 LOG = logging.getLogger(__name__)
-REFRESH_INTERVAL_S = 1.0  # how often credentials are re-applied (the loaders: every request)
-# Bounds of one API call (env AMTD_API_CONNECT_TIMEOUT_S, AMTD_API_TIMEOUT_S; docs/events.md).
-CONNECT_TIMEOUT_S = 5.0
-TOTAL_TIMEOUT_S = 10.0
 READ_CHUNK_BYTES = 1 << 16
 WATCH_TIMEOUT_S = 240.0  # a watch the server ends after this is opened again
 WATCH_IDLE_S = 30.0  # beyond it, a watch that sends nothing is broken
+Operations = list[Object]  # a JSON Patch (list is a method's name inside Cluster)
 SELECTORS = {"label_selector": "labelSelector", "field_selector": "fieldSelector"}
 
 
@@ -113,64 +111,6 @@ def load_client_configuration(config_file: str | None = None) -> Any:
         configuration.refresh_api_key_hook = ThrottledRefresh(configuration.refresh_api_key_hook)
     configuration.retries = Retry(total=3, allowed_methods=REPEATABLE_METHODS)
     return configuration
-
-
-class ThrottledRefresh:
-    """The config loader's credential refresh hook, run at most once per ``interval_s``.
-
-    The loaders re-apply the whole configuration before every request (host, and proxy settings
-    read from the environment: ~40 µs a call); the tokens they refresh last far longer (in a
-    pod re-read every minute, from a kubeconfig on expiry), so once a second is plenty.
-    """
-
-    def __init__(self, hook: Callable[[Any], None], interval_s: float = REFRESH_INTERVAL_S):
-        self.hook = hook
-        self.interval_s = interval_s
-        self.refreshed_at = -math.inf
-
-    def __call__(self, configuration: Any) -> None:
-        """Refresh if due; the loader's hook re-installs itself, so this one is put back."""
-        now = time.monotonic()
-        if now - self.refreshed_at < self.interval_s:
-            return
-        self.refreshed_at = now
-        self.hook(configuration)
-        installed = configuration.refresh_api_key_hook
-        if installed is not self and installed is not None:
-            self.hook = installed
-        configuration.refresh_api_key_hook = self
-
-
-@dataclass(frozen=True)
-class Timeouts:
-    """How long one API call may take: to connect, and then to be answered in full.
-
-    A call ends within ``connect_s + total_s``: the answer's headers must come within
-    ``total_s`` of connecting, and its body is cut at the same overall deadline.
-    """
-
-    connect_s: float = CONNECT_TIMEOUT_S
-    total_s: float = TOTAL_TIMEOUT_S
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Timeouts:
-        """The bounds set by ``AMTD_API_CONNECT_TIMEOUT_S`` / ``AMTD_API_TIMEOUT_S``, if any."""
-        connect = read_seconds(env, "AMTD_API_CONNECT_TIMEOUT_S", CONNECT_TIMEOUT_S)
-        return cls(connect, read_seconds(env, "AMTD_API_TIMEOUT_S", TOTAL_TIMEOUT_S))
-
-
-def read_seconds(env: Mapping[str, str], key: str, default: float) -> float:
-    """A positive number of seconds from ``env[key]``; ValueError naming the key otherwise."""
-    text = env.get(key, "").strip()
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0 < value < math.inf:
-        raise ValueError(f"{key} must be a positive number of seconds, got {text!r}")
-    return value
 
 
 class Cluster:
@@ -357,16 +297,50 @@ class Cluster:
         first read: if it is stale the write fails with a 409, and a "no change" found on it is
         checked again on a fresh read. Returns the written object, or None when nothing changed.
         """
+
+        def put(current: Object) -> Object | None:
+            status = mutate(current)
+            if status is None:
+                return None
+            return self.replace(resource, {**current, "status": status}, sub="status")
+
+        return self.write_status(resource, name, put, namespace, attempts, current)
+
+    def patch_status(
+        self, resource: Resource, name: str, plan: Callable[[Object], Operations | None],
+        namespace: str | None = None, attempts: int = 8, current: Object | None = None,
+    ) -> Object | None:  # fmt: skip
+        """:meth:`mutate_status` sending only the change: ``plan`` (pure; None = no change)
+        gives the JSON Patch operations on ``current``. The patch also sets the resourceVersion
+        read, which makes it conditional as a PUT is (409 when stale), so a large status is not
+        sent whole for every record added to it."""
+
+        def patch(current: Object) -> Object | None:
+            operations = plan(current)
+            if operations is None:
+                return None
+            meta = current["metadata"]
+            pin = {"op": "replace", "path": "/metadata/resourceVersion",
+                   "value": meta["resourceVersion"]}  # fmt: skip
+            return self.patch(resource, meta["name"], [pin, *operations], meta.get("namespace"),
+                              kind="json", sub="status")  # fmt: skip
+
+        return self.write_status(resource, name, patch, namespace, attempts, current)
+
+    def write_status(
+        self, resource: Resource, name: str, write: Callable[[Object], Object | None],
+        namespace: str | None, attempts: int, current: Object | None,
+    ) -> Object | None:  # fmt: skip
+        """The retry loop of :meth:`mutate_status`: ``write`` (the object read → the object
+        written, or None: no change) until it is not refused with a 409."""
         fresh = current is None
         for _ in range(attempts):
             if current is None:
                 current = self.get(resource, name, namespace)
-            status = mutate(current)
-            if status is None and fresh:
-                return None
-            if status is not None:
-                with contextlib.suppress(ConflictError):
-                    return self.replace(resource, {**current, "status": status}, sub="status")
+            with contextlib.suppress(ConflictError):
+                written = write(current)
+                if written is not None or fresh:
+                    return written
             current, fresh = None, True  # raced, or judged on the caller's copy: read again
         raise TransientError(
             409, "Conflict", f"status of {name} kept changing; gave up after retries"

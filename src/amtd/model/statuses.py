@@ -1,16 +1,20 @@
 """Statuses: pure updates of a SecurityEvent's ``status``.
 
-Each function takes the current status (as stored) and returns the new one, or None when there is
-nothing to write. The caller applies it with an optimistic-concurrency retry, so two executors
-writing at once never lose each other's records.
+Each update takes the current status (as stored) and returns the change, or None when there is
+nothing to write: the decisions as a whole new status, executions as JSON Patch operations (a
+status holding a thousand decisions is about a megabyte; a record adds a few hundred bytes). The
+caller applies it with an optimistic-concurrency retry, so two executors writing at once never
+lose each other's records.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from amtd.model.securityevents import Decision, Execution, Phase, SecurityEventStatus
+
+Op = dict[str, Any]  # one JSON Patch operation
 
 
 def derive_phase(decisions: Sequence[Decision], executions: Sequence[Execution]) -> Phase:
@@ -57,28 +61,65 @@ def record_decisions(
     return render_status(generation, list(decisions), merged)
 
 
-def record_executions(
-    status: SecurityEventStatus, attempts: Sequence[tuple[Execution, str | None]]
-) -> tuple[dict[str, Any] | None, list[Execution]]:
-    """Record many steps' executions at once, each exactly once; the new status (None: nothing
-    changed) and, per attempt, the execution that stands for its step.
+def plan_execution_records(
+    stored: Mapping[str, Any] | None, attempts: Sequence[tuple[Execution, str | None]]
+) -> tuple[list[Op] | None, list[Execution]]:
+    """Record many steps' executions at once, each exactly once, in the status as stored (None:
+    the object has none yet): the JSON Patch operations that do it (None: nothing changes) and,
+    per attempt, the execution that stands for its step.
 
     An attempt's second item names a reason that gives way to it: the "pod already gone" that a
-    racing duplicate recorded after this attempt itself deleted the pod.
+    racing duplicate recorded after this attempt itself deleted the pod; its record is replaced
+    in place, new steps' are appended, and the phase follows. Nothing else is sent back: a
+    status with a thousand decisions is about a megabyte.
     """
-    by_step = {item.step_id: item for item in status.executions}
+    status = SecurityEventStatus.model_validate(stored or {})
+    records = list(status.executions)
+    where: dict[str, int] = {}
+    for position, item in enumerate(records):
+        where.setdefault(item.step_id, position)
+    changes: list[Op] = []
     standing: list[Execution] = []
-    changed = False
     for execution, supersedes in attempts:
-        found = by_step.get(execution.step_id)
+        index = where.get(execution.step_id)
+        found = None if index is None else records[index]
         if found is None or (supersedes is not None and found.reason == supersedes):
-            by_step[execution.step_id] = found = execution
-            changed = True
+            changes.append(place_record(records, where, execution))
+            found = execution
         standing.append(found)
-    if not changed:
+    if not changes:
         return None, standing
-    generation = status.observed_generation or 0
-    return render_status(generation, status.decisions, list(by_step.values())), standing
+    phase = derive_phase(status.decisions, records)
+    if phase != status.phase:
+        changes.append({"op": "add", "path": "/status/phase", "value": phase})
+    return [*open_executions(stored), *changes], standing
+
+
+def place_record(records: list[Execution], where: dict[str, int], execution: Execution) -> Op:
+    """Put ``execution`` in ``records`` (over its step's record, else at the end); the
+    operation that does the same to the stored list."""
+    index = where.get(execution.step_id)
+    value = to_record(execution)
+    if index is not None:
+        records[index] = execution
+        return {"op": "replace", "path": f"/status/executions/{index}", "value": value}
+    where[execution.step_id] = len(records)
+    records.append(execution)
+    return {"op": "add", "path": "/status/executions/-", "value": value}
+
+
+def open_executions(stored: Mapping[str, Any] | None) -> list[Op]:
+    """The operations that make an empty list of executions where there is none yet."""
+    if stored is None:
+        return [{"op": "add", "path": "/status", "value": {"executions": []}}]
+    if "executions" not in stored:
+        return [{"op": "add", "path": "/status/executions", "value": []}]
+    return []
+
+
+def to_record(execution: Execution) -> dict[str, Any]:
+    """An Execution as stored in the status."""
+    return execution.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
 def render_status(

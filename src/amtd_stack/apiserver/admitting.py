@@ -3,6 +3,8 @@ resource pruning + schema validation (pure)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from amtd.model.objects import Object
 from amtd_stack import schemas
 
@@ -48,12 +50,13 @@ def _report_unknown(
 
 
 def _admit_custom(
-    rtype: ResourceType, obj: Object, strict: bool, warnings: list[str] | None
+    rtype: ResourceType, obj: Object, strict: bool, warnings: list[str] | None, stored: Any
 ) -> Object:
     if rtype.schema is None:
         return obj
-    _report_unknown(rtype, schemas.unknown_fields(obj, rtype.schema), strict, warnings)
-    pruned: Object = schemas.prune(obj, rtype.schema, is_root=True)
+    unknown = schemas.unknown_fields(obj, rtype.schema, stored=stored)
+    _report_unknown(rtype, unknown, strict, warnings)
+    pruned: Object = schemas.prune(obj, rtype.schema, is_root=True, stored=stored)
     causes = schemas.validation_causes(pruned, rtype.schema)
     if causes:
         raise invalid(rtype.kind, pruned["metadata"].get("name", ""), rtype.group, causes)
@@ -69,13 +72,15 @@ def _admit_job(rtype: ResourceType, obj: Object) -> Object:
 
 
 def admit(
-    rtype: ResourceType, obj: Object, strict: bool = False, warnings: list[str] | None = None
-) -> Object:
+    rtype: ResourceType, obj: Object, strict: bool = False, warnings: list[str] | None = None,
+    stored: Object | None = None,
+) -> Object:  # fmt: skip
     """The object as it will be stored, or 422 Invalid (400 for unknown fields when `strict`,
     i.e. fieldValidation=Strict; with Warn they are dropped and listed in `warnings`); may
-    return a new dict."""
+    return a new dict. A custom resource is rebuilt by pruning, except for the parts it shares
+    with ``stored`` (the object before an update), which were admitted when it was written."""
     if rtype.is_custom:
-        return _admit_custom(rtype, obj, strict, warnings)
+        return _admit_custom(rtype, obj, strict, warnings, stored)
     if rtype.group == definitions.CRD_GROUP and rtype.plural == "customresourcedefinitions":
         return _admit_crd(obj)  # its schemas are checked by check_crd, not by the client model
     _report_unknown(rtype, drop_unknown_fields(rtype.group, rtype.kind, obj), strict, warnings)

@@ -97,20 +97,22 @@ def _check_body(rtype: ResourceType, body: Any) -> Object:
     return body
 
 
-def _merge_subresource(old: Object, new: Object, subresource: str) -> Object:
-    """`old` with only the subresource's part taken from `new`."""
+def _merge_subresource(old: Object, new: Object, subresource: str, shared: bool) -> Object:
+    """`old` with only the subresource's part taken from `new` (which the caller owns). With
+    `shared` (the result is pruned: a custom resource), it shares the parts of `old` outside
+    that path and its metadata is copied; else it is a deep copy."""
     path = SUBRESOURCE_PATHS.get(subresource)
     if path is None:
         raise ApiError(
             405, f"subresource {subresource!r} does not accept writes", "MethodNotAllowed"
         )
-    merged = copy.deepcopy(old)
+    merged = {**old, "metadata": copy.deepcopy(old["metadata"])} if shared else copy.deepcopy(old)
     src, dst = new, merged
     for part in path[:-1]:
         src = src.get(part) or {} if isinstance(src, dict) else {}
-        dst = dst.setdefault(part, {})
+        dst[part] = dst = dict(dst.get(part) or {}) if shared else dst.setdefault(part, {})
     if isinstance(src, dict) and path[-1] in src:
-        dst[path[-1]] = copy.deepcopy(src[path[-1]])
+        dst[path[-1]] = src[path[-1]] if shared else copy.deepcopy(src[path[-1]])
     else:
         dst.pop(path[-1], None)
     merged["metadata"]["resourceVersion"] = new["metadata"].get("resourceVersion")
@@ -223,7 +225,8 @@ class Api:
             return self.apply(target, patch, options)[1]
         with self.store.lock:
             old = self._existing(target)
-            new = apply_patch(present(target.rtype, old), patch, content_type)
+            shared = target.rtype.is_custom  # pruned when admitted: parts may be shared
+            new = apply_patch(view(target.rtype, old), patch, content_type, shared)
             new = check_update_target(target.rtype, new, target.namespace, target.name)
             _check_body(target.rtype, new)
             return self._replace(target, old, new, options)
@@ -259,15 +262,15 @@ class Api:
         if sent_rv and sent_rv != old["metadata"]["resourceVersion"]:
             raise conflict(rtype.plural, target.name, rtype.group)
         if target.subresource == ephemeralcontainers.SUBRESOURCE:
-            merged = _merge_subresource(old, new, target.subresource)
+            merged = _merge_subresource(old, new, target.subresource, shared=False)
             new = ephemeralcontainers.admit_ephemeral_containers(old, merged)
         elif target.subresource:
-            new = _merge_subresource(old, new, target.subresource)
+            new = _merge_subresource(old, new, target.subresource, rtype.is_custom)
         elif "status" in rtype.subresources:
             new["status"] = copy.deepcopy(old.get("status"))
             if new["status"] is None:
                 new.pop("status")
-        new = admit(rtype, stamp_updated(rtype, old, new), options.strict, options.warnings)
+        new = admit(rtype, stamp_updated(rtype, old, new), options.strict, options.warnings, old)
         new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
         if entries is None:
             entries = self._recorded(target, old, new, options, sent)

@@ -19,14 +19,20 @@ STRATEGIC = "application/strategic-merge-patch+json"
 PATCH_TYPES = (MERGE, JSON_PATCH, STRATEGIC)
 
 
-def apply_patch(target: dict[str, Any], patch: Any, content_type: str) -> dict[str, Any]:
-    """A patched deep copy of `target`; 400 for a malformed patch, 415 for an unknown type."""
+def apply_patch(
+    target: dict[str, Any], patch: Any, content_type: str, shared: bool = False
+) -> dict[str, Any]:
+    """`target` patched, as a new object (`target` is never changed); 400 for a malformed patch,
+    415 for an unknown type. A deep copy, unless `shared`: then only the containers a change
+    goes through are copied (and the root and its metadata, which writes stamp), the rest is
+    shared with `target`, for a caller that copies what it keeps."""
     if content_type == JSON_PATCH:
-        result = apply_json_patch(copy.deepcopy(target), patch)
+        owned = Owned(shared)
+        result = apply_json_patch(owned.root(target), patch, owned)
     elif content_type in (MERGE, STRATEGIC):
         if not isinstance(patch, dict):
             raise bad_request("a merge patch must be a JSON object")
-        result = merge_patch(target, patch, strategic=content_type == STRATEGIC)
+        result = merge_patch(target, patch, content_type == STRATEGIC, shared)
     else:
         raise ApiError(
             415,
@@ -36,14 +42,41 @@ def apply_patch(target: dict[str, Any], patch: Any, content_type: str) -> dict[s
         )
     if not isinstance(result, dict):
         raise bad_request("the patch must leave a JSON object")
+    if shared and isinstance(result.get("metadata"), dict):
+        result = {**result, "metadata": copy.deepcopy(result["metadata"])}
     return result
 
 
-def merge_patch(target: Any, patch: Any, strategic: bool = False) -> Any:
-    """RFC 7386 merge (null deletes); with `strategic`, the concessions in the module doc."""
+class Owned:
+    """The containers a JSON patch may change in place: a deep copy of the target, or (when
+    `shared`) the copies made on the way to each change (copy on write)."""
+
+    def __init__(self, shared: bool) -> None:
+        self.shared = shared
+        self.made: set[int] = set()
+
+    def root(self, target: Any) -> Any:
+        """The document the operations apply to."""
+        return self.own(target) if self.shared else copy.deepcopy(target)
+
+    def own(self, node: Any) -> Any:
+        """A container this patch may change: `node` itself if made here, else a shallow copy."""
+        if not self.shared or id(node) in self.made or not isinstance(node, (dict, list)):
+            return node
+        mine = copy.copy(node)
+        self.made.add(id(mine))
+        return mine
+
+
+def merge_patch(target: Any, patch: Any, strategic: bool = False, shared: bool = False) -> Any:
+    """RFC 7386 merge (null deletes); with `strategic`, the concessions in the module doc; with
+    `shared`, parts the patch does not reach are shared with `target`, not copied."""
     if not isinstance(patch, dict):
         return copy.deepcopy(patch)
-    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+    if not isinstance(target, dict):
+        result: dict[str, Any] = {}
+    else:
+        result = copy.copy(target) if shared else copy.deepcopy(target)
     for key, value in patch.items():
         if strategic and key.startswith("$"):
             continue
@@ -52,7 +85,7 @@ def merge_patch(target: Any, patch: Any, strategic: bool = False) -> Any:
         elif strategic and _is_named_list(value) and _is_named_list(result.get(key)):
             result[key] = _merge_named_lists(result[key], value)
         else:
-            result[key] = merge_patch(result.get(key), value, strategic)
+            result[key] = merge_patch(result.get(key), value, strategic, shared)
     return result
 
 
@@ -80,10 +113,14 @@ def _pointer(path: Any) -> list[str]:
     return [p.replace("~1", "/").replace("~0", "~") for p in path.split("/")[1:]]
 
 
-def _parent(doc: Any, parts: list[str]) -> Any:
+def _parent(doc: Any, parts: list[str], owned: Owned | None = None) -> Any:
+    """The container of the pointer's last part; with `owned`, made changeable on the way."""
     node = doc
     for part in parts[:-1]:
-        node = _child(node, part)
+        child = _child(node, part)
+        if owned is not None and (mine := owned.own(child)) is not child:
+            node[int(part) if isinstance(node, list) else part] = child = mine
+        node = child
     return node
 
 
@@ -103,11 +140,11 @@ def _get(doc: Any, path: Any) -> Any:
     return _child(_parent(doc, parts), parts[-1]) if parts else doc
 
 
-def _remove(doc: Any, path: Any) -> Any:
+def _remove(doc: Any, path: Any, owned: Owned) -> Any:
     parts = _pointer(path)
     if not parts:
         raise bad_request("cannot remove the document root")
-    parent, last = _parent(doc, parts), parts[-1]
+    parent, last = _parent(doc, parts, owned), parts[-1]
     value = _child(parent, last)
     if isinstance(parent, list):
         del parent[int(last)]
@@ -116,11 +153,11 @@ def _remove(doc: Any, path: Any) -> Any:
     return value
 
 
-def _add(doc: Any, path: Any, value: Any) -> Any:
+def _add(doc: Any, path: Any, value: Any, owned: Owned) -> Any:
     parts = _pointer(path)
     if not parts:
         return value
-    parent, last = _parent(doc, parts), parts[-1]
+    parent, last = _parent(doc, parts, owned), parts[-1]
     if isinstance(parent, dict):
         parent[last] = value
     elif isinstance(parent, list) and (last == "-" or last.isdigit()):
@@ -133,26 +170,27 @@ def _add(doc: Any, path: Any, value: Any) -> Any:
     return doc
 
 
-def _apply_op(doc: Any, op: Any) -> Any:
+def _apply_op(doc: Any, op: Any, owned: Owned) -> Any:
     if not isinstance(op, dict) or "path" not in op:
         raise bad_request("each JSON patch operation needs 'op' and 'path'")
     name, path = op.get("op"), op["path"]
     if name in ("add", "replace", "test") and "value" not in op:
         raise bad_request(f"JSON patch '{name}' needs a 'value'")
     if name == "add":
-        return _add(doc, path, copy.deepcopy(op["value"]))
+        return _add(doc, path, copy.deepcopy(op["value"]), owned)
     if name == "remove":
-        _remove(doc, path)
+        _remove(doc, path, owned)
         return doc
     if name == "replace":
         _get(doc, path)  # must exist
         if not _pointer(path):
             return copy.deepcopy(op["value"])
-        _remove(doc, path)
-        return _add(doc, path, copy.deepcopy(op["value"]))
+        _remove(doc, path, owned)
+        return _add(doc, path, copy.deepcopy(op["value"]), owned)
     if name in ("move", "copy"):
-        value = _remove(doc, op.get("from")) if name == "move" else _get(doc, op.get("from"))
-        return _add(doc, path, copy.deepcopy(value))
+        source = op.get("from")
+        value = _remove(doc, source, owned) if name == "move" else _get(doc, source)
+        return _add(doc, path, copy.deepcopy(value), owned)
     if name == "test":
         if _get(doc, path) != op["value"]:
             raise ApiError(422, f"JSON patch test failed at {path!r}", "Invalid")
@@ -160,10 +198,11 @@ def _apply_op(doc: Any, op: Any) -> Any:
     raise bad_request(f"unknown JSON patch operation: {name!r}")
 
 
-def apply_json_patch(doc: Any, ops: Any) -> Any:
-    """RFC 6902 operations applied in order to `doc` (mutated); 400/422 on bad operations."""
+def apply_json_patch(doc: Any, ops: Any, owned: Owned | None = None) -> Any:
+    """RFC 6902 operations applied in order to `doc` (changed in place where `owned` allows:
+    all of it by default); 400/422 on bad operations."""
     if not isinstance(ops, list):
         raise bad_request("a JSON patch must be a JSON array of operations")
     for op in ops:
-        doc = _apply_op(doc, op)
+        doc = _apply_op(doc, op, owned or Owned(shared=False))
     return doc
