@@ -137,6 +137,11 @@ def test_which_answers_are_repeated() -> None:
     assert not is_repeatable("GET", pods, 0, 0)  # no answer: urllib3's to repeat, or a timeout
     assert not is_repeatable("POST", f"{pods}/web/eviction", 429, 0)
     assert is_repeatable("POST", f"{pods}/web/eviction", 503, 0)
+    # a status patch pinning its resourceVersion: as harmless as a PUT, answered or not
+    status = "/apis/amtd.r6security.com/v1beta1/securityevents/se/status"
+    assert is_repeatable("PATCH", status, 500, 0, conditional=True)
+    assert is_repeatable("PATCH", status, 0, 0, conditional=True)
+    assert not is_repeatable("PATCH", status, 500, REPEATS, conditional=True)
 
 
 def test_which_failures_may_have_been_carried_out() -> None:

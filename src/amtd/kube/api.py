@@ -132,16 +132,17 @@ class Cluster:
         """One API call; returns the decoded JSON answer or raises an :class:`ApiError`.
 
         ``path`` comes from a :class:`Resource` (checked, encoded names), ``options["query"]``
-        are sent as encoded query parameters. An answer that says the call was not carried out
+        are sent as encoded query parameters, ``options["conditional"]`` says the call pins a
+        resourceVersion (harmless to repeat). An answer that says the call was not carried out
         is repeated here a few times (:mod:`amtd.kube.retrying`); each try, answer read to its
         end, takes at most the connect bound plus the total bound (else TransientError).
         """
-        repeats = 0
+        repeats, conditional = 0, options.pop("conditional", False)
         while True:
             try:
                 return self.request_once(method, path, body, **options)
             except TransientError as error:
-                if not is_repeatable(method, path, error.status, repeats):
+                if not is_repeatable(method, path, error.status, repeats, conditional):
                     raise
                 wait = compute_wait(repeats, error.retry_after_s, random.random())
                 LOG.info("%s %s answered %s; repeated in %.2f s", method, path, error, wait)
@@ -322,8 +323,9 @@ class Cluster:
             meta = current["metadata"]
             pin = {"op": "replace", "path": "/metadata/resourceVersion",
                    "value": meta["resourceVersion"]}  # fmt: skip
-            return self.patch(resource, meta["name"], [pin, *operations], meta.get("namespace"),
-                              kind="json", sub="status")  # fmt: skip
+            path = resource.path(meta.get("namespace"), meta["name"], "status")
+            return self.request("PATCH", path, [pin, *operations], conditional=True,
+                                content_type=PATCH_TYPES["json"])  # fmt: skip
 
         return self.write_status(resource, name, patch, namespace, attempts, current)
 

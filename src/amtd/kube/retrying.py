@@ -30,10 +30,16 @@ REPEATABLE_METHODS = frozenset({"GET", "HEAD", "PUT"})  # harmless to repeat, se
 EVICTION = "/eviction"
 
 
-def is_repeatable(method: str, path: str, status: int, repeats_done: int) -> bool:
-    """Whether a call answered ``status`` is repeated now (``repeats_done`` repeats so far)."""
+def is_repeatable(
+    method: str, path: str, status: int, repeats_done: int, conditional: bool = False
+) -> bool:
+    """Whether a call answered ``status`` (0: no answer) is repeated now (``repeats_done``
+    repeats so far). A ``conditional`` call (a patch that pins the resourceVersion it read) is
+    harmless to repeat as a PUT is: carried out already, it answers 409."""
     if repeats_done >= REPEATS:
         return False
+    if conditional and (status == 0 or 500 <= status <= 599):
+        return True
     if status == 429 and path.endswith(EVICTION):
         return False  # a disruption budget's answer: its caller leaves the step for later
     if status in NOT_CARRIED_OUT:
