@@ -32,9 +32,9 @@ from amtd.kube.events import (
     refer_to_security_event,
 )
 from amtd.model.actionevents import ActionStep
-from amtd.model.objects import Object
+from amtd.model.objects import JsonPatch, Object
 from amtd.model.securityevents import Execution
-from amtd.model.statuses import Op, plan_execution_records
+from amtd.model.statuses import plan_execution_records
 from amtd.model.targets import parse_target
 
 LOG = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ def record_executions_status(
     """
     standing: list[Execution] = []
 
-    def plan(current: Object) -> list[Op] | None:
+    def plan(current: Object) -> JsonPatch | None:
         operations, standing[:] = plan_execution_records(current.get("status"), attempts)
         return operations
 

@@ -36,13 +36,12 @@ from amtd.kube.names import (
 )
 from amtd.kube.retrying import REPEATABLE_METHODS, compute_wait, is_repeatable
 from amtd.kube.timeouts import Timeouts
-from amtd.model.objects import Object
+from amtd.model.objects import JsonPatch, Object
 
 LOG = logging.getLogger(__name__)
 READ_CHUNK_BYTES = 1 << 16
 WATCH_TIMEOUT_S = 240.0  # a watch the server ends after this is opened again
 WATCH_IDLE_S = 30.0  # beyond it, a watch that sends nothing is broken
-Operations = list[Object]  # a JSON Patch (list is a method's name inside Cluster)
 SELECTORS = {"label_selector": "labelSelector", "field_selector": "fieldSelector"}
 
 
@@ -308,7 +307,7 @@ class Cluster:
         return self.write_status(resource, name, put, namespace, attempts, current)
 
     def patch_status(
-        self, resource: Resource, name: str, plan: Callable[[Object], Operations | None],
+        self, resource: Resource, name: str, plan: Callable[[Object], JsonPatch | None],
         namespace: str | None = None, attempts: int = 8, current: Object | None = None,
     ) -> Object | None:  # fmt: skip
         """:meth:`mutate_status` sending only the change: ``plan`` (pure; None = no change)

@@ -5,3 +5,4 @@ from __future__ import annotations
 from typing import Any
 
 Object = dict[str, Any]
+JsonPatch = list[Object]  # RFC 6902 operations, each an object

@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from amtd.model.objects import JsonPatch, Object
 from amtd.model.securityevents import Decision, Execution, Phase, SecurityEventStatus
-
-Op = dict[str, Any]  # one JSON Patch operation
 
 
 def derive_phase(decisions: Sequence[Decision], executions: Sequence[Execution]) -> Phase:
@@ -63,22 +62,21 @@ def record_decisions(
 
 def plan_execution_records(
     stored: Mapping[str, Any] | None, attempts: Sequence[tuple[Execution, str | None]]
-) -> tuple[list[Op] | None, list[Execution]]:
+) -> tuple[JsonPatch | None, list[Execution]]:
     """Record many steps' executions at once, each exactly once, in the status as stored (None:
     the object has none yet): the JSON Patch operations that do it (None: nothing changes) and,
     per attempt, the execution that stands for its step.
 
     An attempt's second item names a reason that gives way to it: the "pod already gone" that a
     racing duplicate recorded after this attempt itself deleted the pod; its record is replaced
-    in place, new steps' are appended, and the phase follows. Nothing else is sent back: a
-    status with a thousand decisions is about a megabyte.
+    in place, new steps' are appended, and the phase follows. Nothing else is sent back.
     """
     status = SecurityEventStatus.model_validate(stored or {})
     records = list(status.executions)
     where: dict[str, int] = {}
     for position, item in enumerate(records):
         where.setdefault(item.step_id, position)
-    changes: list[Op] = []
+    changes: JsonPatch = []
     standing: list[Execution] = []
     for execution, supersedes in attempts:
         index = where.get(execution.step_id)
@@ -95,7 +93,7 @@ def plan_execution_records(
     return [*open_executions(stored), *changes], standing
 
 
-def place_record(records: list[Execution], where: dict[str, int], execution: Execution) -> Op:
+def place_record(records: list[Execution], where: dict[str, int], execution: Execution) -> Object:
     """Put ``execution`` in ``records`` (over its step's record, else at the end); the
     operation that does the same to the stored list."""
     index = where.get(execution.step_id)
@@ -108,7 +106,7 @@ def place_record(records: list[Execution], where: dict[str, int], execution: Exe
     return {"op": "add", "path": "/status/executions/-", "value": value}
 
 
-def open_executions(stored: Mapping[str, Any] | None) -> list[Op]:
+def open_executions(stored: Mapping[str, Any] | None) -> JsonPatch:
     """The operations that make an empty list of executions where there is none yet."""
     if stored is None:
         return [{"op": "add", "path": "/status", "value": {"executions": []}}]

@@ -3,8 +3,6 @@ resource pruning + schema validation (pure)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from amtd.model.objects import Object
 from amtd_stack import schemas
 
@@ -50,7 +48,11 @@ def _report_unknown(
 
 
 def _admit_custom(
-    rtype: ResourceType, obj: Object, strict: bool, warnings: list[str] | None, stored: Any
+    rtype: ResourceType,
+    obj: Object,
+    strict: bool,
+    warnings: list[str] | None,
+    stored: Object | None,
 ) -> Object:
     if rtype.schema is None:
         return obj

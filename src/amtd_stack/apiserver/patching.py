@@ -203,6 +203,7 @@ def apply_json_patch(doc: Any, ops: Any, owned: Owned | None = None) -> Any:
     all of it by default); 400/422 on bad operations."""
     if not isinstance(ops, list):
         raise bad_request("a JSON patch must be a JSON array of operations")
+    owned = owned or Owned(shared=False)
     for op in ops:
-        doc = _apply_op(doc, op, owned or Owned(shared=False))
+        doc = _apply_op(doc, op, owned)
     return doc
