@@ -20,7 +20,7 @@ import functions_framework
 
 from amtd.decide.indexing import warm_policy_indexes
 from amtd.decide.signing import read_signing_key
-from amtd.decide.triaging import list_policies, triage_security_event
+from amtd.decide.triaging import list_policies, triage_found
 from amtd.edge.metrics import count_triage
 from amtd.edge.publishing import PublishError, publish_action_request, read_sink
 from amtd.edge.responding import (
@@ -54,6 +54,7 @@ from amtd.model.apiserverevents import (
     read_change,
     read_change_type,
 )
+from amtd.model.objects import Object
 from amtd.model.securityevents import KIND
 from amtd.model.signatures import SigningKey
 from amtd.model.timestamps import format_now
@@ -84,16 +85,20 @@ def decide_and_reply(request: flask.Request) -> flask.Response:
     if is_echo_of_decision(change):
         logger.info("SecurityEvent %s: a status update of a decided generation", change.name)
         return no_content()
-    parent = read_annotated_parent(change.obj)  # the span of the ingest that created it
+    # Read once, before the span: its parent is the object's annotation (the span of the ingest
+    # that created it), and the decision is made from the same read.
+    found = kubeapi.shared_cluster().find(kubeapi.SECURITY_EVENTS, change.name)
+    parent = read_annotated_parent(found)
     with trace_span("amtd.decide", parent, {"amtd.securityevent": change.name}, "SERVER") as span:
-        return triage_and_reply(change, span)
+        return triage_and_reply(change, found, span)
 
 
-def triage_and_reply(change: Change, span: SpanLike) -> flask.Response:
+def triage_and_reply(change: Change, found: Object | None, span: SpanLike) -> flask.Response:
     """Decide and record the SecurityEvent's generation; the action event, if any (traced)."""
-    triage = triage_security_event(
+    triage = triage_found(
         kubeapi.shared_cluster(),
         change.name,
+        found,
         may_replay=change.verb == "add" or is_announcing_undecided(change),
         now=format_now(),
         defer=shared_deferrer().defer,  # its Event is written after the reply

@@ -32,6 +32,7 @@ from support.stacks import (
 pytestmark = pytest.mark.e2e
 FORMATS = ("http-output", "webhook", "cloudevents")
 CLOUDEVENTS_TRIGGER = "amtd-system/ingest-falco-cloudevents"
+MATCHER_TRIGGER = "amtd-system/matcher-securityevents"
 
 
 def send(live: LiveStack, form: str, alert: dict[str, Any]) -> None:
@@ -75,6 +76,7 @@ def test_falco_alert_deletes_the_pod_and_the_deployment_replaces_it(
     wait_for(lambda: is_gone(live.cluster, namespace, victim), f"pod {target} to be deleted")
     wait_for_running(live.cluster, namespace, "web", 2, excluding=[victim])
     assert_completed_delete(live, event["metadata"]["name"], target)
+    assert_sent_by_reference(live)
     assert_described(live, event["metadata"]["name"], target)
 
 
@@ -88,6 +90,13 @@ def assert_completed_delete(live: LiveStack, name: str, target: str) -> None:
     (execution,) = status["executions"]
     expected = ("Succeeded", "PodDeleted", decision["stepId"])
     assert pick(execution, "result", "reason", "stepId") == expected
+
+
+def assert_sent_by_reference(live: LiveStack) -> None:
+    """The shipped ApiServerSource (Reference mode) names each SecurityEvent in its events: the
+    object itself never rides the Broker, however large it grows."""
+    sent = {a.event_type for a in live.stack.attempts if a.subscriber == MATCHER_TRIGGER}
+    assert sent == {"dev.knative.apiserver.ref.add"}
 
 
 def assert_described(live: LiveStack, name: str, target: str) -> None:

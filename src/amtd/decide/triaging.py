@@ -78,7 +78,16 @@ def triage_security_event(
 ) -> Triage:  # fmt: skip
     """Decide, sign and record the SecurityEvent's current generation, or replay what was
     recorded. Without ``signer`` (the sweeper) nothing is decided: only the matcher signs."""
-    obj = cluster.find(SECURITY_EVENTS, name)
+    found = cluster.find(SECURITY_EVENTS, name)
+    return triage_found(cluster, name, found, may_replay=may_replay, now=now, defer=defer,
+                        signer=signer, indexes=indexes)  # fmt: skip
+
+
+def triage_found(
+    cluster: Cluster, name: str, obj: Object | None, *, may_replay: bool, now: str,
+    defer: Defer = run_now, signer: SigningKey | None = None, indexes: PolicyIndexes | None = None,
+) -> Triage:  # fmt: skip
+    """:func:`triage_security_event` on the SecurityEvent as just read (None: it is gone)."""
     if obj is None:
         logger.info("SecurityEvent %s is gone: nothing to decide", name)
         return Triage("Gone")
