@@ -113,6 +113,24 @@ def test_validation_names_the_field(
     ]
 
 
+def test_a_security_event_names_at_most_1000_targets(
+    custom: client.CustomObjectsApi, crds: list[dict[str, Any]]
+) -> None:
+    """The CRD caps spec.targets (etcd holds objects of 1.5 MiB at most, and each target grows
+    the status by ~1 KB): the 1 001st target is refused at creation, naming the field."""
+    targets = [f"demo/cart-{n}" for n in range(1_001)]
+    custom.create_cluster_custom_object(
+        GROUP, VERSION, "securityevents", _security_event("full", targets=targets[:1_000])
+    )
+    with pytest.raises(ApiException) as caught:
+        custom.create_cluster_custom_object(
+            GROUP, VERSION, "securityevents", _security_event("over", targets=targets)
+        )
+    assert caught.value.status == 422
+    (cause,) = json.loads(caught.value.body)["details"]["causes"]
+    assert cause["field"] == "spec.targets" and "1000" in cause["message"]
+
+
 def test_unknown_fields_are_pruned(
     custom: client.CustomObjectsApi, crds: list[dict[str, Any]]
 ) -> None:
