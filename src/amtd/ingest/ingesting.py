@@ -206,8 +206,11 @@ def record_duplicate(
     cluster: Cluster, alert: Alert, name: str, received_at: float,
     counter: OccurrenceCounter | None, ingested_by: str,
 ) -> IngestOutcome:  # fmt: skip
-    """The alert's event exists already (this window): count the repeat, answer duplicate."""
-    logger.info("duplicate %s alert %s for %s: %s exists", alert.tool,
+    """The alert's event exists already (this window): count the repeat, answer duplicate.
+
+    Logged at debug level only: a storm repeats one alert thousands of times, and each repeat is
+    counted already (the Repeated Event, the duplicate metric)."""
+    logger.debug("duplicate %s alert %s for %s: %s exists", alert.tool,
                 alert.rule.get("type"), alert.target, name)  # fmt: skip
     if counter is not None:
         repeats = counter.note_duplicate(name, received_at)
