@@ -160,8 +160,12 @@ def settle_steps(
             failures.append(error)
             return None
 
-    with ThreadPoolExecutor(max_workers=min(settings.concurrency, len(steps))) as pool:
-        outcomes = [outcome for outcome in pool.map(settle, steps) if outcome is not None]
+    if len(steps) == 1:  # the usual request: settled here, not in a pool's new thread
+        settled = [settle(steps[0])]
+    else:
+        with ThreadPoolExecutor(max_workers=min(settings.concurrency, len(steps))) as pool:
+            settled = list(pool.map(settle, steps))
+    outcomes = [outcome for outcome in settled if outcome is not None]
     return outcomes, (failures[0] if failures else None)
 
 
