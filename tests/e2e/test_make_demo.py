@@ -52,6 +52,9 @@ def test_demo_runs_and_narrates_deletion_quarantine_and_debugger() -> None:
     assert "executor-debug: Succeeded (DebugContainerAttached)" in told
     assert told.count("is Completed") == 3
     assert_trace_shown(told)
+    # the chat webhook (a local receiver) got the deletion's notification; the metrics add up
+    assert "notify → chat webhook: amtd: delete Succeeded on pod demo/" in told
+    assert "alerts created 3, duplicate 0, refused 0, decisions 3, steps succeeded 3" in told
 
 
 def assert_trace_shown(told: str) -> None:
