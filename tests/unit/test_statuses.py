@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from amtd.model.securityevents import Execution
-from amtd.model.statuses import plan_execution_records, to_record
+from amtd.model.securityevents import Execution, to_stored
+from amtd.model.statuses import plan_execution_records
 from amtd_stack.apiserver.patching import apply_json_patch
 
 
@@ -22,7 +22,7 @@ def decision(step: str) -> dict[str, Any]:
 
 def stored_status(*executions: Execution) -> dict[str, Any]:
     return {"phase": "Decided", "decisions": [decision("a"), decision("b")],
-            "executions": [to_record(item) for item in executions]}  # fmt: skip
+            "executions": [to_stored(item) for item in executions]}  # fmt: skip
 
 
 def patched(status: dict[str, Any] | None, operations: list[dict[str, Any]]) -> dict[str, Any]:

@@ -19,6 +19,12 @@ from amtd.model.targets import Target, parse_target
 KIND = SECURITY_EVENT_KIND
 PLURAL = "securityevents"
 
+
+def to_stored(model: BaseModel) -> dict[str, Any]:
+    """A model as the API server stores it: field aliases, no unset fields, JSON values."""
+    return model.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
 DecisionOutcome = Literal["Matched", "Unmatched", "PodNotFound", "InvalidTarget"]
 ExecutionResult = Literal["Succeeded", "Skipped", "Failed", "DryRun"]
 Phase = Literal["Pending", "Decided", "Unmatched", "Completed", "Failed"]
@@ -107,4 +113,4 @@ class SecurityEvent(CustomObject):
 
     def to_manifest(self) -> dict[str, Any]:
         """The object as the API server takes it (aliases, no unset fields)."""
-        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+        return to_stored(self)

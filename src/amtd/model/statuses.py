@@ -13,7 +13,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from amtd.model.objects import JsonPatch, Object
-from amtd.model.securityevents import Decision, Execution, Phase, SecurityEventStatus
+from amtd.model.securityevents import (
+    Decision,
+    Execution,
+    Phase,
+    SecurityEventStatus,
+    to_stored,
+)
 
 
 def derive_phase(decisions: Sequence[Decision], executions: Sequence[Execution]) -> Phase:
@@ -97,7 +103,7 @@ def place_record(records: list[Execution], where: dict[str, int], execution: Exe
     """Put ``execution`` in ``records`` (over its step's record, else at the end); the
     operation that does the same to the stored list."""
     index = where.get(execution.step_id)
-    value = to_record(execution)
+    value = to_stored(execution)
     if index is not None:
         records[index] = execution
         return {"op": "replace", "path": f"/status/executions/{index}", "value": value}
@@ -115,11 +121,6 @@ def open_executions(stored: Mapping[str, Any] | None) -> JsonPatch:
     return []
 
 
-def to_record(execution: Execution) -> dict[str, Any]:
-    """An Execution as stored in the status."""
-    return execution.model_dump(by_alias=True, exclude_none=True, mode="json")
-
-
 def render_status(
     generation: int, decisions: Sequence[Decision], executions: Sequence[Execution]
 ) -> dict[str, Any]:
@@ -131,4 +132,4 @@ def render_status(
         decisions=list(decisions),
         executions=list(executions),
     )
-    return status.model_dump(by_alias=True, exclude_none=True, mode="json")
+    return to_stored(status)
