@@ -87,16 +87,19 @@ def decide_and_reply(request: flask.Request) -> flask.Response:
         return no_content()
     # Read once, before the span: its parent is the object's annotation (the span of the ingest
     # that created it), and the decision is made from the same read.
-    found = kubeapi.shared_cluster().find(kubeapi.SECURITY_EVENTS, change.name)
+    cluster = kubeapi.shared_cluster()
+    found = cluster.find(kubeapi.SECURITY_EVENTS, change.name)
     parent = read_annotated_parent(found)
     with trace_span("amtd.decide", parent, {"amtd.securityevent": change.name}, "SERVER") as span:
-        return triage_and_reply(change, found, span)
+        return triage_and_reply(cluster, change, found, span)
 
 
-def triage_and_reply(change: Change, found: Object | None, span: SpanLike) -> flask.Response:
+def triage_and_reply(
+    cluster: kubeapi.Cluster, change: Change, found: Object | None, span: SpanLike
+) -> flask.Response:
     """Decide and record the SecurityEvent's generation; the action event, if any (traced)."""
     triage = triage_found(
-        kubeapi.shared_cluster(),
+        cluster,
         change.name,
         found,
         may_replay=change.verb == "add" or is_announcing_undecided(change),
